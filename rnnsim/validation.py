@@ -1,0 +1,74 @@
+"""Input checks shared by the public functions: each failure names the argument, the value received
+and what is allowed."""
+
+import numbers
+
+import numpy as np
+
+
+def describe(value):
+    """A short description of a value for an error message."""
+    if isinstance(value, np.ndarray):
+        return f"array of shape {value.shape} and dtype {value.dtype}"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def choice(name, value, allowed):
+    """Return ``value`` if it is one of ``allowed`` (an iterable of names), else raise ValueError."""
+    allowed = list(allowed)
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(map(str, allowed))}; got {value!r}")
+    return value
+
+
+def positive_int(name, value, minimum=1):
+    """Return ``value`` as an int if it is an integer >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer >= {minimum}; got {describe(value)}")
+    if value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}; got {value}")
+    return int(value)
+
+
+def finite_float(name, value, minimum=None):
+    """Return ``value`` as a finite float (and >= ``minimum`` when given)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number; got {describe(value)}")
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be finite; got {value}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}; got {value}")
+    return value
+
+
+def float_array(name, value, ndim=None, shape=None, finite=True):
+    """Convert ``value`` to a C-contiguous float64 array that the caller may hand to a kernel.
+
+    A read-only or non-contiguous input is copied (kernels and callers must never write to arrays
+    they were handed). ``shape`` may contain None for free dimensions.
+    """
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"{name} must be an array of real numbers; got {describe(value)}") from err
+    if ndim is not None and arr.ndim != ndim:
+        want = "x".join("?" if s is None else str(s) for s in shape) if shape else f"{ndim}-D"
+        raise ValueError(f"{name} must be a {ndim}-D array ({want}); got shape {arr.shape}")
+    if shape is not None:
+        for axis, (got, want) in enumerate(zip(arr.shape, shape, strict=True)):
+            if want is not None and got != want:
+                raise ValueError(
+                    f"{name} must have shape "
+                    f"({', '.join('any' if s is None else str(s) for s in shape)}); "
+                    f"got {arr.shape} (axis {axis} is {got}, expected {want})"
+                )
+    if finite and not np.isfinite(arr).all():
+        bad = np.argwhere(~np.isfinite(arr))[0]
+        raise ValueError(
+            f"{name} must be finite; got {arr[tuple(bad)]} at index {tuple(int(i) for i in bad)}"
+        )
+    if not arr.flags.c_contiguous or not arr.flags.writeable:
+        arr = np.ascontiguousarray(arr).copy()
+    return arr
