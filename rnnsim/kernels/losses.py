@@ -7,7 +7,6 @@ Each kernel returns the loss and writes dL/dY into a zeroed array shaped like Y.
 
 import math
 
-import numpy as np
 from numba import njit
 
 
