@@ -1,0 +1,503 @@
+"""Curvature of the loss: the second-order model of a gradient step, Hessian spectra, condition numbers.
+
+Everything here is written against a generic Hessian-vector product ``hvp(v) -> H v`` (a callable on
+flat float64 vectors) and a gradient ``g``, so it applies to any model; `model_hvp` builds that
+callable from an `rnnsim.RNN` or `rnnsim.MLP` (exact products by Pearlmutter's R-operator,
+`rnnsim.kernels.hvp`).
+
+The step ``w -> w - eps g`` changes the loss by ``-eps g^T g + 1/2 eps^2 g^T H g + O(eps^3)``
+(Goodfellow, Bengio & Courville 2016, eq. 8.10): it raises the loss ("unlearns") when
+``1/2 eps^2 g^T H g > eps g^T g``, i.e. when ``g^T H g > 0`` and ``eps > eps* = 2 g^T g / g^T H g``.
+"""
+
+import math
+from numbers import Integral
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "step_curvature",
+    "hessian_matrix",
+    "lanczos",
+    "top_eigenvalues",
+    "spectral_density",
+    "density_on_grid",
+    "hutchinson_trace",
+    "condition_number",
+    "model_hvp",
+    "model_loss",
+    "curvature_callback",
+]
+
+
+def _rng(seed):
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if isinstance(seed, bool) or not isinstance(seed, Integral):
+        raise TypeError(f"seed must be an int or numpy.random.Generator, got {seed!r}")
+    return np.random.default_rng(int(seed))
+
+
+def _posint(name, value, minimum=1):
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _vector(name, v):
+    arr = np.asarray(v, dtype=np.float64)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D vector, got shape {arr.shape}")
+    return arr
+
+
+def _check_hvp(hvp):
+    if not callable(hvp):
+        raise TypeError(f"hvp must be a callable v -> H v, got {hvp!r}")
+
+
+def step_curvature(grad, hvp, lr, *, Hg=None):
+    """The second-order model of the gradient step ``w -> w - lr g``.
+
+    Parameters
+    ----------
+    grad : array_like (p,)
+        The gradient g.
+    hvp : callable or None
+        ``hvp(v) -> H v`` on (p,) vectors; not called when ``Hg`` is given.
+    lr : float
+        Step size eps (> 0).
+    Hg : array_like (p,), optional
+        A precomputed ``H g``.
+
+    Returns
+    -------
+    dict
+        ``gTg``, ``gTHg``, ``grad_norm``, ``eps_star`` (``2 g^T g / g^T H g`` when ``g^T H g > 0``,
+        else inf), ``first_order`` (``-lr g^T g``), ``second_order`` (``1/2 lr^2 g^T H g``),
+        ``predicted_change`` (their sum), ``predicts_increase`` (bool), ``curvature_ratio``
+        (``g^T H g / g^T g``, the curvature along g), ``lr``.
+
+    Notes
+    -----
+    Goodfellow, Bengio & Courville 2016, section 8.2.1, eq. 8.10.
+    """
+    g = _vector("grad", grad)
+    try:
+        lr = float(lr)
+    except (TypeError, ValueError):
+        raise TypeError(f"lr must be a real number, got {lr!r}") from None
+    if not (math.isfinite(lr) and lr > 0):
+        raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
+    if Hg is None:
+        _check_hvp(hvp)
+        Hg = hvp(g.copy())
+    Hg = _vector("Hg", Hg)
+    if Hg.shape != g.shape:
+        raise ValueError(f"Hg must have the shape of grad {g.shape}, got {Hg.shape}")
+    gTg = float(g @ g)
+    gTHg = float(g @ Hg)
+    first = -lr * gTg
+    second = 0.5 * lr * lr * gTHg
+    return {
+        "gTg": gTg,
+        "gTHg": gTHg,
+        "grad_norm": math.sqrt(gTg),
+        "eps_star": 2.0 * gTg / gTHg if gTHg > 0 else math.inf,
+        "first_order": first,
+        "second_order": second,
+        "predicted_change": first + second,
+        "predicts_increase": bool(first + second > 0),
+        "curvature_ratio": gTHg / gTg if gTg > 0 else math.nan,
+        "lr": lr,
+    }
+
+
+def hessian_matrix(hvp, dim):
+    """The explicit Hessian, built column by column from ``dim`` Hessian-vector products.
+
+    Parameters
+    ----------
+    hvp : callable
+        ``hvp(v) -> H v`` on (dim,) vectors.
+    dim : int
+
+    Returns
+    -------
+    numpy.ndarray (dim, dim)
+        Column j is ``H e_j``. Not symmetrised, so asymmetry exposes an inexact hvp.
+    """
+    _check_hvp(hvp)
+    dim = _posint("dim", dim)
+    H = np.empty((dim, dim))
+    for j in range(dim):
+        e = np.zeros(dim)
+        e[j] = 1.0
+        H[:, j] = hvp(e)
+    return H
+
+
+def lanczos(hvp, dim, n_steps, *, v0=None, seed=0):
+    """Lanczos tridiagonalisation with full re-orthogonalisation.
+
+    Parameters
+    ----------
+    hvp : callable
+        ``hvp(v) -> H v`` for a symmetric H on (dim,) vectors.
+    dim : int
+    n_steps : int
+        Lanczos steps m (at most dim; stops early on an invariant subspace).
+    v0 : array_like (dim,), optional
+        Start vector (normalised here); a standard Gaussian one from ``seed`` otherwise.
+    seed : int or numpy.random.Generator, default 0
+
+    Returns
+    -------
+    alpha : numpy.ndarray (m,)
+        Diagonal of the tridiagonal matrix.
+    beta : numpy.ndarray (m - 1,)
+        Off-diagonal.
+    Q : numpy.ndarray (dim, m)
+        Orthonormal Lanczos vectors.
+
+    Notes
+    -----
+    Standard Lanczos (Golub & Van Loan, Algorithm 10.1.1) with every new vector orthogonalised twice
+    against all previous ones in float64, as PyHessian does (Yao et al. 2020).
+    """
+    _check_hvp(hvp)
+    dim = _posint("dim", dim)
+    m = min(_posint("n_steps", n_steps), dim)
+    if v0 is None:
+        q = _rng(seed).standard_normal(dim)
+    else:
+        q = _vector("v0", v0).copy()
+        if q.shape != (dim,):
+            raise ValueError(f"v0 must have shape ({dim},), got {q.shape}")
+    nq = np.linalg.norm(q)
+    if not nq > 0:
+        raise ValueError("v0 must be a non-zero vector")
+    Q = np.zeros((dim, m))
+    Q[:, 0] = q / nq
+    alpha = np.zeros(m)
+    beta = np.zeros(m)
+    k = m
+    for j in range(m):
+        w = np.asarray(hvp(Q[:, j].copy()), dtype=np.float64)
+        alpha[j] = Q[:, j] @ w
+        for _ in range(2):  # full re-orthogonalisation, twice ("twice is enough")
+            w = w - Q[:, : j + 1] @ (Q[:, : j + 1].T @ w)
+        if j == m - 1:
+            break
+        beta[j] = np.linalg.norm(w)
+        scale = max(abs(alpha[: j + 1]).max(), beta[: j + 1].max(), 1e-300)
+        if beta[j] <= 1e-13 * scale:
+            k = j + 1
+            break
+        Q[:, j + 1] = w / beta[j]
+    return alpha[:k].copy(), beta[: k - 1].copy(), Q[:, :k].copy()
+
+
+def _tridiag_eig(alpha, beta):
+    Tm = np.diag(alpha) + np.diag(beta, 1) + np.diag(beta, -1)
+    return np.linalg.eigh(Tm)
+
+
+def top_eigenvalues(hvp, dim, k=1, *, n_steps=None, seed=0, which="largest", return_vectors=False):
+    """Extreme Hessian eigenvalues by Lanczos with full re-orthogonalisation.
+
+    Parameters
+    ----------
+    hvp : callable
+        ``hvp(v) -> H v`` on (dim,) vectors.
+    dim : int
+    k : int, default 1
+        Number of eigenvalues.
+    n_steps : int, optional
+        Lanczos steps; default ``min(dim, max(2 k + 30, 40))``. With ``n_steps = dim`` the result is
+        exact up to rounding.
+    seed : int or numpy.random.Generator, default 0
+    which : {"largest", "smallest", "magnitude"}
+        Algebraically largest, smallest, or largest in absolute value.
+    return_vectors : bool, default False
+        Also return the Ritz vectors (dim, k).
+
+    Returns
+    -------
+    numpy.ndarray (k,)
+        Ritz values: descending for "largest" and "magnitude" (by |.|), ascending for "smallest".
+
+    Notes
+    -----
+    Yao et al. 2020 (PyHessian) use power iteration; Lanczos converges faster for the same number
+    of products and returns several eigenvalues at once.
+    """
+    dim = _posint("dim", dim)
+    k = _posint("k", k)
+    if k > dim:
+        raise ValueError(f"k must be <= dim = {dim}, got {k}")
+    if which not in ("largest", "smallest", "magnitude"):
+        raise ValueError(f"which must be 'largest', 'smallest' or 'magnitude', got {which!r}")
+    m = min(dim, max(2 * k + 30, 40)) if n_steps is None else _posint("n_steps", n_steps)
+    alpha, beta, Q = lanczos(hvp, dim, m, seed=seed)
+    theta, S = _tridiag_eig(alpha, beta)
+    if which == "largest":
+        order = np.argsort(theta)[::-1]
+    elif which == "smallest":
+        order = np.argsort(theta)
+    else:
+        order = np.argsort(np.abs(theta))[::-1]
+    order = order[:k]
+    if return_vectors:
+        return theta[order], Q @ S[:, order]
+    return theta[order]
+
+
+def spectral_density(hvp, dim, *, n_vectors=10, n_steps=80, seed=0):
+    """Stochastic Lanczos quadrature nodes and weights of the Hessian's spectral density.
+
+    Parameters
+    ----------
+    hvp : callable
+        ``hvp(v) -> H v`` on (dim,) vectors.
+    dim : int
+    n_vectors : int, default 10
+        Random start vectors (Rademacher, normalised).
+    n_steps : int, default 80
+        Lanczos steps per vector (at most dim).
+    seed : int or numpy.random.Generator, default 0
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per Ritz value: ``vector``, ``node`` (Ritz value theta_i), ``weight`` (tau_i, the
+        squared first component of the tridiagonal's eigenvector; they sum to 1 per vector),
+        ``n_steps``, ``n_vectors``, ``dim``. For any polynomial f of degree < 2 m,
+        ``sum_i tau_i f(theta_i) = q^T f(H) q`` exactly, so ``dim * mean`` over vectors estimates
+        ``tr f(H)``. Smooth it with `density_on_grid`.
+
+    Notes
+    -----
+    Stochastic Lanczos quadrature (Golub & Meurant; Ghorbani, Krishnan & Xiao 2019), as in PyHessian
+    (Yao et al. 2020). REFERENCES.md section 8.
+    """
+    dim = _posint("dim", dim)
+    n_vectors = _posint("n_vectors", n_vectors)
+    n_steps = _posint("n_steps", n_steps)
+    rng = _rng(seed)
+    frames = []
+    for i in range(n_vectors):
+        v0 = rng.choice(np.array([-1.0, 1.0]), size=dim)
+        alpha, beta, _ = lanczos(hvp, dim, n_steps, v0=v0)
+        theta, S = _tridiag_eig(alpha, beta)
+        frames.append(pd.DataFrame({"vector": i, "node": theta, "weight": S[0, :] ** 2}))
+    table = pd.concat(frames, ignore_index=True)
+    table["n_steps"] = n_steps
+    table["n_vectors"] = n_vectors
+    table["dim"] = dim
+    return table
+
+
+def density_on_grid(nodes, grid, sigma):
+    """Gaussian-broadened spectral density from `spectral_density`'s nodes and weights.
+
+    Parameters
+    ----------
+    nodes : pandas.DataFrame
+        Output of `spectral_density`.
+    grid : array_like (n_grid,)
+        Eigenvalues at which to evaluate the density.
+    sigma : float
+        Gaussian width (> 0), in eigenvalue units.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``eigenvalue``, ``density`` (integrates to 1 over the real line), ``sigma``.
+
+    Notes
+    -----
+    ``phi(t) = mean_v sum_i tau_i N(t; theta_i, sigma^2)`` (Yao et al. 2020, PyHessian).
+    """
+    grid = _vector("grid", grid)
+    sigma = float(sigma)
+    if not (math.isfinite(sigma) and sigma > 0):
+        raise ValueError(f"sigma must be a finite number > 0, got {sigma!r}")
+    for col in ("vector", "node", "weight"):
+        if col not in nodes:
+            raise ValueError(f"nodes must have column {col!r} (from spectral_density)")
+    n_vec = nodes["vector"].nunique()
+    th = nodes["node"].to_numpy()[None, :]
+    w = nodes["weight"].to_numpy()[None, :]
+    kern = np.exp(-0.5 * ((grid[:, None] - th) / sigma) ** 2) / (sigma * math.sqrt(2 * math.pi))
+    return pd.DataFrame(
+        {"eigenvalue": grid, "density": (kern * w).sum(axis=1) / n_vec, "sigma": sigma}
+    )
+
+
+def hutchinson_trace(hvp, dim, *, n_samples=100, seed=0):
+    """Hutchinson's estimate of tr H with Rademacher vectors.
+
+    Parameters
+    ----------
+    hvp : callable
+        ``hvp(v) -> H v`` on (dim,) vectors.
+    dim : int
+    n_samples : int, default 100
+    seed : int or numpy.random.Generator, default 0
+
+    Returns
+    -------
+    dict
+        ``trace`` (mean of ``v^T H v``), ``stderr`` (standard error of that mean; 0 for one
+        sample), ``n_samples``.
+
+    Notes
+    -----
+    Hutchinson 1989; PyHessian (Yao et al. 2020). Exact for a diagonal H, since v_i^2 = 1.
+    """
+    dim = _posint("dim", dim)
+    n_samples = _posint("n_samples", n_samples)
+    _check_hvp(hvp)
+    rng = _rng(seed)
+    vals = np.empty(n_samples)
+    for i in range(n_samples):
+        v = rng.choice(np.array([-1.0, 1.0]), size=dim)
+        vals[i] = v @ np.asarray(hvp(v.copy()), dtype=np.float64)
+    stderr = float(vals.std(ddof=1) / math.sqrt(n_samples)) if n_samples > 1 else 0.0
+    return {"trace": float(vals.mean()), "stderr": stderr, "n_samples": n_samples}
+
+
+def condition_number(hvp, dim, *, n_steps=None, seed=0):
+    """Extreme eigenvalues and a condition-number estimate of H from one Lanczos run.
+
+    Parameters
+    ----------
+    hvp : callable
+    dim : int
+    n_steps : int, optional
+        Lanczos steps, default ``min(dim, 60)``; ``dim`` gives the exact spectrum.
+    seed : int or numpy.random.Generator, default 0
+
+    Returns
+    -------
+    dict
+        ``lambda_max``, ``lambda_min`` (algebraic extremes of the Ritz values), ``abs_max``,
+        ``abs_min`` (largest and smallest |Ritz value|), ``kappa`` (``abs_max / abs_min``; inf
+        when a Ritz value is exactly 0), ``n_steps``.
+
+    Notes
+    -----
+    The extreme Ritz values converge first; ``abs_min`` lies inside the spectrum when H is
+    indefinite and is only exact with ``n_steps = dim``. Goodfellow, Bengio & Courville 2016,
+    section 8.2.1 (ill-conditioning).
+    """
+    dim = _posint("dim", dim)
+    m = min(dim, 60) if n_steps is None else min(_posint("n_steps", n_steps), dim)
+    alpha, beta, _ = lanczos(hvp, dim, m, seed=seed)
+    theta = np.linalg.eigvalsh(np.diag(alpha) + np.diag(beta, 1) + np.diag(beta, -1))
+    a = np.abs(theta)
+    return {
+        "lambda_max": float(theta.max()),
+        "lambda_min": float(theta.min()),
+        "abs_max": float(a.max()),
+        "abs_min": float(a.min()),
+        "kappa": float(a.max() / a.min()) if a.min() > 0 else math.inf,
+        "n_steps": int(alpha.size),
+    }
+
+
+def _is_rnn(model):
+    return hasattr(model, "W") and hasattr(model, "U")
+
+
+def model_hvp(model, x, target, *, loss="mse_last", h0=None):
+    """The exact Hessian-vector product of a model's loss as a callable on flat vectors.
+
+    Parameters
+    ----------
+    model : rnnsim.RNN or rnnsim.MLP
+    x, target : arrays as for the model's ``loss_and_grad``.
+    loss : str, default "mse_last"
+        RNN only: "mse_last", "mse_all", "xent_last" or "xent_all".
+    h0 : array_like, optional
+        RNN only: initial state.
+
+    Returns
+    -------
+    callable
+        ``v -> H v`` on vectors shaped like ``model.params_vector()``.
+
+    Notes
+    -----
+    Pearlmutter 1994 (R-operator), via ``RNN.hvp`` / ``MLP.hvp``.
+    """
+    if _is_rnn(model):
+        return lambda v: model.hvp(x, target, v, loss=loss, h0=h0)
+    return lambda v: model.hvp(x, target, v)
+
+
+def model_loss(model, x, target, *, loss="mse_last", h0=None):
+    """The model's loss (float) on one batch; ``loss`` and ``h0`` are used for RNNs only."""
+    if _is_rnn(model):
+        return float(model.loss_and_grad(x, target, loss=loss, h0=h0)[0])
+    return float(model.loss_and_grad(x, target)[0])
+
+
+def curvature_callback(lr, *, loss="mse_last", h0=None, lanczos_steps=0, seed=0):
+    """A callback for `rnnsim.train` recording the second-order model of each plain SGD step.
+
+    Parameters
+    ----------
+    lr : float
+        Step size eps of the step ``w -> w - eps g`` that is analysed (normally the training lr).
+    loss : str, default "mse_last"
+        The RNN loss (ignored for MLPs); must match the task's loss.
+    h0 : array_like, optional
+        RNN initial state.
+    lanczos_steps : int, default 0
+        When > 0, also run that many Lanczos steps per call and record ``lambda_max``,
+        ``lambda_min`` and ``kappa`` (`condition_number`).
+    seed : int, default 0
+        Seed of the Lanczos start vectors.
+
+    Returns
+    -------
+    callable
+        ``callback(step, model, x, target, grad_flat) -> dict`` with the keys of `step_curvature`
+        (``gTg``, ``gTHg``, ``eps_star``, ``first_order``, ``second_order``, ``predicted_change``,
+        ``predicts_increase``, ...) plus ``actual_change`` (loss at ``w - lr g`` minus loss at w,
+        both on the same batch), ``raised_loss`` (actual change > 0), ``prediction_correct``
+        (``predicts_increase == raised_loss``), and with Lanczos ``lambda_max``, ``lambda_min``,
+        ``kappa``. The step analysed is the unclipped one, whatever the optimiser does.
+
+    Notes
+    -----
+    Goodfellow, Bengio & Courville 2016, section 8.2.1, eq. 8.10 and the advice to monitor
+    g^T g and g^T H g.
+    """
+    lr = float(lr)
+    if not (math.isfinite(lr) and lr > 0):
+        raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
+    lanczos_steps = int(lanczos_steps)
+    if lanczos_steps < 0:
+        raise ValueError(f"lanczos_steps must be >= 0, got {lanczos_steps!r}")
+    rng = _rng(seed)
+
+    def callback(step, model, x, target, grad_flat):
+        g = np.asarray(grad_flat, dtype=np.float64).copy()
+        hvp = model_hvp(model, x, target, loss=loss, h0=h0)
+        rec = step_curvature(g, hvp, lr)
+        theta = model.params_vector()
+        l0 = model_loss(model, x, target, loss=loss, h0=h0)
+        l1 = model_loss(model.with_params(theta - lr * g), x, target, loss=loss, h0=h0)
+        rec["actual_change"] = l1 - l0
+        rec["raised_loss"] = bool(l1 > l0)
+        rec["prediction_correct"] = rec["predicts_increase"] == rec["raised_loss"]
+        if lanczos_steps > 0:
+            cn = condition_number(hvp, g.size, n_steps=lanczos_steps, seed=rng)
+            rec.update({k: cn[k] for k in ("lambda_max", "lambda_min", "kappa")})
+        return rec
+
+    return callback
