@@ -23,8 +23,8 @@ def _warn_if_overflowed(states, what):
     if not np.isfinite(states).all():
         first = int(np.argwhere(~np.isfinite(states))[0][0])
         warnings.warn(
-            f"{what} overflowed float64 at index {first} along the first axis; later values are "
-            "inf or nan. Use a smaller gain, a saturating activation, or rnnsim.jacobian_norms, "
+            f"{what} overflowed float64 at index {first} along the first axis; values from there "
+            "on are inf, nan or unreliable. Use a smaller gain, a saturating activation, or rnnsim.jacobian_norms, "
             "which carries norms as logs.",
             RuntimeWarning,
             stacklevel=3,

@@ -20,7 +20,7 @@ def phi(code, a):
     if code == TANH:
         return math.tanh(a)
     if code == RELU:
-        return a if a > 0.0 else 0.0
+        return 0.0 if a <= 0.0 else a  # a NaN stays NaN
     if code == SIGMOID:
         if a >= 0.0:
             return 1.0 / (1.0 + math.exp(-a))
@@ -35,12 +35,14 @@ def dphi_from_h(code, h):
 
     Every supported activation's derivative is a function of its output (tanh: 1 - h^2,
     sigmoid: h (1 - h), relu: 1 if h > 0, linear: 1), so kernels store states only.
-    relu'(0) is taken as 0.
+    relu'(0) is taken as 0. NaN propagates (never silently becomes 0).
     """
     if code == TANH:
         return 1.0 - h * h
     if code == RELU:
-        return 1.0 if h > 0.0 else 0.0
+        if h > 0.0:
+            return 1.0
+        return 0.0 if h <= 0.0 else h  # a NaN stays NaN
     if code == SIGMOID:
         return h * (1.0 - h)
     return 1.0
