@@ -159,13 +159,21 @@ class Task:
         Y = np.asarray(Y, dtype=np.float64)
         loss = loss_value(self.loss, Y, target)
         wrong = self._errors(Y, target)
-        if wrong is None:
-            err = float("nan")
-            success = bool(loss < self.success_loss_fraction * self.baseline)
-        else:
-            err = float(np.mean(wrong))
-            success = bool(err < self.max_error_rate)
-        return {"loss": loss, "error_rate": err, "accuracy": 1.0 - err, "success": success}
+        err = float("nan") if wrong is None else float(np.mean(wrong))
+        return {
+            "loss": loss,
+            "error_rate": err,
+            "accuracy": 1.0 - err,
+            "success": self.judge(loss, err),
+        }
+
+    def judge(self, loss, error_rate):
+        """The success criterion from a loss and an error rate (NaN when the task has no
+        per-sequence rule): ``error_rate < max_error_rate``, or else
+        ``loss < success_loss_fraction * baseline``."""
+        if math.isnan(error_rate):
+            return bool(loss < self.success_loss_fraction * self.baseline)
+        return bool(error_rate < self.max_error_rate)
 
     def __repr__(self):
         return (

@@ -1,0 +1,150 @@
+"""The training loop: learning, divergence recorded, clipping records, callbacks, determinism."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rnnsim import MLP, RNN, tasks
+from rnnsim.optim import Optimizer
+from rnnsim.train import evaluate, train
+
+REQUIRED = [
+    "step",
+    "loss",
+    "grad_norm",
+    "grad_norm_clipped",
+    "clipped",
+    "param_norm",
+    "diverged",
+    "error_rate",
+    "success",
+]
+
+
+def tiny_rnn(seed=0, **kw):
+    kw.setdefault("activation", "tanh")
+    kw.setdefault("init", "orthogonal")
+    return RNN.random(2, 16, 1, seed=seed, **kw)
+
+
+def test_tiny_rnn_learns_adding_T10():
+    task = tasks.make("adding", 10, variant="pascanu2013")
+    m0 = tiny_rnn()
+    model, df = train(m0, task, optimizer="adam", lr=0.01, steps=600, seed=0, eval_every=50,
+                      eval_batch=500, clip=("norm", 1.0))  # fmt: skip
+    assert df.attrs["solved"] and not df.attrs["diverged"]
+    assert df.attrs["steps_run"] < 600
+    # the solved model passes Pascanu et al.'s rule on fresh sequences; the initial one does not
+    assert evaluate(model, task, 10_000, 99)["success"]
+    assert not evaluate(m0, task, 2_000, 99)["success"]
+    assert set(REQUIRED) <= set(df.columns)
+    assert df["step"].tolist() == list(range(len(df)))
+    assert df.loc[df["solved"].fillna(False), "step"].iloc[0] == df.attrs["solved_step"]
+    assert (df[["task", "variant", "T", "optimizer", "clip"]].iloc[0] == [
+        "adding", "pascanu2013", 10, "adam", "norm"]).all()  # fmt: skip
+    assert df["loss"].iloc[-50:].mean() < task.baseline / 5
+
+
+def test_diverging_run_is_recorded_not_raised():
+    task = tasks.make("adding", 20, variant="arjovsky2016")
+    m0 = RNN.random(2, 8, 1, activation="linear", init="gaussian", gain=1.5, seed=1)
+    model, df = train(m0, task, optimizer="sgd", lr=1e3, steps=200, seed=0, eval_every=0)
+    assert df.attrs["diverged"] and not df.attrs["solved"]
+    assert len(df) < 200 and df["diverged"].iloc[-1] and not df["diverged"].iloc[:-1].any()
+    assert not np.isfinite(df["loss"].iloc[-1]) or not np.isfinite(df["grad_norm"].iloc[-1])
+    assert np.isfinite(model.params_vector()).all()
+    # the same run with norm clipping stays finite for the whole budget
+    _, dfc = train(m0, task, optimizer="sgd", lr=1e-3, steps=50, seed=0, eval_every=0,
+                   clip=("norm", 1.0))  # fmt: skip
+    assert not dfc.attrs["diverged"] and len(dfc) == 50
+
+
+def test_max_loss_counts_as_divergence():
+    task = tasks.make("adding", 10, variant="arjovsky2016")
+    _, df = train(tiny_rnn(), task, lr=0.01, steps=20, eval_every=0, max_loss=1e-6)
+    assert df.attrs["diverged_step"] == 0 and len(df) == 1
+
+
+def test_clipping_records():
+    task = tasks.make("temporal_order", 20)
+    m0 = RNN.random(6, 12, 4, activation="tanh", init="gaussian", gain=3.0, seed=2)
+    _, df = train(m0, task, lr=0.05, steps=40, clip=("norm", 0.5), eval_every=0)
+    assert (df["grad_norm_clipped"] <= 0.5 * (1 + 1e-12)).all()
+    assert (df["clipped"] == (df["grad_norm"] >= 0.5)).all()
+    assert df["clipped"].any()
+    same = ~df["clipped"]
+    assert np.allclose(df.loc[same, "grad_norm"], df.loc[same, "grad_norm_clipped"])
+    _, dfn = train(m0, task, lr=0.05, steps=5, eval_every=0)
+    assert (dfn["grad_norm"] == dfn["grad_norm_clipped"]).all() and not dfn["clipped"].any()
+    assert dfn["grad_norm"].iloc[0] == df["grad_norm"].iloc[0]
+    _, dfv = train(m0, task, lr=0.05, steps=5, eval_every=0, clip=("value", 1e-3))
+    assert dfv["clipped"].all() and (dfv["clip"] == "value").all()
+
+
+def test_same_seed_same_table_and_schedule():
+    task = tasks.make("adding", 12, variant="pascanu2013")
+    kw = dict(optimizer="momentum", lr=0.05, steps=30, seed=3, eval_every=10,
+              schedule=("step", 10, 0.5))  # fmt: skip
+    _, a = train(tiny_rnn(), task, **kw)
+    _, b = train(tiny_rnn(), task, **kw)
+    pd.testing.assert_frame_equal(a, b)
+    assert a["lr_step"].tolist()[:21:10] == [0.05, 0.025, 0.0125]
+    _, c = train(tiny_rnn(), task, **{**kw, "seed": 4})
+    assert not np.array_equal(a["loss"], c["loss"])
+    assert a["eval_loss"].notna().sum() == 3
+
+
+def test_callback_signature_and_merge():
+    task = tasks.make("adding", 10, variant="arjovsky2016")
+    m0 = tiny_rnn()
+    seen = []
+
+    def cb(step, model, x, target, grad):
+        assert isinstance(step, int) and grad.ndim == 1 and grad.size == model.n_params
+        assert x.shape[1:] == (20, 2) and target.shape == (20, 1)
+        _, g = model.loss_and_grad_vector(x, target, "mse_last")
+        np.testing.assert_array_equal(g, grad)  # unclipped gradient at the row's parameters
+        seen.append(step)
+        return {"probe": float(step) * 2}
+
+    _, df = train(m0, task, lr=0.01, steps=10, clip=("norm", 1e-3), callback=cb,
+                  callback_every=3, eval_every=0)  # fmt: skip
+    assert seen == [0, 3, 6, 9]
+    assert df.loc[seen, "probe"].tolist() == [0.0, 6.0, 12.0, 18.0]
+    assert df["probe"].isna().sum() == 6
+
+
+def test_curvature_callback_of_issue_7_plugs_in():
+    curvature = pytest.importorskip("rnnsim.curvature")
+    if not hasattr(RNN, "hvp"):
+        pytest.skip("RNN.hvp (issue 7) not there yet")
+    task = tasks.make("adding", 10, variant="arjovsky2016")
+    cb = curvature.curvature_callback(0.01, loss=task.loss)
+    _, df = train(tiny_rnn(), task, lr=0.01, steps=4, callback=cb, callback_every=2, eval_every=0)
+    assert df["gTHg"].notna().sum() == 2
+
+
+def test_mlp_on_teacher():
+    task = tasks.make("teacher", d_in=4, d_out=1, width=8, depth=1, teacher_seed=1)
+    m0 = MLP.random(16, 2, n_in=4, n_out=1, seed=0)
+    model, df = train(m0, task, optimizer="adam", lr=0.01, steps=300, batch_size=64,
+                      eval_every=100)  # fmt: skip
+    assert df["loss"].iloc[-20:].mean() < 0.3 * df["loss"].iloc[:5].mean()
+    assert df["T"].isna().all()
+
+
+def test_optimizer_object_and_errors():
+    task = tasks.make("adding", 10, variant="arjovsky2016")
+    opt = Optimizer("nesterov", 0.01, clip=("value", 1.0))
+    _, df = train(tiny_rnn(), task, optimizer=opt, lr=None, steps=3, eval_every=0)
+    assert (df["optimizer"] == "nesterov").all() and (df["clip_threshold"] == 1.0).all()
+    with pytest.raises(ValueError, match="steps must be an int >= 1, got 0"):
+        train(tiny_rnn(), task, lr=0.1, steps=0)
+    with pytest.raises(ValueError, match="optimizer must be one of"):
+        train(tiny_rnn(), task, optimizer="lbfgs", lr=0.1, steps=1)
+    with pytest.raises(ValueError, match="clip must be"):
+        train(tiny_rnn(), task, lr=0.1, steps=1, clip=("norm", -1))
+    with pytest.raises(ValueError, match="model must be an MLP"):
+        train(tiny_rnn(), tasks.make("teacher"), lr=0.1, steps=1)
+    with pytest.raises(ValueError, match="model must be an RNN"):
+        train(MLP.random(4, 1, n_in=10, n_out=1), task, lr=0.1, steps=1)
