@@ -318,3 +318,21 @@ def test_bad_inputs_are_clear_errors(rng):
         model.forward(rng.normal(size=(5, 2, 3)), h0=np.zeros((3, 6)))
     with pytest.raises(ValueError, match=r"vector must have shape"):
         model.with_params(np.zeros(3))
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_activation_derivatives_from_the_output(activation):
+    """phi' and phi'' written in terms of h = phi(a) agree with central differences in a."""
+    from rnnsim.kernels.activations import ACTIVATIONS as CODES
+    from rnnsim.kernels.activations import d2phi_from_h, dphi_from_h, phi
+
+    code, eps = CODES[activation], 1e-5
+    for a in np.linspace(-3.1, 2.9, 13):
+        h = phi(code, a)
+        d1 = (phi(code, a + eps) - phi(code, a - eps)) / (2 * eps)
+        d2 = (dphi_from_h(code, phi(code, a + eps)) - dphi_from_h(code, phi(code, a - eps))) / (
+            2 * eps
+        )
+        assert dphi_from_h(code, h) == pytest.approx(d1, rel=1e-8, abs=1e-9)
+        assert d2phi_from_h(code, h) == pytest.approx(d2, rel=1e-6, abs=1e-8)
+        assert h == pytest.approx(ref.phi(activation, a), rel=1e-15)

@@ -56,13 +56,3 @@ def d2phi_from_h(code, h):
     if code == SIGMOID:
         return h * (1.0 - h) * (1.0 - 2.0 * h)
     return 0.0
-
-
-@njit(cache=True)
-def apply_phi(code, a, out):
-    """Write phi(a) into ``out`` elementwise; ``a`` and ``out`` are float64 arrays of one shape
-    (they may be the same array)."""
-    af = a.reshape(-1)
-    of = out.reshape(-1)
-    for i in range(af.size):
-        of[i] = phi(code, af[i])

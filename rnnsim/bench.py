@@ -1,0 +1,195 @@
+"""``rnnsim bench``: time every kernel against its NumPy twin and print a table.
+
+Each suite is a function registered with `suite` that returns rows (dicts). A row times one
+computation at one size: ``rnnsim_ms`` (median over repeats of the Numba path through the public
+API), ``reference_ms`` (its plain NumPy twin in `rnnsim.reference`), ``speedup``, ``first_ms`` (the
+first call in this process: compilation or on-disk cache load, reported apart) and, where the
+computation is dominated by matrix products, ``floor_ms`` = FLOPs / this machine's measured float64
+matrix-multiply rate. Optional peers (PyTorch) are timed when installed; nothing requires them.
+Later issues add suites here.
+"""
+
+import argparse
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+
+SUITES = {}
+
+
+def suite(name):
+    """Register a benchmark suite: ``fn(quick: bool, repeats: int) -> list of row dicts``."""
+
+    def register(fn):
+        SUITES[name] = fn
+        return fn
+
+    return register
+
+
+def timeit(fn, repeats):
+    """(first call seconds, median of ``repeats`` further calls in seconds)."""
+    t0 = time.perf_counter()
+    fn()
+    first = time.perf_counter() - t0
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return first, float(np.median(times))
+
+
+_RATE = {}
+
+
+def matmul_gflops():
+    """This machine's float64 matrix-multiply rate (GFLOP/s), measured once on 1024^2 GEMMs."""
+    if "rate" not in _RATE:
+        a = np.random.default_rng(0).normal(size=(1024, 1024))
+        _, t = timeit(lambda: a @ a, 5)
+        _RATE["rate"] = 2 * 1024**3 / t / 1e9
+    return _RATE["rate"]
+
+
+def row(suite_name, case, kernel, reference, repeats, flops=None, peers=None, **params):
+    """Time ``kernel`` and ``reference`` (callables) and build one table row."""
+    first, t_kernel = timeit(kernel, repeats)
+    result = {"suite": suite_name, "case": case, **params}
+    result["rnnsim_ms"] = 1e3 * t_kernel
+    result["first_ms"] = 1e3 * first
+    if reference is not None:
+        _, t_ref = timeit(reference, max(1, repeats // 3))
+        result["reference_ms"] = 1e3 * t_ref
+        result["speedup"] = t_ref / t_kernel
+    for name, fn in (peers or {}).items():
+        _, t_peer = timeit(fn, max(1, repeats // 3))
+        result[f"{name}_ms"] = 1e3 * t_peer
+    if flops is not None:
+        result["floor_ms"] = 1e3 * flops / (matmul_gflops() * 1e9)
+        result["x_floor"] = t_kernel * 1e3 / result["floor_ms"]
+    return result
+
+
+def torch_rnn_peer(model, x, target):
+    """A straightforward PyTorch float64 RNN forward + backward (autograd), or None without torch."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(2)
+    p = {k: torch.tensor(getattr(model, k), requires_grad=True) for k in "WUbVc"}
+    xt, yt = torch.tensor(x), torch.tensor(target)
+
+    def run():
+        h = torch.zeros(x.shape[1], model.n_hidden, dtype=torch.float64)
+        for t in range(x.shape[0]):
+            h = torch.tanh(h @ p["W"].T + xt[t] @ p["U"].T + p["b"])
+        loss = 0.5 * ((h @ p["V"].T + p["c"] - yt) ** 2).sum() / x.shape[1]
+        loss.backward()
+
+    return run
+
+
+@suite("engine")
+def engine_suite(quick, repeats):
+    """RNN and MLP forward + backward (loss and every gradient)."""
+    from rnnsim import MLP, RNN
+    from rnnsim import reference as ref
+
+    rng = np.random.default_rng(0)
+    rows = []
+    sizes = [(32, 1, 1000), (128, 32, 100), (256, 32, 200)]
+    if not quick:
+        sizes = [(32, 1, 100), (32, 1, 1000), (32, 32, 100), (128, 1, 1000), (128, 32, 100),
+                 (128, 32, 1000), (256, 32, 200), (512, 32, 100)]  # fmt: skip
+    for n, B, T in sizes:
+        model = RNN.random(2, n, 1, gain=1.0, seed=0)
+        x = rng.normal(size=(T, B, 2))
+        target = rng.normal(size=(B, 1))
+        h0 = np.zeros((B, n))
+        peers = {}
+        torch_run = torch_rnn_peer(model, x, target)
+        if torch_run is not None:
+            peers["torch"] = torch_run
+        rows.append(
+            row(
+                "engine", "rnn forward+backward (tanh, mse_last)",
+                lambda m=model, x=x, y=target: m.loss_and_grad(x, y),
+                lambda m=model, x=x, y=target, h0=h0: ref.rnn_loss_and_grad(
+                    m.W, m.U, m.b, m.V, m.c, x, h0, "tanh", y, "mse_last"
+                ),
+                repeats, flops=6.0 * T * B * n * n, peers=peers, n=n, B=B, T=T,
+            )
+        )  # fmt: skip
+    for width, depth, B in (
+        [(256, 64, 32)] if quick else [(128, 32, 32), (256, 64, 32), (512, 16, 128)]
+    ):
+        model = MLP.random(width, depth, seed=0, n_out=1)
+        x = rng.normal(size=(B, width))
+        y = rng.normal(size=(B, 1))
+        rows.append(
+            row(
+                "engine", "mlp forward+backward (tanh)",
+                lambda m=model, x=x, y=y: m.loss_and_grad(x, y),
+                lambda m=model, x=x, y=y: ref.mlp_loss_and_grad(
+                    m.weights, m.biases, "tanh", x, y, m.readout
+                ),
+                repeats, flops=6.0 * depth * B * width * width, n=width, B=B, depth=depth,
+            )
+        )  # fmt: skip
+    return rows
+
+
+@suite("startup")
+def startup_suite(quick, repeats):
+    """A fresh Python process that imports rnnsim and computes one small gradient: the Numba cache
+    must make this cheap (no recompilation)."""
+    code = (
+        "import time; t0 = time.perf_counter(); import numpy as np, rnnsim; "
+        "m = rnnsim.RNN.random(2, 8, 1); x = np.ones((5, 1, 2)); m.loss_and_grad(x, np.ones((1, 1))); "
+        "print(time.perf_counter() - t0)"
+    )
+    times = []
+    for _ in range(2 if quick else 3):
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        )
+        times.append(float(out.stdout.strip().splitlines()[-1]))
+    return [{"suite": "startup", "case": "fresh process: import + one RNN gradient",
+             "rnnsim_ms": 1e3 * float(np.median(times)), "first_ms": 1e3 * times[0]}]  # fmt: skip
+
+
+def main(argv=None):
+    """Entry point of ``rnnsim bench``."""
+    parser = argparse.ArgumentParser(prog="rnnsim bench", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--suite", action="append", choices=sorted(SUITES), help="suites to run (default all)"
+    )
+    parser.add_argument("--quick", action="store_true", help="fewer sizes")
+    parser.add_argument(
+        "--repeats", type=int, default=7, help="timed calls per case (median reported)"
+    )
+    parser.add_argument("--csv", help="also write the table to this CSV file")
+    args = parser.parse_args(argv)
+    if args.repeats < 1:
+        parser.error(f"--repeats must be >= 1; got {args.repeats}")
+    rows = []
+    for name in args.suite or list(SUITES):
+        rows += SUITES[name](args.quick, args.repeats)
+    table = pd.DataFrame(rows)
+    print(f"float64 matrix-multiply rate on this machine: {matmul_gflops():.1f} GFLOP/s")
+    with pd.option_context(
+        "display.max_columns", None, "display.width", 200, "display.max_colwidth", 45
+    ):
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+    if args.csv:
+        table.to_csv(args.csv, index=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
