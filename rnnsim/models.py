@@ -226,6 +226,28 @@ class RNN:
         self.check_target(target, loss, Y.shape[0], Y.shape[1])
         return float(output_loss(Y, target, loss)[0])
 
+    def hvp(self, x, target, v, loss="mse_last", h0=None):
+        """Exact Hessian-vector product ``H v`` of the loss (Pearlmutter's R-operator).
+
+        Parameters
+        ----------
+        x, target, loss, h0 : as for `loss_and_grad`.
+        v : array (n_params,), a direction in `params_vector` order.
+
+        Returns
+        -------
+        float64 array (n_params,), ``H v`` in `params_vector` order (`rnnsim.kernels.hvp`).
+        """
+        from rnnsim.kernels.hvp import rnn_hvp
+
+        x, h0 = self.check_input(x, h0)
+        target, labels = self.check_target(target, loss, x.shape[0], x.shape[1])
+        v = float_array("v", v, ndim=1, shape=(self.n_params,))
+        return rnn_hvp(
+            self.W, self.U, self.b, self.V, self.c, x, h0, self.act_code, target, labels,
+            LOSSES[loss], v,
+        )[2]  # fmt: skip
+
     # -- flat parameter vector -------------------------------------------------------------------
     def params_vector(self):
         """All parameters as one flat float64 vector: W, U, b, V, c, each raveled in C order."""
@@ -422,6 +444,20 @@ class MLP:
         """`loss_and_grad` with the gradient as one flat vector in `params_vector` order."""
         value, grad, _, _ = self.loss_and_grad_flat(x, target)
         return value, grad
+
+    def hvp(self, x, target, v):
+        """Exact Hessian-vector product ``H v`` of the squared-error loss (R-operator).
+
+        x (B, n_in), target as for `loss_and_grad`, v (n_params,) in `params_vector` order;
+        returns ``H v`` (n_params,) in the same order (`rnnsim.kernels.hvp`).
+        """
+        from rnnsim.kernels.hvp import mlp_hvp
+
+        x = self.check_input(x)
+        n_y = self.d_out or int(self.widths[-1])
+        target = float_array("target", target, ndim=2, shape=(x.shape[0], n_y))
+        v = float_array("v", v, ndim=1, shape=(self.n_params,))
+        return mlp_hvp(self.flat, self.widths, self.d_out, self.act_code, x, target, v)[2]
 
     def params_vector(self):
         """All parameters as one flat float64 vector: W_1, b_1, ..., W_L, b_L, then V, c."""

@@ -287,10 +287,8 @@ def cliff_surface(w_values, b_values, x0, T, target):
     dh_dw, dh_db = np.zeros(w.shape), np.zeros(w.shape)
     for _ in range(T):
         a = w * h + b
-        # the same overflow-free logistic as the kernel
-        h_new = np.where(a >= 0, 1.0 / (1.0 + np.exp(-np.abs(a))), 0.0)
-        e = np.exp(-np.abs(a))
-        h_new = np.where(a >= 0, h_new, e / (1.0 + e))
+        e = np.exp(-np.abs(a))  # the same overflow-free logistic as the kernel
+        h_new = np.where(a >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
         slope = h_new * (1.0 - h_new)
         dh_dw = slope * (h + w * dh_dw)
         dh_db = slope * (1.0 + w * dh_db)
