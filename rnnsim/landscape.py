@@ -1,0 +1,789 @@
+"""Loss landscapes: the single-unit cliff, interpolation lines, 2-D slices, ravines, plateaus, minima.
+
+Cliffs (Pascanu, Mikolov & Bengio 2013, section 2.3, eq. 8, Fig. 6): one logistic unit,
+``h_0 = sigmoid(x0)``, ``h_t = sigmoid(w h_{t-1} + b)``, ``E = (h_T - target)^2``, defaults
+``x0 = 0.5``, ``T = 50``, ``target = 0.7``. For w > 0, h_T increases monotonically with b, from the
+low plateau (h_T near 0) to the high one (h_T near 1). Where the map is bistable, the jump happens
+where h_0 sits exactly on the unstable fixed point, i.e. on the basin boundary
+``b = logit(h0) - w h0`` (valid for ``w h0 (1 - h0) > 1``) [derived]: there, deviations grow like
+``(w h0 (1 - h0))^T``, so for T = 50 and w >~ 8 the wall is narrower than one ulp of b. The wall is
+therefore located by bisection (`cliff_line`), never read off grid samples.
+"""
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from rnnsim.kernels import cliff as _ck
+
+__all__ = [
+    "single_unit_loss",
+    "cliff_surface",
+    "cliff_line",
+    "cliff_theory",
+    "cliff_trajectories",
+    "filter_normalized_direction",
+    "interpolate",
+    "slice_2d",
+    "ravine_metrics",
+    "detect_plateaus",
+    "minima_summary",
+    "pairwise_distances",
+]
+
+
+def _check_finite(name, value):
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a real number, got {value!r}") from None
+    if not math.isfinite(v):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    return v
+
+
+def _check_T(T):
+    if isinstance(T, bool) or not isinstance(T, (int, np.integer)) or T < 1:
+        raise ValueError(f"T must be a positive integer, got {T!r}")
+    return int(T)
+
+
+def _grid(name, values):
+    arr = np.ascontiguousarray(np.asarray(values, dtype=np.float64).reshape(-1))
+    if arr.size == 0 or not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must be a non-empty 1-D array of finite numbers, got {values!r}")
+    return arr.copy()
+
+
+def single_unit_loss(w, b, *, x0=0.5, T=50, target=0.7):
+    """Final state, loss and exact gradient of the single-unit model at one (w, b).
+
+    Parameters
+    ----------
+    w, b : float
+        Recurrent weight and bias.
+    x0 : float, default 0.5
+        Initial pre-activation, ``h_0 = sigmoid(x0)``.
+    T : int, default 50
+        Number of steps.
+    target : float, default 0.7
+        Target of ``h_T``.
+
+    Returns
+    -------
+    dict
+        ``h_T``, ``loss`` (``(h_T - target)^2``), ``dE_dw``, ``dE_db``.
+
+    Notes
+    -----
+    Pascanu et al. 2013, eq. 8; gradient by forward-mode differentiation along the map.
+    """
+    w = _check_finite("w", w)
+    b = _check_finite("b", b)
+    x0 = _check_finite("x0", x0)
+    target = _check_finite("target", target)
+    T = _check_T(T)
+    h, e, gw, gb = _ck.single_unit(w, b, x0, T, target)
+    return {"h_T": h, "loss": e, "dE_dw": gw, "dE_db": gb}
+
+
+def cliff_surface(w_values, b_values, *, x0=0.5, T=50, target=0.7, as_frame=True):
+    """The single-unit loss and its exact gradient on a dense (w, b) grid.
+
+    Parameters
+    ----------
+    w_values : array_like (n_w,)
+    b_values : array_like (n_b,)
+    x0, T, target : see `single_unit_loss`.
+    as_frame : bool, default True
+        Return a tidy DataFrame (one row per grid point); with False, a dict of (n_w, n_b) arrays
+        ``h_T``, ``loss``, ``dE_dw``, ``dE_db``, ``grad_norm`` plus ``w`` and ``b``.
+
+    Returns
+    -------
+    pandas.DataFrame or dict
+        Columns ``w``, ``b``, ``h_T``, ``loss``, ``dE_dw``, ``dE_db``, ``grad_norm``, ``x0``, ``T``,
+        ``target``.
+
+    Notes
+    -----
+    Pascanu et al. 2013, eq. 8 and Fig. 6. The grid samples the surface; it does not resolve the
+    wall, whose width falls below one ulp for large w (see `cliff_line`).
+    """
+    w = _grid("w_values", w_values)
+    b = _grid("b_values", b_values)
+    x0 = _check_finite("x0", x0)
+    target = _check_finite("target", target)
+    T = _check_T(T)
+    shape = (w.size, b.size)
+    hT, E, gw, gb = (np.empty(shape) for _ in range(4))
+    _ck.cliff_surface(w, b, x0, T, target, hT, E, gw, gb)
+    gnorm = np.hypot(gw, gb)
+    if not as_frame:
+        return {"w": w, "b": b, "h_T": hT, "loss": E, "dE_dw": gw, "dE_db": gb, "grad_norm": gnorm}
+    ww, bb = np.meshgrid(w, b, indexing="ij")
+    return pd.DataFrame(
+        {
+            "w": ww.ravel(),
+            "b": bb.ravel(),
+            "h_T": hT.ravel(),
+            "loss": E.ravel(),
+            "dE_dw": gw.ravel(),
+            "dE_db": gb.ravel(),
+            "grad_norm": gnorm.ravel(),
+            "x0": x0,
+            "T": T,
+            "target": target,
+        }
+    )
+
+
+def _peak_near(w, b_lo, b_hi, b_c, x0, T, target, n_scan=81):
+    """Max of |dE/db| near the crossing b_c, inside [b_lo, b_hi]: local scan + golden section."""
+    hT, _, _, gb = _ck.single_unit(w, b_c, x0, T, target)
+    # dh_T/db at the crossing sets the wall's width; scan a window of a few widths.
+    r = hT - target
+    dh = abs(gb / (2.0 * r)) if r != 0.0 else abs(gb)
+    width = 1.0 / dh if dh > 0.0 else (b_hi - b_lo)
+    half = min(20.0 * width, 0.5 * (b_hi - b_lo))
+    lo = max(b_lo, b_c - half)
+    hi = min(b_hi, b_c + half)
+    if not hi > lo:
+        vals = [(abs(_ck.single_unit(w, x, x0, T, target)[3]), x) for x in (b_lo, b_hi)]
+        best = max(vals)
+        return best[1], best[0]
+    xs = np.linspace(lo, hi, n_scan)
+    fs = np.array([abs(_ck.single_unit(w, x, x0, T, target)[3]) for x in xs])
+    k = int(np.argmax(fs))
+    a = xs[max(k - 1, 0)]
+    d = xs[min(k + 1, n_scan - 1)]
+    b_star, peak = _ck.golden_max_abs_dEdb(w, a, d, x0, T, target)
+    if fs[k] > peak:
+        return xs[k], fs[k]
+    return b_star, peak
+
+
+def cliff_line(w_values, b_range=(-10.0, 10.0), *, n_b=2001, level=0.5, x0=0.5, T=50, target=0.7):
+    """Locate the cliff of the single-unit loss exactly, for each w.
+
+    For each w the b axis is scanned on ``n_b`` points of ``b_range`` for sign changes of
+    ``h_T - level`` (the jump between the low and the high plateau); each bracket is bisected
+    until its ends are adjacent floats. The maximum of |dE/db| near each crossing is then found
+    by a local scan scaled to the wall's width and a golden-section search on the exact gradient.
+
+    Parameters
+    ----------
+    w_values : array_like (n_w,)
+    b_range : (float, float), default (-10, 10)
+    n_b : int, default 2001
+        Points of the coarse scan (only used to bracket crossings).
+    level : float, default 0.5
+        Value of h_T that defines the crossing (between the plateaus).
+    x0, T, target : see `single_unit_loss`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per crossing: ``w``, ``crossing`` (0, 1, ... along b), ``b_cliff`` (midpoint of the
+        final bracket), ``b_lo``, ``b_hi``, ``bracket_width``, ``n_bisect``, ``loss_lo``, ``loss_hi``
+        (E at the bracket's ends), ``jump`` (``loss_hi - loss_lo``), ``h_T_lo``, ``h_T_hi``,
+        ``b_peak``, ``peak_abs_dE_db``, ``grid_max_abs_dE_db`` (what the coarse scan saw), and
+        ``level``, ``x0``, ``T``, ``target``. w with no crossing give no row.
+
+    Notes
+    -----
+    Pascanu et al. 2013, section 2.3 and Fig. 6. As T grows the crossing tends to the basin
+    boundary ``b = logit(h0) - w h0`` (`cliff_theory`).
+    """
+    w = _grid("w_values", w_values)
+    lo_b, hi_b = (_check_finite("b_range", v) for v in b_range)
+    if not hi_b > lo_b:
+        raise ValueError(f"b_range must be increasing (lo, hi), got {b_range!r}")
+    if isinstance(n_b, bool) or not isinstance(n_b, (int, np.integer)) or n_b < 3:
+        raise ValueError(f"n_b must be an integer >= 3, got {n_b!r}")
+    level = _check_finite("level", level)
+    x0 = _check_finite("x0", x0)
+    target = _check_finite("target", target)
+    T = _check_T(T)
+    b = np.linspace(lo_b, hi_b, int(n_b))
+    hT, E, gw, gb = (np.empty((w.size, b.size)) for _ in range(4))
+    _ck.cliff_surface(w, b, x0, T, target, hT, E, gw, gb)
+    rows = []
+    for i, wi in enumerate(w):
+        s = hT[i] - level
+        idx = np.flatnonzero((s[:-1] > 0) != (s[1:] > 0))
+        for k, j in enumerate(idx):
+            b_lo, b_hi, n_it = _ck.bisect_level(wi, b[j], b[j + 1], level, x0, T, target)
+            h_lo, e_lo, _, _ = _ck.single_unit(wi, b_lo, x0, T, target)
+            h_hi, e_hi, _, _ = _ck.single_unit(wi, b_hi, x0, T, target)
+            b_c = 0.5 * (b_lo + b_hi)
+            b_pk, peak = _peak_near(wi, b[j], b[j + 1], b_c, x0, T, target)
+            rows.append(
+                {
+                    "w": wi,
+                    "crossing": k,
+                    "b_cliff": b_c,
+                    "b_lo": b_lo,
+                    "b_hi": b_hi,
+                    "bracket_width": b_hi - b_lo,
+                    "n_bisect": n_it,
+                    "loss_lo": e_lo,
+                    "loss_hi": e_hi,
+                    "jump": e_hi - e_lo,
+                    "h_T_lo": h_lo,
+                    "h_T_hi": h_hi,
+                    "b_peak": b_pk,
+                    "peak_abs_dE_db": peak,
+                    "grid_max_abs_dE_db": float(np.max(np.abs(gb[i, j : j + 2]))),
+                }
+            )
+    cols = [
+        "w", "crossing", "b_cliff", "b_lo", "b_hi", "bracket_width", "n_bisect", "loss_lo",
+        "loss_hi", "jump", "h_T_lo", "h_T_hi", "b_peak", "peak_abs_dE_db", "grid_max_abs_dE_db",
+    ]  # fmt: skip
+    table = pd.DataFrame(rows, columns=cols)
+    table["level"] = level
+    table["x0"] = x0
+    table["T"] = T
+    table["target"] = target
+    return table
+
+
+def _sigmoid(a):
+    return 1.0 / (1.0 + np.exp(-a))
+
+
+def cliff_theory(w_values, *, x0=0.5):
+    """Fixed-point geometry of the single logistic unit, for the overlay on the cliff surface.
+
+    Uses ``rnnsim.theory.saddle_node_curve`` and ``rnnsim.theory.basin_boundary`` when that module
+    provides them; otherwise the same closed forms derived here:
+
+    - saddle-node curves (where a stable and the unstable fixed point merge, bounding the bistable
+      wedge, w >= 4): fixed points with ``w h (1 - h) = 1``, ``h = (1 +- sqrt(1 - 4/w)) / 2``,
+      at ``b = logit(h) - w h``;
+    - basin boundary of ``h0 = sigmoid(x0)``: ``b = logit(h0) - w h0 = x0 - w h0`` where h0 is an
+      unstable fixed point, ``w h0 (1 - h0) > 1``; NaN elsewhere.
+
+    Parameters
+    ----------
+    w_values : array_like (n_w,)
+    x0 : float, default 0.5
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``w``, ``b_saddle_node_lower``, ``b_saddle_node_upper``, ``b_basin_boundary``,
+        ``source`` ("rnnsim.theory" or "derived"), ``x0``. NaN where a curve does not exist.
+
+    Notes
+    -----
+    Doya 1993 and Pascanu et al. 2013, Fig. 3 (bifurcations of one unit); algebra in the module
+    docstring [derived].
+    """
+    w = _grid("w_values", w_values)
+    x0 = _check_finite("x0", x0)
+    h0 = float(_sigmoid(x0))
+    source = "derived"
+    lower = upper = boundary = None
+    try:
+        from rnnsim.theory import basin_boundary, saddle_node_curve
+    except ImportError:  # the theory module is written under another issue
+        pass
+    else:
+        sn = saddle_node_curve(w)
+        lower, upper = sn["b_low"].to_numpy(), sn["b_high"].to_numpy()
+        boundary = basin_boundary(w, h0)["b"].to_numpy()
+        source = "rnnsim.theory"
+    if lower is None:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            disc = np.where(w >= 4.0, 1.0 - 4.0 / np.where(w == 0, 1.0, w), np.nan)
+            h_lo = 0.5 * (1.0 - np.sqrt(disc))
+            h_hi = 0.5 * (1.0 + np.sqrt(disc))
+            b_a = np.log(h_lo / (1.0 - h_lo)) - w * h_lo  # b = logit(h) - w h on each branch
+            b_b = np.log(h_hi / (1.0 - h_hi)) - w * h_hi
+            lower, upper = np.fmin(b_a, b_b), np.fmax(b_a, b_b)
+            boundary = np.where(w * h0 * (1.0 - h0) > 1.0, x0 - w * h0, np.nan)
+    return pd.DataFrame(
+        {
+            "w": w,
+            "b_saddle_node_lower": lower,
+            "b_saddle_node_upper": upper,
+            "b_basin_boundary": boundary,
+            "source": source,
+            "x0": x0,
+        }
+    )
+
+
+def cliff_trajectories(starts, *, lr, clips=(None,), n_steps=50, x0=0.5, T=50, target=0.7):
+    """Gradient descent on the single-unit loss, with and without norm clipping.
+
+    Parameters
+    ----------
+    starts : sequence of (w, b) pairs
+    lr : float
+        Learning rate (> 0).
+    clips : sequence of float or None, default (None,)
+        Norm-clipping thresholds (Pascanu et al. 2013, Algorithm 1); None = no clipping.
+    n_steps : int, default 50
+    x0, T, target : see `single_unit_loss`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (start, clip, step): ``start``, ``clip`` (NaN for none), ``step``, ``w``,
+        ``b``, ``loss``, ``dE_dw``, ``dE_db``, ``grad_norm`` (before clipping), ``step_length``
+        (distance moved in the step that led to this row), ``lr``, ``x0``, ``T``, ``target``.
+
+    Notes
+    -----
+    Pascanu et al. 2013, Fig. 6 (dashed arrows: rescaled steps) and Algorithm 1.
+    """
+    lr = _check_finite("lr", lr)
+    if lr <= 0:
+        raise ValueError(f"lr must be > 0, got {lr!r}")
+    if isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)) or n_steps < 1:
+        raise ValueError(f"n_steps must be a positive integer, got {n_steps!r}")
+    x0 = _check_finite("x0", x0)
+    target = _check_finite("target", target)
+    T = _check_T(T)
+    starts = [tuple(_check_finite("starts", v) for v in s) for s in starts]
+    if not starts or any(len(s) != 2 for s in starts):
+        raise ValueError(f"starts must be a non-empty sequence of (w, b) pairs, got {starts!r}")
+    frames = []
+    for si, (w0, b0) in enumerate(starts):
+        for clip in clips:
+            if clip is not None:
+                clip = _check_finite("clips", clip)
+                if clip <= 0:
+                    raise ValueError(f"clips must hold positive thresholds or None, got {clip!r}")
+            out = np.empty((n_steps + 1, 5))
+            _ck.gd_trajectory(
+                w0, b0, lr, -1.0 if clip is None else clip, n_steps, x0, T, target, out
+            )
+            steps = np.zeros(n_steps + 1)
+            steps[1:] = np.hypot(np.diff(out[:, 0]), np.diff(out[:, 1]))
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "start": si,
+                        "clip": np.nan if clip is None else clip,
+                        "step": np.arange(n_steps + 1),
+                        "w": out[:, 0],
+                        "b": out[:, 1],
+                        "loss": out[:, 2],
+                        "dE_dw": out[:, 3],
+                        "dE_db": out[:, 4],
+                        "grad_norm": np.hypot(out[:, 3], out[:, 4]),
+                        "step_length": steps,
+                    }
+                )
+            )
+    table = pd.concat(frames, ignore_index=True)
+    table["lr"] = lr
+    table["x0"] = x0
+    table["T"] = T
+    table["target"] = target
+    return table
+
+
+# ---------------------------------------------------------------------------------------------
+# Landscapes of RNNs and MLPs: lines, slices, ravines, plateaus, minima
+# ---------------------------------------------------------------------------------------------
+
+
+def _is_rnn(model):
+    return hasattr(model, "W") and hasattr(model, "U")
+
+
+def _loss_grad(model, x, target, loss, h0):
+    if _is_rnn(model):
+        return model.loss_and_grad_vector(x, target, loss, h0)
+    return model.loss_and_grad_vector(x, target)
+
+
+def _params_of(name, obj, size):
+    theta = obj.params_vector() if hasattr(obj, "params_vector") else obj
+    theta = np.asarray(theta, dtype=np.float64)
+    if theta.shape != (size,):
+        raise ValueError(
+            f"{name} must be a model or a vector of {size} parameters, got {theta.shape}"
+        )
+    return theta
+
+
+def _filters(model):
+    """(start, stop) slices of the flat vector, one per filter, and a mask of bias entries.
+
+    A filter is one row of a weight matrix (one unit's incoming weights): rows of W, U and V for an
+    RNN, rows of every W_l and of V for an MLP. Biases are no filter's part.
+    """
+    rows, bias = [], np.zeros(model.n_params, dtype=bool)
+    pos = 0
+
+    def matrix(n_rows, n_cols):
+        nonlocal pos
+        rows.extend((pos + i * n_cols, pos + (i + 1) * n_cols) for i in range(n_rows))
+        pos += n_rows * n_cols
+
+    def vector(n):
+        nonlocal pos
+        bias[pos : pos + n] = True
+        pos += n
+
+    if _is_rnn(model):
+        n, d_in, d_out = model.n_hidden, model.n_in, model.n_out
+        matrix(n, n), matrix(n, d_in), vector(n), matrix(d_out, n), vector(d_out)
+    else:
+        widths = [int(w) for w in model.widths]
+        for l in range(len(widths) - 1):
+            matrix(widths[l + 1], widths[l]), vector(widths[l + 1])
+        if model.d_out:
+            matrix(model.d_out, widths[-1]), vector(model.d_out)
+    return rows, bias
+
+
+def filter_normalized_direction(model, seed=0):
+    """A random direction in parameter space, filter-normalised as in Li et al. 2018.
+
+    A Gaussian vector shaped like the parameters; each filter is rescaled to the norm of the
+    matching filter of the model, ``d_f <- d_f ||theta_f|| / ||d_f||``. **In rnnsim a filter is one
+    row of W, U or V (RNN) or of W_l or V (MLP): one unit's incoming weights.** The direction is zero
+    on every bias (b, c, b_l), as in Li et al.'s code (which also zeroes batch-norm parameters).
+
+    Parameters
+    ----------
+    model : rnnsim.RNN or rnnsim.MLP
+    seed : int or numpy.random.Generator, default 0
+
+    Returns
+    -------
+    numpy.ndarray (n_params,)
+        In `params_vector` order.
+
+    Notes
+    -----
+    Li, Xu, Taylor, Studer & Goldstein 2018, section 4 (filter normalisation); REFERENCES.md §8.
+    """
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    theta = model.params_vector()
+    d = rng.standard_normal(theta.size)
+    rows, bias = _filters(model)
+    for a, b in rows:
+        nd = np.linalg.norm(d[a:b])
+        d[a:b] *= np.linalg.norm(theta[a:b]) / nd if nd > 0 else 0.0
+    d[bias] = 0.0
+    return d
+
+
+def interpolate(model0, model1, x, target, *, alphas=None, loss="mse_last", h0=None):
+    """Loss along the straight line between two parameter vectors (Goodfellow et al. 2015).
+
+    Parameters
+    ----------
+    model0 : rnnsim.RNN or rnnsim.MLP
+        Model at alpha = 0 (e.g. the initialisation); it fixes the architecture.
+    model1 : model of the same shapes, or a flat parameter vector
+        Parameters at alpha = 1 (e.g. after training).
+    x, target : one batch, as for the model's ``loss_and_grad``.
+    alphas : array_like, optional
+        Default 61 points on [-0.5, 1.5].
+    loss, h0 : RNN only.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``alpha``, ``loss``, ``grad_norm``, ``directional_slope`` (dL/dalpha), ``distance``
+        (``||theta_1 - theta_0||``), ``loss_fn``.
+
+    Notes
+    -----
+    ``J((1 - alpha) theta_0 + alpha theta_1)``: Goodfellow, Vinyals & Saxe 2015 (REFERENCES.md §8,
+    reported, unconfirmed).
+    """
+    theta0 = model0.params_vector()
+    theta1 = _params_of("model1", model1, theta0.size)
+    alphas = _grid("alphas", np.linspace(-0.5, 1.5, 61) if alphas is None else alphas)
+    d = theta1 - theta0
+    rows = []
+    for a in alphas:
+        value, g = _loss_grad(model0.with_params(theta0 + a * d), x, target, loss, h0)
+        rows.append((a, value, float(np.linalg.norm(g)), float(g @ d)))
+    table = pd.DataFrame(rows, columns=["alpha", "loss", "grad_norm", "directional_slope"])
+    table["distance"] = float(np.linalg.norm(d))
+    table["loss_fn"] = loss if _is_rnn(model0) else "mse"
+    return table
+
+
+def slice_2d(
+    model, x, target, *, span=1.0, n=21, seed=0, directions=None, loss="mse_last", h0=None
+):
+    """Loss on a 2-D slice ``theta + a d1 + b d2`` through random filter-normalised directions.
+
+    Parameters
+    ----------
+    model : rnnsim.RNN or rnnsim.MLP
+        Centre of the slice.
+    x, target : one batch.
+    span : float, default 1.0
+        a and b range over [-span, span].
+    n : int, default 21
+        Points per axis.
+    seed : int, default 0
+        Seed of the two directions (`filter_normalized_direction`), unless ``directions`` is given.
+    directions : (d1, d2), optional
+        Two flat vectors to use instead.
+    loss, h0 : RNN only.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per grid point: ``a``, ``b``, ``loss``, ``grad_norm``, ``span``, ``seed``,
+        ``loss_fn``. With filter-normalised directions, a = 1 moves each filter by its own norm.
+
+    Notes
+    -----
+    Li et al. 2018, section 4 (filter-normalised 2-D plots; REFERENCES.md §8).
+    """
+    span = _check_finite("span", span)
+    if span <= 0:
+        raise ValueError(f"span must be > 0, got {span!r}")
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 2:
+        raise ValueError(f"n must be an integer >= 2, got {n!r}")
+    theta = model.params_vector()
+    if directions is None:
+        rng = np.random.default_rng(seed)
+        d1 = filter_normalized_direction(model, rng)
+        d2 = filter_normalized_direction(model, rng)
+    else:
+        d1, d2 = (_params_of("directions", d, theta.size) for d in directions)
+    axis = np.linspace(-span, span, int(n))
+    rows = []
+    for a in axis:
+        for b in axis:
+            value, g = _loss_grad(model.with_params(theta + a * d1 + b * d2), x, target, loss, h0)
+            rows.append((a, b, value, float(np.linalg.norm(g))))
+    table = pd.DataFrame(rows, columns=["a", "b", "loss", "grad_norm"])
+    table["span"] = span
+    table["seed"] = seed if directions is None else -1
+    table["loss_fn"] = loss if _is_rnn(model) else "mse"
+    return table
+
+
+def ravine_metrics(
+    model, path, x, target, *, loss="mse_last", h0=None, lanczos_steps=30, n_probe=20, seed=0
+):
+    """Largest versus typical curvature at points along a path in parameter space.
+
+    At each point: the top Hessian eigenvalue (Lanczos), the root-mean-square eigenvalue
+    ``sqrt(tr(H^2) / P)`` (Hutchinson on ``||H v||^2``, Rademacher v), their ratio (``ravine_ratio``:
+    >> 1 in a ravine, where one or a few directions are far steeper than the rest), and the
+    curvature along the path itself, ``u^T H u`` with u the unit tangent (small along a valley
+    floor).
+
+    Parameters
+    ----------
+    model : rnnsim.RNN or rnnsim.MLP
+        Fixes the architecture.
+    path : array_like (K, n_params)
+        Parameter vectors along the path (e.g. the training trajectory, every k steps).
+    x, target : one batch.
+    loss, h0 : RNN only.
+    lanczos_steps : int, default 30
+    n_probe : int, default 20
+        Hutchinson probes for tr(H^2).
+    seed : int, default 0
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``point``, ``lambda_max``, ``rms_eigenvalue``, ``ravine_ratio``, ``path_curvature``,
+        ``loss``, ``grad_norm``.
+
+    Notes
+    -----
+    Goodfellow, Bengio & Courville 2016, section 8.2 (ill-conditioning; ravines); Hessian
+    estimators as in PyHessian (Yao et al. 2020).
+    """
+    from rnnsim import curvature as cv
+
+    P = model.n_params
+    path = np.asarray(path, dtype=np.float64)
+    if path.ndim != 2 or path.shape[1] != P or path.shape[0] < 1:
+        raise ValueError(f"path must have shape (K, {P}) with K >= 1, got {path.shape}")
+    rng = np.random.default_rng(seed)
+    rows = []
+    for k, theta in enumerate(path):
+        m = model.with_params(theta)
+        hvp = cv.model_hvp(m, x, target, loss=loss, h0=h0)
+        lam = cv.top_eigenvalues(hvp, P, n_steps=min(P, lanczos_steps), seed=rng)[0]
+        sq = [np.sum(hvp(rng.choice([-1.0, 1.0], size=P)) ** 2) for _ in range(n_probe)]
+        rms = math.sqrt(float(np.mean(sq)) / P)
+        tangent = path[min(k + 1, len(path) - 1)] - path[max(k - 1, 0)]
+        tn = np.linalg.norm(tangent)
+        pc = float(tangent @ hvp(tangent)) / tn**2 if tn > 0 else np.nan
+        value, g = _loss_grad(m, x, target, loss, h0)
+        rows.append((k, lam, rms, lam / rms if rms > 0 else np.inf, pc, value, np.linalg.norm(g)))
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "point", "lambda_max", "rms_eigenvalue", "ravine_ratio", "path_curvature", "loss",
+            "grad_norm",
+        ],
+    )  # fmt: skip
+
+
+def detect_plateaus(
+    table,
+    *,
+    grad_tol,
+    loss_tol,
+    min_length=10,
+    window=1,
+    step_col="step",
+    loss_col="loss",
+    grad_col="grad_norm",
+):
+    """Stretches of training where the gradient norm and the loss change both stay small.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        One run's per-step records (e.g. `rnnsim.train`'s table), ordered by step.
+    grad_tol : float
+        A step is flat when its (smoothed) gradient norm is < grad_tol ...
+    loss_tol : float
+        ... and the (smoothed) absolute loss change per step is < loss_tol.
+    min_length : int, default 10
+        Shortest stretch (in rows) reported.
+    window : int, default 1
+        Centred rolling-mean window applied to both series first (SGD is noisy).
+    step_col, loss_col, grad_col : str
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per plateau: ``plateau``, ``start_step``, ``end_step`` (inclusive), ``length``
+        (rows), ``mean_loss``, ``mean_grad_norm``, ``grad_tol``, ``loss_tol``, ``window``.
+
+    Notes
+    -----
+    Plateaus of saturated units and long-term-dependency tasks: Goodfellow, Bengio & Courville 2016,
+    section 8.2.3; Pascanu et al. 2013's runs spend ~1e4 updates at chance level (REFERENCES §2.4).
+    """
+    for col in (step_col, loss_col, grad_col):
+        if col not in table:
+            raise ValueError(f"table must have a column {col!r}; got {list(table.columns)}")
+    grad_tol = _check_finite("grad_tol", grad_tol)
+    loss_tol = _check_finite("loss_tol", loss_tol)
+    if (
+        isinstance(min_length, bool)
+        or not isinstance(min_length, (int, np.integer))
+        or min_length < 1
+    ):
+        raise ValueError(f"min_length must be an integer >= 1, got {min_length!r}")
+    if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 1:
+        raise ValueError(f"window must be an integer >= 1, got {window!r}")
+    loss = table[loss_col].astype(float).rolling(window, center=True, min_periods=1).mean()
+    grad = table[grad_col].astype(float).rolling(window, center=True, min_periods=1).mean()
+    change = loss.diff().abs().fillna(0.0)
+    flat = ((grad < grad_tol) & (change < loss_tol)).to_numpy()
+    steps = table[step_col].to_numpy()
+    rows, start = [], None
+    for i, f in enumerate(np.append(flat, False)):
+        if f and start is None:
+            start = i
+        elif not f and start is not None:
+            if i - start >= min_length:
+                rows.append(
+                    (len(rows), steps[start], steps[i - 1], i - start,
+                     float(loss.iloc[start:i].mean()), float(grad.iloc[start:i].mean()))
+                )  # fmt: skip
+            start = None
+    out = pd.DataFrame(
+        rows,
+        columns=["plateau", "start_step", "end_step", "length", "mean_loss", "mean_grad_norm"],
+    )
+    out["grad_tol"] = grad_tol
+    out["loss_tol"] = loss_tol
+    out["window"] = int(window)
+    return out
+
+
+def minima_summary(models, x, target, *, loss="mse_last", h0=None, lanczos_steps=30, seed=0):
+    """Final loss, gradient norm and sharpness (top Hessian eigenvalue) of several solutions.
+
+    Parameters
+    ----------
+    models : sequence of rnnsim.RNN or rnnsim.MLP of one architecture
+        E.g. the ends of training runs from different seeds.
+    x, target : one (evaluation) batch.
+    loss, h0 : RNN only.
+    lanczos_steps : int, default 30
+    seed : int, default 0
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per model: ``model`` (its index), ``loss``, ``grad_norm``, ``sharpness``
+        (lambda_max), ``lambda_min`` (smallest Ritz value), ``param_norm``.
+
+    Notes
+    -----
+    Sharp versus flat minima (Keskar et al. 2017; Li et al. 2018 compare them with filter-normalised
+    plots); Hessian eigenvalues by Lanczos (`rnnsim.curvature.top_eigenvalues`).
+    """
+    from rnnsim import curvature as cv
+
+    models = list(models)
+    if not models:
+        raise ValueError("models must be a non-empty sequence of models")
+    rows = []
+    for i, m in enumerate(models):
+        value, g = _loss_grad(m, x, target, loss, h0)
+        cn = cv.condition_number(
+            cv.model_hvp(m, x, target, loss=loss, h0=h0), m.n_params,
+            n_steps=min(m.n_params, lanczos_steps), seed=seed,
+        )  # fmt: skip
+        rows.append(
+            (i, value, float(np.linalg.norm(g)), cn["lambda_max"], cn["lambda_min"],
+             float(np.linalg.norm(m.params_vector())))
+        )  # fmt: skip
+    return pd.DataFrame(
+        rows, columns=["model", "loss", "grad_norm", "sharpness", "lambda_min", "param_norm"]
+    )
+
+
+def pairwise_distances(models):
+    """Euclidean distances between the parameter vectors of several models.
+
+    Parameters
+    ----------
+    models : sequence of models (or flat vectors) of one size
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per pair i < j: ``i``, ``j``, ``distance``, ``relative_distance`` (distance over
+        the mean of the two parameter norms).
+
+    Notes
+    -----
+    Distance between solutions reached from different seeds (Goodfellow, Bengio & Courville 2016,
+    section 8.2.2: many equivalent minima by weight-space symmetry, so a distance alone does not
+    show different functions).
+    """
+    vecs = [
+        np.asarray(m.params_vector() if hasattr(m, "params_vector") else m, float) for m in models
+    ]
+    if len(vecs) < 2 or len({v.shape for v in vecs}) != 1:
+        raise ValueError("models must hold at least two models (or vectors) of one size")
+    rows = []
+    for i in range(len(vecs)):
+        for j in range(i + 1, len(vecs)):
+            dist = float(np.linalg.norm(vecs[i] - vecs[j]))
+            scale = 0.5 * (np.linalg.norm(vecs[i]) + np.linalg.norm(vecs[j]))
+            rows.append((i, j, dist, dist / scale if scale > 0 else np.nan))
+    return pd.DataFrame(rows, columns=["i", "j", "distance", "relative_distance"])

@@ -1,0 +1,213 @@
+"""The single-unit cliff (kernel, exact location, trajectories) and the landscape tools."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rnnsim import MLP, RNN, reference
+from rnnsim import landscape as L
+from rnnsim.kernels import cliff as ck
+
+RTOL = 1e-10
+X0, T, TARGET = 0.5, 50, 0.7
+H0 = 1.0 / (1.0 + math.exp(-X0))
+
+
+def test_cliff_surface_kernel_matches_reference():
+    w = np.linspace(-10, 10, 61)
+    b = np.linspace(-10, 10, 67)
+    got = L.cliff_surface(w, b, as_frame=False)
+    ref = reference.cliff_surface(w, b, X0, T, TARGET)
+    for key, r in zip(("h_T", "loss", "dE_dw", "dE_db"), ref, strict=True):
+        np.testing.assert_allclose(got[key], r, rtol=RTOL, atol=0)
+    h, e, gw, gb = reference.single_unit(7.0, -3.9, X0, T, TARGET)
+    one = L.single_unit_loss(7.0, -3.9)
+    np.testing.assert_allclose(
+        [one["h_T"], one["loss"], one["dE_dw"], one["dE_db"]], [h, e, gw, gb], rtol=RTOL
+    )
+    table = L.cliff_surface(w[:3], b[:4])
+    assert len(table) == 12 and {"w", "b", "loss", "grad_norm", "T", "x0", "target"} <= set(table)
+
+
+@pytest.mark.parametrize("w,b", [(1.0, 0.3), (-2.0, 1.0), (3.0, -1.0), (4.5, -2.2)])
+def test_cliff_gradient_matches_finite_differences(w, b):
+    _, _, gw, gb = ck.single_unit(w, b, X0, T, TARGET)
+    eps = 1e-6
+    fw = (
+        ck.single_unit(w + eps, b, X0, T, TARGET)[1] - ck.single_unit(w - eps, b, X0, T, TARGET)[1]
+    ) / (2 * eps)
+    fb = (
+        ck.single_unit(w, b + eps, X0, T, TARGET)[1] - ck.single_unit(w, b - eps, X0, T, TARGET)[1]
+    ) / (2 * eps)
+    assert fw == pytest.approx(gw, rel=1e-6, abs=1e-12)
+    assert fb == pytest.approx(gb, rel=1e-6, abs=1e-12)
+
+
+def test_single_unit_exact_case_w_zero():
+    # w = 0: h_t = sigmoid(b) for t >= 1; dh_T/dw = s'(b) h_{T-1} = s'(b) s(b); dh_T/db = s'(b).
+    b = 0.4
+    s = 1 / (1 + math.exp(-b))
+    h, e, gw, gb = ck.single_unit(0.0, b, X0, T, TARGET)
+    assert h == pytest.approx(s, rel=1e-15)
+    assert gw == pytest.approx(2 * (s - TARGET) * s * (1 - s) * s, rel=1e-14)
+    assert gb == pytest.approx(2 * (s - TARGET) * s * (1 - s), rel=1e-14)
+
+
+def test_cliff_line_is_exact_and_on_the_basin_boundary():
+    w = np.array([3.0, 4.5, 6.0, 8.0, 10.0])
+    line = L.cliff_line(w, (-10, 10), n_b=401)
+    assert list(line["w"]) == list(w)  # one crossing each for w > 0
+    for _, r in line.iterrows():
+        assert np.nextafter(r["b_lo"], np.inf) >= r["b_hi"]  # adjacent floats
+        assert (r["h_T_lo"] - 0.5) * (r["h_T_hi"] - 0.5) <= 0
+    theory = L.cliff_theory(w)
+    on = line.merge(theory, on="w")
+    big = on[on["w"] >= 6]
+    # beyond the saddle-node cusp the wall sits on the basin boundary b = x0 - w h0
+    np.testing.assert_allclose(big["b_cliff"], big["b_basin_boundary"], atol=1e-6)
+    np.testing.assert_allclose(big["b_basin_boundary"], X0 - big["w"] * H0, rtol=1e-12)
+    # at w = 10 the whole jump (E from ~0.49 to ~0.01) happens between two adjacent floats
+    r10 = line[line["w"] == 10].iloc[0]
+    assert abs(r10["jump"]) > 0.4
+    # the grid never sees the wall: exact peak of |dE/db| dwarfs the grid samples
+    for wi in (6.0, 8.0):
+        r = line[line["w"] == wi].iloc[0]
+        assert r["peak_abs_dE_db"] > 1e4 * r["grid_max_abs_dE_db"]
+    assert math.isnan(theory.loc[theory["w"] == 3.0, "b_basin_boundary"].iloc[0])
+
+
+def test_cliff_peak_is_a_local_maximum_of_the_exact_gradient():
+    line = L.cliff_line([4.5, 5.0], (-5, 0), n_b=101)
+    for _, r in line.iterrows():
+        w, bp, peak = r["w"], r["b_peak"], r["peak_abs_dE_db"]
+        assert abs(ck.single_unit(w, bp, X0, T, TARGET)[3]) == pytest.approx(peak, rel=1e-12)
+        for delta in (1e-9, 1e-7, 1e-5, 1e-3):
+            for side in (-1, 1):
+                assert abs(ck.single_unit(w, bp + side * delta, X0, T, TARGET)[3]) <= peak * (
+                    1 + 1e-9
+                )
+
+
+def test_saddle_node_curves_are_tangencies():
+    theory = L.cliff_theory([5.0, 7.0, 9.0])
+    for _, r in theory.iterrows():
+        w = r["w"]
+        s = math.sqrt(1 - 4 / w)
+        for h, b in (
+            ((1 + s) / 2, r["b_saddle_node_lower"]),
+            ((1 - s) / 2, r["b_saddle_node_upper"]),
+        ):
+            assert 1 / (1 + math.exp(-(w * h + b))) == pytest.approx(h, rel=1e-12)
+            assert w * h * (1 - h) == pytest.approx(1.0, rel=1e-12)
+
+
+def test_clipped_trajectory_stays_close_unclipped_is_thrown():
+    w0 = 5.0
+    b_peak = L.cliff_line([w0], (-5, 0), n_b=101)["b_peak"].iloc[0]
+    tr = L.cliff_trajectories([(w0, b_peak)], lr=0.1, clips=[None, 1.0], n_steps=5)
+    un = tr[tr["clip"].isna()]
+    cl = tr[tr["clip"] == 1.0]
+    assert un["step_length"].iloc[1] > 100.0  # |grad| ~ 6e3 at the wall
+    assert cl["step_length"].max() <= 0.1 * 1.0 + 1e-12
+    assert un["grad_norm"].iloc[0] == cl["grad_norm"].iloc[0]
+    with pytest.raises(ValueError, match="lr"):
+        L.cliff_trajectories([(1.0, 1.0)], lr=-1)
+
+
+def test_cliff_bad_input():
+    with pytest.raises(ValueError, match="T must"):
+        L.cliff_surface([1.0], [1.0], T=0)
+    with pytest.raises(ValueError, match="w_values"):
+        L.cliff_surface([np.nan], [1.0])
+    with pytest.raises(ValueError, match="b_range"):
+        L.cliff_line([5.0], (1.0, -1.0))
+
+
+def small_rnn(seed=0):
+    rng = np.random.default_rng(seed)
+    m = RNN.random(2, 5, 1, seed=seed)
+    x, t = rng.standard_normal((8, 6, 2)), rng.standard_normal((6, 1))
+    return m, x, t
+
+
+def test_filter_normalized_direction_rows_and_biases():
+    m, _, _ = small_rnn()
+    d = L.filter_normalized_direction(m, 3)
+    n, d_in = 5, 2
+    W = d[: n * n].reshape(n, n)
+    np.testing.assert_allclose(np.linalg.norm(W, axis=1), np.linalg.norm(m.W, axis=1), rtol=1e-12)
+    U = d[n * n : n * n + n * d_in].reshape(n, d_in)
+    np.testing.assert_allclose(np.linalg.norm(U, axis=1), np.linalg.norm(m.U, axis=1), rtol=1e-12)
+    assert np.all(d[n * n + n * d_in : n * n + n * d_in + n] == 0) and d[-1] == 0
+    mm = MLP.random(4, 2, seed=0, n_out=2)
+    dm = L.filter_normalized_direction(mm, 0)
+    W1 = dm[:16].reshape(4, 4)
+    np.testing.assert_allclose(np.linalg.norm(W1, axis=1), np.linalg.norm(mm.weights[0], axis=1))
+    assert np.all(dm[16:20] == 0)
+
+
+def test_interpolation_endpoints_and_slope():
+    m, x, t = small_rnn()
+    m1 = m.with_params(m.params_vector() + 0.2)
+    tab = L.interpolate(m, m1, x, t, alphas=[0.0, 0.5, 1.0])
+    assert tab["loss"].iloc[0] == pytest.approx(m.loss_and_grad(x, t)[0], rel=1e-14)
+    assert tab["loss"].iloc[2] == pytest.approx(m1.loss_and_grad(x, t)[0], rel=1e-14)
+    eps = 1e-6
+    fine = L.interpolate(m, m1, x, t, alphas=[0.5 - eps, 0.5 + eps])
+    fd = (fine["loss"].iloc[1] - fine["loss"].iloc[0]) / (2 * eps)
+    assert fd == pytest.approx(tab["directional_slope"].iloc[1], rel=1e-6)
+
+
+def test_slice_2d_centre_and_shape():
+    m, x, t = small_rnn()
+    s = L.slice_2d(m, x, t, span=0.5, n=5, seed=1)
+    assert len(s) == 25
+    centre = s[(s["a"] == 0) & (s["b"] == 0)]["loss"].iloc[0]
+    assert centre == pytest.approx(m.loss_and_grad(x, t)[0], rel=1e-14)
+
+
+def test_ravine_metrics_on_known_quadratic_geometry():
+    # A linear one-layer MLP with badly scaled inputs: the Hessian is (1/B) X^T X (kron) I, known.
+    rng = np.random.default_rng(2)
+    B = 50
+    x = rng.standard_normal((B, 3)) * np.array([10.0, 1.0, 0.1])
+    t = rng.standard_normal((B, 1))
+    m = MLP([np.zeros((1, 3))], [np.zeros(1)], "linear")
+    Xa = np.c_[x, np.ones(B)]
+    lam = np.linalg.eigvalsh(Xa.T @ Xa / B)
+    path = np.array([m.params_vector(), m.params_vector() + np.array([0.0, 0.0, 1.0, 0.0])])
+    rv = L.ravine_metrics(m, path, x, t, lanczos_steps=4, n_probe=200)
+    assert rv["lambda_max"].iloc[0] == pytest.approx(lam.max(), rel=1e-10)
+    rms = math.sqrt((lam**2).mean())
+    assert rv["rms_eigenvalue"].iloc[0] == pytest.approx(rms, rel=0.3)
+    # the path runs along the weak (0.1-scaled) input direction: tiny curvature along it
+    assert rv["path_curvature"].iloc[0] == pytest.approx((x[:, 2] ** 2).mean(), rel=1e-10)
+    assert rv["ravine_ratio"].iloc[0] > 1.5
+
+
+def test_detect_plateaus_finds_the_flat_stretch():
+    loss = np.r_[np.linspace(1, 0.9, 30), np.full(40, 0.9), np.linspace(0.9, 0.1, 30)]
+    grad = np.r_[np.ones(30), np.full(40, 1e-4), np.ones(30)]
+    tab = pd.DataFrame({"step": np.arange(100) * 10, "loss": loss, "grad_norm": grad})
+    p = L.detect_plateaus(tab, grad_tol=1e-3, loss_tol=1e-3)
+    assert len(p) == 1
+    assert (p["start_step"].iloc[0], p["end_step"].iloc[0], p["length"].iloc[0]) == (300, 690, 40)
+    assert len(L.detect_plateaus(tab, grad_tol=1e-3, loss_tol=1e-3, min_length=41)) == 0
+    with pytest.raises(ValueError, match="grad_norm"):
+        L.detect_plateaus(tab.drop(columns="grad_norm"), grad_tol=1, loss_tol=1)
+
+
+def test_minima_summary_and_distances():
+    m, x, t = small_rnn()
+    ms = [m, m.with_params(m.params_vector() * 1.1)]
+    summ = L.minima_summary(ms, x, t, lanczos_steps=m.n_params)
+    from rnnsim.curvature import hessian_matrix, model_hvp
+
+    Hm = hessian_matrix(model_hvp(m, x, t), m.n_params)
+    assert summ["sharpness"].iloc[0] == pytest.approx(
+        np.linalg.eigvalsh((Hm + Hm.T) / 2)[-1], rel=1e-8
+    )
+    d = L.pairwise_distances(ms)
+    assert d["distance"].iloc[0] == pytest.approx(0.1 * np.linalg.norm(m.params_vector()))
