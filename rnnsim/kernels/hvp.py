@@ -33,7 +33,49 @@ from numba import njit
 from rnnsim.kernels.activations import d2phi_from_h, dphi_from_h
 from rnnsim.kernels.losses import mse, xent
 from rnnsim.kernels.mlp import layer_offsets, mlp_loss_grad, state_offsets
-from rnnsim.kernels.rnn import rnn_backward, rnn_forward, step_matmul, step_matmul_t
+from rnnsim.kernels.rnn import rnn_backward, rnn_forward
+
+# Per-step products with fewer multiply-adds than this use hand loops instead of BLAS.
+BLAS_MIN_FLOPS = 1 << 15
+
+
+@njit(cache=True)
+def step_matmul(Hprev, W, out):
+    """``out = Hprev W^T`` (``out[b, i] = sum_j W[i, j] Hprev[b, j]``), overwritten.
+
+    Hprev (B, n), W (m, n), out (B, m).
+    """
+    B, n = Hprev.shape
+    m = W.shape[0]
+    if B * n * m >= BLAS_MIN_FLOPS:
+        np.dot(Hprev, W.T, out)
+        return
+    for bb in range(B):
+        for i in range(m):
+            s = 0.0
+            for j in range(n):
+                s += W[i, j] * Hprev[bb, j]
+            out[bb, i] = s
+
+
+@njit(cache=True)
+def step_matmul_t(dA, W, out):
+    """``out = dA W`` (``out[b, j] = sum_i dA[b, i] W[i, j]``), overwritten.
+
+    dA (B, m), W (m, n), out (B, n).
+    """
+    B, m = dA.shape
+    n = W.shape[1]
+    if B * n * m >= BLAS_MIN_FLOPS:
+        np.dot(dA, W, out)
+        return
+    for bb in range(B):
+        for j in range(n):
+            out[bb, j] = 0.0
+        for i in range(m):
+            d = dA[bb, i]
+            for j in range(n):
+                out[bb, j] += d * W[i, j]
 
 
 @njit(cache=True)
