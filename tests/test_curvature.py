@@ -169,3 +169,40 @@ def test_bad_input_names_argument():
         cv.top_eigenvalues(lambda v: v, 3, k=4)
     with pytest.raises(ValueError, match="n_steps"):
         cv.lanczos(lambda v: v, 3, 0)
+
+
+def test_callback_on_exactly_quadratic_model_predicts_every_raise():
+    # One linear layer with squared error: the loss is exactly quadratic in all parameters, so the
+    # callback's predicted change is the actual change and every loss-raising step is predicted.
+    from rnnsim import MLP
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((20, 4)) * np.array([5.0, 1.0, 1.0, 0.2])
+    t = rng.standard_normal((20, 2))
+    n_raised = 0
+    for lr in np.geomspace(1e-3, 0.5, 15):
+        m = MLP([rng.standard_normal((2, 4))], [rng.standard_normal(2)], "linear")
+        g = m.loss_and_grad_vector(x, t)[1]
+        rec = cv.curvature_callback(lr)(0, m, x, t, g)
+        assert rec["actual_change"] == pytest.approx(rec["predicted_change"], rel=1e-9, abs=1e-12)
+        assert rec["prediction_correct"]
+        n_raised += rec["raised_loss"]
+    assert 0 < n_raised < 15
+
+
+def test_callback_in_training_loop_rnn():
+    from rnnsim import RNN, tasks
+    from rnnsim.train import train
+
+    task = tasks.make("adding", 10)
+    m = RNN.random(task.d_in, 6, task.d_out, seed=0)
+    cb = cv.curvature_callback(0.05, loss=task.loss, lanczos_steps=5)
+    _, table = train(m, task, lr=0.05, steps=4, callback=cb, callback_every=2, eval_every=0)
+    have = table.dropna(subset=["gTHg"])
+    assert list(have["step"]) == [0, 2]
+    for col in ("gTg", "eps_star", "predicted_change", "actual_change", "raised_loss", "kappa"):
+        assert col in table
+    np.testing.assert_allclose(np.sqrt(have["gTg"]), have["grad_norm"], rtol=1e-12)
+    # small steps: the quadratic model is accurate to O(lr^3)
+    rel = np.abs(have["actual_change"] - have["predicted_change"]) / np.abs(have["first_order"])
+    assert (rel < 0.05).all()
