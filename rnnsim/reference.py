@@ -19,7 +19,8 @@ def phi(activation, a):
     if activation == "relu":
         return np.maximum(a, 0.0)
     if activation == "sigmoid":
-        return 1.0 / (1.0 + np.exp(-a))
+        e = np.exp(-np.abs(a))  # never overflows
+        return np.where(a >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
     if activation == "linear":
         return np.array(a, dtype=np.float64, copy=True)
     raise ValueError(f"activation must be one of tanh, relu, sigmoid, linear; got {activation!r}")
@@ -32,7 +33,7 @@ def dphi(activation, a):
     if activation == "relu":
         return np.where(np.isnan(a), np.nan, (a > 0.0).astype(np.float64))
     if activation == "sigmoid":
-        s = 1.0 / (1.0 + np.exp(-a))
+        s = phi("sigmoid", a)
         return s * (1.0 - s)
     if activation == "linear":
         return np.ones_like(a, dtype=np.float64)
@@ -158,7 +159,7 @@ def d2phi(activation, a):
         t = np.tanh(a)
         return -2.0 * t * (1.0 - t**2)
     if activation == "sigmoid":
-        s = 1.0 / (1.0 + np.exp(-a))
+        s = phi("sigmoid", a)
         return s * (1.0 - s) * (1.0 - 2.0 * s)
     if activation in ("relu", "linear"):
         return np.zeros_like(a, dtype=np.float64)

@@ -9,8 +9,10 @@ import math
 
 from numba import njit
 
+from rnnsim.kernels.jit import JIT
 
-@njit(cache=True)
+
+@njit(**JIT)
 def mse(Y, target, last_only, dY):
     """Squared-error loss of outputs ``Y`` (T, B, d) against ``target``.
 
@@ -30,7 +32,7 @@ def mse(Y, target, last_only, dY):
     return 0.5 * total * scale
 
 
-@njit(cache=True)
+@njit(**JIT)
 def xent(Y, labels, last_only, dY):
     """Softmax cross-entropy (nats) of logits ``Y`` (T, B, K) against integer ``labels``.
 

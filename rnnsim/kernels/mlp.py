@@ -11,9 +11,10 @@ import numpy as np
 from numba import njit
 
 from rnnsim.kernels.activations import dphi_from_h, phi
+from rnnsim.kernels.jit import JIT
 
 
-@njit(cache=True)
+@njit(**JIT)
 def layer_offsets(widths, d_out):
     """Start of each W_l and b_l in the flat vector, and of V and c (readout when d_out > 0).
 
@@ -36,7 +37,7 @@ def layer_offsets(widths, d_out):
     return w_off, b_off, pos
 
 
-@njit(cache=True)
+@njit(**JIT)
 def state_offsets(widths, B):
     """Start of each layer's (B, n_l) block in the flat state buffer, and the buffer size."""
     off = np.zeros(widths.size, dtype=np.int64)
@@ -47,7 +48,7 @@ def state_offsets(widths, B):
     return off, pos
 
 
-@njit(cache=True)
+@njit(**JIT)
 def mlp_forward(params, widths, d_out, code, x):
     """Forward pass of the MLP.
 
@@ -93,7 +94,7 @@ def mlp_forward(params, widths, d_out, code, x):
     return Hbuf, Y
 
 
-@njit(cache=True)
+@njit(**JIT)
 def mlp_loss_grad(params, widths, d_out, code, x, target):
     """Squared-error loss ``0.5 * mean_b ||y - target||^2`` and its exact gradient.
 

@@ -1,65 +1,46 @@
 """Vanilla RNN kernels: forward pass over a batch and backpropagation through time.
 
 Model (DESIGN.md): ``a_t = W h_{t-1} + U x_t + b``, ``h_t = phi(a_t)``, ``y_t = V h_t + c``.
-Arrays are time-major and C-contiguous float64: ``x`` (T, B, d_in), ``H`` (T+1, B, n) with h_0 first,
-``Y`` (T, B, d_out). Weights in PyTorch orientation: W (n, n), U (n, d_in), V (d_out, n).
+Arrays are time-major, C-contiguous float64: ``x`` (T, B, d_in), ``H`` (T+1, B, n) with h_0
+first, ``Y`` (T, B, d_out). Weights in PyTorch orientation: W (n, n), U (n, d_in), V (d_out, n).
 
 Work that does not depend on the recurrence (input drive ``U x_t`` for all t, readout ``V h_t``,
-the weight gradients ``sum_t dA_t^T h_{t-1}``) is done as one matrix product over all T*B rows; only
-the recurrence itself runs step by step. Small per-step products use hand loops (a BLAS call costs
-more than the arithmetic at n = 32, B = 1), large ones call BLAS through ``np.dot``.
+the weight gradients ``sum_t dA_t^T h_{t-1}``) is done as one matrix product over all T*B rows;
+only the recurrence itself runs step by step. Small per-step products use hand loops written as
+row updates (``out += w_j * h_j``, which vectorise without reordering any sum), large ones call
+BLAS through ``np.dot``.
 """
 
 import numpy as np
 from numba import njit
 
-from rnnsim.kernels.activations import dphi_from_h, phi
+from rnnsim.kernels.activations import activate, times_dphi
+from rnnsim.kernels.jit import JIT
 from rnnsim.kernels.losses import mse, xent
 
 # Per-step products with fewer multiply-adds than this use hand loops instead of BLAS.
 BLAS_MIN_FLOPS = 1 << 15
 
 
-@njit(cache=True)
-def step_matmul(Hprev, W, out):
-    """``out[b, i] = sum_j W[i, j] Hprev[b, j]``: the recurrent drive ``Hprev W^T``.
+@njit(**JIT)
+def add_rows_times(M, h, out):
+    """``out[b, :] += sum_j h[b, j] M[j, :]``, i.e. ``out += h M``, as row updates.
 
-    Hprev (B, n), W (n_out, n), out (B, n_out); ``out`` is overwritten.
+    h (B, k), M (k, m), out (B, m). Each output element keeps its own accumulator, summed in
+    the order j = 0..k-1, so the loop vectorises without fastmath.
     """
-    B, n = Hprev.shape
-    n_out = W.shape[0]
-    if B * n * n_out >= BLAS_MIN_FLOPS:
-        np.dot(Hprev, W.T, out)
-        return
+    B, k = h.shape
+    m = M.shape[1]
     for bb in range(B):
-        for i in range(n_out):
-            s = 0.0
-            for j in range(n):
-                s += W[i, j] * Hprev[bb, j]
-            out[bb, i] = s
+        o = out[bb]
+        for j in range(k):
+            w = h[bb, j]
+            Mj = M[j]
+            for i in range(m):
+                o[i] += w * Mj[i]
 
 
-@njit(cache=True)
-def step_matmul_t(dA, W, out):
-    """``out[b, j] = sum_i dA[b, i] W[i, j]``: the backward product ``dA W``.
-
-    dA (B, n_out), W (n_out, n), out (B, n); ``out`` is overwritten.
-    """
-    B, n_out = dA.shape
-    n = W.shape[1]
-    if B * n * n_out >= BLAS_MIN_FLOPS:
-        np.dot(dA, W, out)
-        return
-    for bb in range(B):
-        for j in range(n):
-            out[bb, j] = 0.0
-        for i in range(n_out):
-            d = dA[bb, i]
-            for j in range(n):
-                out[bb, j] += d * W[i, j]
-
-
-@njit(cache=True)
+@njit(**JIT)
 def rnn_forward(W, U, b, V, c, x, h0, code):
     """Run the RNN over a batch.
 
@@ -80,16 +61,24 @@ def rnn_forward(W, U, b, V, c, x, h0, code):
     d_out = V.shape[0]
     H = np.empty((T + 1, B, n))
     H[0] = h0
-    drive = np.dot(x.reshape(T * B, d_in), U.T).reshape(T, B, n)
-    rec = np.empty((B, n))
-    for t in range(1, T + 1):
-        step_matmul(H[t - 1], W, rec)
-        ht = H[t]
-        dt = drive[t - 1]
+    # pre-activations: input drive and bias for every step at once, recurrent part added per step
+    A = np.dot(x.reshape(T * B, d_in), U.T).reshape(T, B, n)
+    for t in range(T):
         for bb in range(B):
             for i in range(n):
-                ht[bb, i] = phi(code, rec[bb, i] + dt[bb, i] + b[i])
-    Y = np.dot(H[1:].copy().reshape(T * B, n), V.T).reshape(T, B, d_out)
+                A[t, bb, i] += b[i]
+    blas = B * n * n >= BLAS_MIN_FLOPS
+    WT = np.ascontiguousarray(W.T)
+    rec = np.empty((B, n))
+    for t in range(1, T + 1):
+        at = A[t - 1]
+        if blas:
+            np.dot(H[t - 1], WT, rec)
+            at += rec
+        else:
+            add_rows_times(WT, H[t - 1], at)
+        activate(code, at.reshape(B * n), H[t].reshape(B * n))
+    Y = np.dot(H[1:].reshape(T * B, n), V.T).reshape(T, B, d_out)
     for t in range(T):
         for bb in range(B):
             for o in range(d_out):
@@ -97,7 +86,7 @@ def rnn_forward(W, U, b, V, c, x, h0, code):
     return H, Y
 
 
-@njit(cache=True)
+@njit(**JIT)
 def rnn_backward(W, U, V, x, H, dY, code):
     """Backpropagation through time for a given output gradient.
 
@@ -123,39 +112,36 @@ def rnn_backward(W, U, V, x, H, dY, code):
     T, B, d_in = x.shape
     n = W.shape[0]
     d_out = V.shape[0]
-    direct = np.dot(dY.reshape(T * B, d_out), V).reshape(T, B, n)  # V^T dL/dy_t
-    G = np.zeros((T + 1, B, n))
+    G = np.dot(dY.reshape(T * B, d_out), V).reshape(T, B, n)  # V^T dL/dy_t, t = 1..T
+    G = np.concatenate((np.zeros((1, B, n)), G))  # G[t] = dL/dh_t once the loop has passed t
     dA = np.empty((T, B, n))
-    back = np.zeros((B, n))
+    blas = B * n * n >= BLAS_MIN_FLOPS
+    back = np.empty((B, n))
     for t in range(T, 0, -1):
-        gt = G[t]
         at = dA[t - 1]
-        ht = H[t]
-        dt = direct[t - 1]
-        for bb in range(B):
-            for i in range(n):
-                g = dt[bb, i] + back[bb, i]
-                gt[bb, i] = g
-                at[bb, i] = g * dphi_from_h(code, ht[bb, i])
-        step_matmul_t(at, W, back)
-    G[0] = back
+        times_dphi(code, G[t].reshape(B * n), H[t].reshape(B * n), at.reshape(B * n))
+        if blas:
+            np.dot(at, W, back)
+            G[t - 1] += back
+        else:
+            add_rows_times(W, at, G[t - 1])
     dA2 = dA.reshape(T * B, n)
-    gW = np.dot(dA2.T, H[:T].copy().reshape(T * B, n))
+    gW = np.dot(dA2.T, H[:T].reshape(T * B, n))
     gU = np.dot(dA2.T, x.reshape(T * B, d_in))
     gb = dA2.sum(axis=0)
-    Hout = H[1:].copy().reshape(T * B, n)
     dY2 = dY.reshape(T * B, d_out)
-    gV = np.dot(dY2.T, Hout)
+    gV = np.dot(dY2.T, H[1:].reshape(T * B, n))
     gc = dY2.sum(axis=0)
     return gW, gU, gb, gV, gc, G
 
 
-@njit(cache=True)
+@njit(**JIT)
 def rnn_loss_grad(W, U, b, V, c, x, h0, code, target, labels, loss_code):
     """Forward pass, loss and BPTT in one call.
 
     ``loss_code``: 0 mse_last, 1 mse_all, 2 xent_last, 3 xent_all. Float targets go in ``target``
-    and integer ones in ``labels``; the unused one may be any array of the right dtype.
+    and integer ones in ``labels``, each with a leading time axis of length 1 for the ``*_last``
+    losses; the unused one may be any array of the right dtype and rank.
 
     Returns ``(loss, gW, gU, gb, gV, gc, H, G)`` (see `rnn_backward`).
     """

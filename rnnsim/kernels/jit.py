@@ -1,0 +1,10 @@
+"""One home for the kernels' Numba options.
+
+``error_model="numpy"``: a float division by zero gives inf/nan as in NumPy instead of raising, which
+removes a branch from every division and lets LLVM vectorise loops that divide (the exp-based
+activations). ``cache=True`` keeps compiled kernels on disk so that a new process does not recompile.
+No fastmath: kernels are compared with their NumPy twins at tight tolerances.
+"""
+
+JIT = {"cache": True, "error_model": "numpy"}
+JIT_INLINE = {**JIT, "inline": "always"}
