@@ -1,0 +1,38 @@
+"""Numba's on-disk cache works from the installed package: a second process does not recompile."""
+
+import json
+import os
+import subprocess
+import sys
+
+SCRIPT = """
+import json
+import numpy as np
+import rnnsim
+from rnnsim.kernels.mlp import mlp_loss_grad
+from rnnsim.kernels.rnn import rnn_loss_grad
+
+m = rnnsim.RNN.random(2, 8, 1, seed=0)
+m.loss_and_grad(np.ones((5, 1, 2)), np.ones((1, 1)))
+rnnsim.MLP.random(4, 3, n_out=1).loss_and_grad(np.ones((2, 4)), np.ones((2, 1)))
+print(json.dumps({
+    f.__name__: {"hits": sum(f.stats.cache_hits.values()), "misses": sum(f.stats.cache_misses.values())}
+    for f in (rnn_loss_grad, mlp_loss_grad)
+}))
+"""
+
+
+def run_fresh_process():
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_DISABLE_JIT"}
+    out = subprocess.run(
+        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_second_process_loads_kernels_from_cache():
+    run_fresh_process()  # compiles (or loads) and writes the cache
+    stats = run_fresh_process()
+    for name, s in stats.items():
+        assert s["misses"] == 0 and s["hits"] >= 1, f"{name} was recompiled: {s}"
