@@ -10,7 +10,7 @@ Layer states live in one flat buffer: layer l occupies ``B * n_l`` entries from 
 import numpy as np
 from numba import njit
 
-from rnnsim.kernels.activations import dphi_from_h, phi
+from rnnsim.kernels.activations import activate, times_dphi
 from rnnsim.kernels.jit import JIT
 
 
@@ -81,7 +81,8 @@ def mlp_forward(params, widths, d_out, code, x):
         np.dot(h_prev, Wl.T, h)
         for bb in range(B):
             for i in range(n_out):
-                h[bb, i] = phi(code, h[bb, i] + bl[i])
+                h[bb, i] += bl[i]
+        activate(code, h.reshape(B * n_out), h.reshape(B * n_out))
     hL = Hbuf[s_off[L] : s_off[L] + B * widths[L]].reshape(B, widths[L])
     if d_out == 0:
         return Hbuf, hL.copy()
@@ -141,9 +142,7 @@ def mlp_loss_grad(params, widths, d_out, code, x, target):
         h_prev = Hbuf[s_off[l] : s_off[l] + B * n_in].reshape(B, n_in)
         g_prev = Gbuf[s_off[l] : s_off[l] + B * n_in].reshape(B, n_in)
         dA = np.empty((B, n_out))
-        for bb in range(B):
-            for i in range(n_out):
-                dA[bb, i] = g[bb, i] * dphi_from_h(code, h[bb, i])
+        times_dphi(code, g.reshape(B * n_out), h.reshape(B * n_out), dA.reshape(B * n_out))
         grad[w_off[l] : w_off[l] + n_out * n_in] = np.dot(dA.T, h_prev).reshape(-1)
         grad[b_off[l] : b_off[l] + n_out] = dA.sum(axis=0)
         np.dot(dA, Wl, g_prev)
