@@ -2,6 +2,8 @@
 
 __version__ = "0.1.0"
 
-from rnnsim.models import MLP, RNN  # noqa: E402
+from rnnsim import init, tasks, theory  # noqa: E402
+from rnnsim.models import MLP, RNN, warmup  # noqa: E402
+from rnnsim.train import train  # noqa: E402
 
-__all__ = ["MLP", "RNN", "__version__"]
+__all__ = ["MLP", "RNN", "__version__", "init", "tasks", "theory", "train", "warmup"]
