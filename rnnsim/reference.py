@@ -296,3 +296,170 @@ def cliff_surface(w_values, b_values, x0, T, target):
         h = h_new
     r = h - target
     return h, r**2, 2.0 * r * dh_dw, 2.0 * r * dh_db
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 4: Jacobian products across time and depth, their singular values, Lyapunov exponents
+# and the temporal decomposition of the gradient (kernels/jacobians.py)
+# ---------------------------------------------------------------------------------------------
+
+
+def rnn_step_jacobians(W, U, b, x, h0, activation):
+    """Explicit step Jacobians ``J_t = dh_t/dh_{t-1} = diag(phi'(a_t)) W`` of one trajectory.
+
+    x (T, d_in), h0 (n,); returns the list [J_1, ..., J_T] of (n, n) arrays and the states (T+1, n).
+    """
+    h = np.array(h0, dtype=np.float64)
+    Js, H = [], [h]
+    for t in range(x.shape[0]):
+        a = W @ h + U @ x[t] + b
+        Js.append(dphi(activation, a)[:, None] * W)
+        h = phi(activation, a)
+        H.append(h)
+    return Js, np.array(H)
+
+
+def mlp_layer_jacobians(weights, biases, activation, x):
+    """Explicit layer Jacobians ``J_l = dh_l/dh_{l-1} = diag(phi'(a_l)) W_l`` for one input x (n_0,)."""
+    h, Js = np.array(x, dtype=np.float64), []
+    for W, b in zip(weights, biases, strict=True):
+        a = W @ h + b
+        Js.append(dphi(activation, a)[:, None] * W)
+        h = phi(activation, a)
+    return Js
+
+
+def product_norms(Js, direction):
+    """ln ||.||_2 and ln ||.||_F of every product of the Jacobians ``Js = [J_1, ..., J_S]``.
+
+    backward: entry k is J_S ... J_{k+1} (k = 0..S, entry S the identity); forward: entry t is
+    J_t ... J_1. The product is renormalised to Frobenius norm 1 after each factor and its scale
+    kept as a log; the spectral norm is a full SVD every time (the slow, obvious path).
+    """
+    S = len(Js)
+    m = Js[-1].shape[0] if direction == "backward" else Js[0].shape[1]
+    log_spec, log_fro = np.zeros(S + 1), np.zeros(S + 1)
+    P, scale = np.eye(m), 0.0
+    first = S if direction == "backward" else 0
+    log_fro[first] = 0.5 * np.log(m)
+    for s in range(1, S + 1):
+        if direction == "backward":
+            k = S - s
+            P = P @ Js[k]  # dh_S/dh_k = (dh_S/dh_{k+1}) J_{k+1}
+        else:
+            k = s
+            P = Js[k - 1] @ P  # dh_k/dh_0 = J_k (dh_{k-1}/dh_0)
+        f = np.linalg.norm(P)
+        P = P / f
+        scale += np.log(f)
+        log_fro[k] = scale
+        log_spec[k] = scale + np.log(np.linalg.svd(P, compute_uv=False)[0])
+    return log_spec, log_fro
+
+
+def product_log_singular_values(Js, direction, steps):
+    """ln of every singular value of the products of `product_norms` at the given steps.
+
+    The product is accumulated as ``Q R`` with Householder QR (`numpy.linalg.qr`), ``R`` kept as
+    log row scales ``sigma`` times unit rows ``Y``; the singular values of ``diag(e^sigma) Y`` come
+    from `scaled_jacobi_log_singular_values`. Returns {step: descending array}.
+    """
+    S = len(Js)
+    factors = [J.T for J in Js[::-1]] if direction == "backward" else list(Js)
+    m = factors[0].shape[1]
+    Q, Y, sigma = np.eye(m), np.eye(m), np.zeros(m)
+    out = {}
+    start = S if direction == "backward" else 0
+    if start in steps:
+        out[start] = np.zeros(m)
+    for s, A in enumerate(factors, start=1):
+        Q, Rp = np.linalg.qr(A @ Q)
+        sign = np.where(np.diag(Rp) < 0, -1.0, 1.0)
+        Q, Rp = Q * sign, sign[:, None] * Rp
+        with np.errstate(divide="ignore"):
+            new_rows = []
+            new_sigma = []
+            for i in range(Rp.shape[0]):  # row i of R' diag(e^sigma) Y, relative to its top scale
+                js = [j for j in range(i, Rp.shape[1]) if Rp[i, j] != 0 and np.isfinite(sigma[j])]
+                if not js:
+                    new_rows.append(np.zeros(Y.shape[1]))
+                    new_sigma.append(-np.inf)
+                    continue
+                top = max(sigma[j] for j in js)
+                row = sum(Rp[i, j] * np.exp(sigma[j] - top) * Y[j] for j in js)
+                nrm = np.linalg.norm(row)
+                new_rows.append(row / nrm if nrm > 0 else row)
+                new_sigma.append(top + np.log(nrm) if nrm > 0 else -np.inf)
+        Y, sigma = np.array(new_rows), np.array(new_sigma)
+        k = S - s if direction == "backward" else s
+        if k in steps:
+            out[k] = scaled_jacobi_log_singular_values(Y, sigma)
+    return out
+
+
+def scaled_jacobi_log_singular_values(Y, sigma, tol=1e-15, max_sweeps=60):
+    """ln singular values of ``diag(exp(sigma)) Y`` by one-sided (Hestenes) Jacobi on the columns
+    ``g_j = exp(sigma_j) y_j`` of its transpose, never forming exp(sigma) (Demmel & Veselic 1992)."""
+    Y, s = np.array(Y, dtype=np.float64), np.array(sigma, dtype=np.float64)
+    for _ in range(max_sweeps):
+        rotated = False
+        for p in range(len(s) - 1):
+            for q in range(p + 1, len(s)):
+                if not (np.isfinite(s[p]) and np.isfinite(s[q])):
+                    continue
+                i, j = (p, q) if s[p] >= s[q] else (q, p)  # i has the larger scale
+                a, bb, c = Y[i] @ Y[i], Y[j] @ Y[j], Y[i] @ Y[j]
+                if abs(c) <= tol * np.sqrt(a * bb):
+                    continue
+                rotated = True
+                rho = np.exp(s[j] - s[i])  # ratio of the scales, <= 1
+                eta = (rho**2 * bb - a) / (2 * c)  # rho * zeta of the usual Jacobi rotation
+                tau = (1.0 if eta >= 0 else -1.0) / (abs(eta) + np.sqrt(rho**2 + eta**2))
+                cs = 1.0 / np.sqrt(1.0 + (tau * rho) ** 2)
+                yi, yj = cs * (Y[i] - tau * rho**2 * Y[j]), cs * (tau * Y[i] + Y[j])
+                for idx, y in ((i, yi), (j, yj)):
+                    nrm = np.linalg.norm(y)
+                    Y[idx] = y / nrm if nrm > 0 else y
+                    s[idx] = s[idx] + np.log(nrm) if nrm > 0 else -np.inf
+        if not rotated:
+            break
+    return np.sort(s)[::-1]
+
+
+def lyapunov_exponents(W, U, b, x, h0, activation, transient, steps, Q0):
+    """Benettin's QR method with Householder QR every step; returns the exponents in the order of
+    the basis Q0 (n, k) (unsorted) and mean ln|det J_t|. x (transient + steps, d_in) or None."""
+    h, Q = np.array(h0, dtype=np.float64), np.array(Q0, dtype=np.float64)
+    acc, logdet = np.zeros(Q.shape[1]), 0.0
+    for t in range(transient + steps):
+        a = W @ h + b + (U @ x[t] if x is not None else 0.0)
+        h = phi(activation, a)
+        if t < transient:
+            continue
+        J = dphi(activation, a)[:, None] * W
+        Q, R = np.linalg.qr(J @ Q)
+        acc += np.log(np.abs(np.diag(R)))
+        logdet += np.linalg.slogdet(J)[1]
+    return acc / steps, logdet / steps
+
+
+def rnn_gradient_contributions(W, U, b, V, c, x, h0, activation, target):
+    """Per-step pieces of the ``mse_last`` gradient: for k = 1..T the matrices
+    ``sum_b delta_k h_{k-1}^T`` (dL/dW), ``sum_b delta_k x_k^T`` (dL/dU), ``sum_b delta_k`` (dL/db),
+    and dL/dh_k for k = 0..T, by plain backpropagation through time (Pascanu et al. 2013, eq. 3-5)."""
+    T, B, _ = x.shape
+    H = [np.broadcast_to(h0, (B, W.shape[0])).astype(np.float64)]
+    A = []
+    for t in range(T):
+        A.append(H[-1] @ W.T + x[t] @ U.T + b)
+        H.append(phi(activation, A[-1]))
+    gh = [None] * (T + 1)
+    gh[T] = ((H[T] @ V.T + c - target) @ V) / B
+    parts_W, parts_U, parts_b = [None] * T, [None] * T, [None] * T
+    for k in range(T, 0, -1):
+        delta = gh[k] * dphi(activation, A[k - 1])
+        parts_W[k - 1] = delta.T @ H[k - 1]
+        parts_U[k - 1] = delta.T @ x[k - 1]
+        parts_b[k - 1] = delta.sum(axis=0)
+        gh[k - 1] = delta @ W
+    return parts_W, parts_U, parts_b, np.array(gh)

@@ -1,0 +1,449 @@
+"""How a signal or a gradient is stretched across time (RNN) and depth (MLP).
+
+Public functions (DESIGN.md): `jacobian_norms`, `jacobian_spectrum`, `lyapunov_spectrum`, and
+`gradient_contributions` (Pascanu et al.'s temporal decomposition of the gradient). Each validates
+once, runs a Numba kernel from `rnnsim.kernels.jacobians` and returns a tidy DataFrame (or, for
+`lyapunov_spectrum`, a 1-D array). The plain NumPy twins live in `rnnsim.reference` (section
+"Issue 4").
+"""
+
+import numpy as np
+import pandas as pd
+
+from rnnsim.kernels import jacobians as K
+from rnnsim.kernels.mlp import mlp_forward
+from rnnsim.validation import choice, describe, float_array, positive_int
+
+LANCZOS_TOL = 1e-11  # relative residual of the top Ritz pair: ||P||_2 to ~5e-12 relative
+LANCZOS_MAXIT = 60  # Lanczos steps before the SVD fallback
+KAPPA_MAX = 1e3  # Cholesky-QR: a second pass when diag(R) spans more than this
+JACOBI_TOL = 1e-15
+JACOBI_SWEEPS = 60
+_DIRECTIONS = ("backward", "forward")
+
+
+def _kind(model):
+    """'rnn' or 'mlp' by the model's attributes (duck-typed so subclasses and stand-ins work)."""
+    if hasattr(model, "W") and hasattr(model, "U") and hasattr(model, "forward"):
+        return "rnn"
+    if hasattr(model, "weights") and hasattr(model, "flat") and hasattr(model, "widths"):
+        return "mlp"
+    raise TypeError(f"model must be an rnnsim.RNN or rnnsim.MLP; got {describe(model)}")
+
+
+def _start_vector(m):
+    """The deterministic start vector of the first Lanczos run (generic, never orthogonal to the
+    top singular vector except with probability zero)."""
+    return np.random.default_rng(20130101).normal(size=m)
+
+
+def _rnn_states(model, x, h0):
+    x, h0 = model.check_input(x, h0)
+    H, _ = model.forward(x, h0)
+    return np.ascontiguousarray(H)
+
+
+def _mlp_states(model, x):
+    x = model.check_input(x)
+    Hbuf, _ = mlp_forward(model.flat, model.widths, model.d_out, model.act_code, x)
+    return Hbuf, x.shape[0]
+
+
+def jacobian_norms(model, x, direction="backward", h0=None):
+    """Log spectral and Frobenius norms of every Jacobian product along time or depth.
+
+    Parameters
+    ----------
+    model : rnnsim.RNN or rnnsim.MLP
+    x : array, (T, B, d_in) for an RNN, (B, n_in) for an MLP.
+    direction : {"backward", "forward"}
+        RNN: "backward" gives dh_T/dh_k for k = 0..T, "forward" gives dh_t/dh_0 for t = 0..T.
+        MLP: dh_L/dh_l (backward) or dh_l/dh_0 (forward) for l = 0..L.
+    h0 : array (B, n) or (n,), optional, RNN initial state (zero by default).
+
+    Returns
+    -------
+    DataFrame, one row per sample and step (layer): ``sample``, ``step`` (RNN) or ``layer``
+    (MLP), ``lag`` (the number of Jacobian factors in the product: T - k backward, t forward),
+    ``log_spectral`` and ``log_frobenius`` (natural logs), ``lanczos_iterations`` (-1 where the
+    exact SVD fallback ran), and the parameter columns ``direction``, ``activation``, ``n_hidden``
+    (RNN) or ``width`` (MLP), ``T`` or ``depth``.
+
+    Notes
+    -----
+    Pascanu, Mikolov & Bengio 2013, eq. 5 (product of step Jacobians diag(phi') W). The product is
+    renormalised every step and its scale carried in logs (finite for T = 100,000 at any gain,
+    unless the product is exactly zero: then -inf). The spectral norm is exact to ~1e-11
+    relative: Lanczos iteration on P P^T warm-started from the previous top singular vector, run
+    until the relative residual is below 1e-11, else a LAPACK SVD.
+    """
+    choice("direction", direction, _DIRECTIONS)
+    backward = direction == "backward"
+    kind = _kind(model)
+    if kind == "rnn":
+        H = _rnn_states(model, x, h0)
+        n = model.n_hidden
+        ls, lf, its = K.rnn_jacobian_norms(
+            model.W, H, model.act_code, backward, _start_vector(n), LANCZOS_TOL, LANCZOS_MAXIT
+        )
+        axis, params = "step", {"n_hidden": n, "T": H.shape[0] - 1}
+    else:
+        if h0 is not None:
+            raise ValueError(f"h0 applies to RNNs only; got {describe(h0)} for an MLP")
+        Hbuf, B = _mlp_states(model, x)
+        m = int(model.widths[-1] if backward else model.widths[0])
+        ls, lf, its = K.mlp_jacobian_norms(
+            model.flat, model.widths, model.d_out, Hbuf, B, model.act_code, backward,
+            _start_vector(m), LANCZOS_TOL, LANCZOS_MAXIT,
+        )  # fmt: skip
+        axis, params = "layer", {"width": int(model.widths[1]), "depth": model.depth}
+    B, S = ls.shape
+    k = np.tile(np.arange(S), B)
+    return pd.DataFrame(
+        {
+            "sample": np.repeat(np.arange(B), S),
+            axis: k,
+            "lag": (S - 1 - k) if backward else k,
+            "log_spectral": ls.ravel(),
+            "log_frobenius": lf.ravel(),
+            "lanczos_iterations": its.ravel(),
+            "direction": direction,
+            "activation": model.activation,
+            **params,
+        }
+    )
+
+
+def log_singular_values(Y, sigma):
+    """ln of the singular values of ``diag(exp(sigma)) Y`` (descending; -inf for exact zeros).
+
+    Rows with ``sigma = -inf`` are zero. When the scales span less than 600 (in natural log) the
+    matrix is formed relative to its largest scale and LAPACK's preconditioned one-sided Jacobi
+    SVD (dgejsv, high relative accuracy for column-scaled matrices) is used; otherwise the
+    scaled one-sided Jacobi of `rnnsim.kernels.jacobians.scaled_jacobi_logsv`, which never forms
+    exp(sigma).
+    """
+    from scipy.linalg import lapack
+
+    live = np.isfinite(sigma)
+    out = np.full(sigma.size, -np.inf)
+    if not live.any():
+        return out
+    Yl = np.ascontiguousarray(Y[live])
+    sl = sigma[live]
+    smax = sl.max()
+    if smax - sl.min() < 600.0:
+        G = np.asfortranarray((np.exp(sl - smax)[:, None] * Yl).T)
+        if G.shape[0] < G.shape[1]:  # dgejsv needs rows >= columns
+            G = np.vstack([G, np.zeros((G.shape[1] - G.shape[0], G.shape[1]))])
+            G = np.asfortranarray(G)
+        sva, _, _, work, _, info = lapack.dgejsv(G, joba=3, jobu=3, jobv=3)
+        if info == 0:
+            with np.errstate(divide="ignore"):
+                vals = np.sort(np.log(sva * (work[1] / work[0])))[::-1] + smax
+            out[: vals.size] = vals
+            return out
+    vals, _ = K.scaled_jacobi_logsv(Yl, np.ascontiguousarray(sl), JACOBI_TOL, JACOBI_SWEEPS)
+    out[: vals.size] = vals
+    return out
+
+
+def jacobian_spectrum(model, x, direction="forward", steps=None, h0=None):
+    """Every singular value of the Jacobian products of `jacobian_norms` at chosen steps/layers.
+
+    Parameters
+    ----------
+    model : rnnsim.RNN or rnnsim.MLP
+    x : array, (T, B, d_in) for an RNN, (B, n_in) for an MLP.
+    direction : {"forward", "backward"}, as in `jacobian_norms`.
+    steps : int or sequence of ints, optional. The steps k (RNN) or layers l (MLP) to report;
+        all of 0..T (0..L) when None.
+    h0 : array (B, n) or (n,), optional (RNN).
+
+    Returns
+    -------
+    DataFrame, one row per sample, step (layer) and singular value: ``sample``, ``step`` or
+    ``layer``, ``lag``, ``rank`` (1 = largest), ``singular_value`` (float64; 0 or inf where the
+    value lies beyond float64), ``log_singular_value`` (natural log, always representable), and
+    the parameter columns of `jacobian_norms`.
+
+    Notes
+    -----
+    Saxe, McClelland & Ganguli 2014, Fig. 6; Pennington, Schoenholz & Ganguli 2017
+    (dynamical isometry). The product is accumulated in QR form, ``J_s ... J_1 = Q R``,
+    ``J_s Q_{s-1} = Q_s R'_s``, ``R <- R'_s R`` (Benettin's re-orthonormalisation), with R stored
+    as log row scales times unit rows, so no entry ever overflows. Precision: every re-
+    orthonormalisation is backward stable (Cholesky QR with a second pass, or Householder), so
+    each factor is perturbed by O(eps kappa(J_s)) relative; the singular values of diag(e^sigma) Y
+    are then computed with high relative accuracy (one-sided Jacobi, Demmel & Veselic 1992).
+    In tests every singular value, including those 1e-100 below the largest, agrees with an
+    independent NumPy Householder accumulation to 1e-8 relative, and exact cases (orthogonal or
+    diagonal factors) to 1e-10. Singular values that are exactly zero (dead ReLU units) come out
+    at rounding level of the product or as -inf.
+    """
+    choice("direction", direction, _DIRECTIONS)
+    backward = direction == "backward"
+    kind = _kind(model)
+    if kind == "rnn":
+        H = _rnn_states(model, x, h0)
+        S = H.shape[0] - 1
+        B = H.shape[1]
+        axis, params = "step", {"n_hidden": model.n_hidden, "T": S}
+    else:
+        if h0 is not None:
+            raise ValueError(f"h0 applies to RNNs only; got {describe(h0)} for an MLP")
+        Hbuf, B = _mlp_states(model, x)
+        S = model.depth
+        axis, params = "layer", {"width": int(model.widths[1]), "depth": S}
+    if steps is None:
+        chosen = np.arange(S + 1, dtype=np.int64)
+    else:
+        chosen = np.atleast_1d(np.asarray(steps))
+        if chosen.ndim != 1 or not np.issubdtype(chosen.dtype, np.integer):
+            raise TypeError(f"steps must be an int or a sequence of ints; got {describe(steps)}")
+        if chosen.size == 0 or chosen.min() < 0 or chosen.max() > S:
+            raise ValueError(f"steps must lie in 0..{S}; got {chosen.tolist()}")
+        chosen = np.unique(chosen).astype(np.int64)
+    frames = []
+    for b in range(B):
+        if kind == "rnn":
+            Ys, sigmas = K.rnn_spectrum(model.W, H, model.act_code, backward, b, chosen)
+        else:
+            Ys, sigmas = K.mlp_spectrum(
+                model.flat, model.widths, model.d_out, Hbuf, B, model.act_code, backward, b,
+                chosen,
+            )  # fmt: skip
+        for i, k in enumerate(chosen):
+            logsv = log_singular_values(Ys[i], sigmas[i])
+            with np.errstate(over="ignore"):
+                sv = np.exp(logsv)
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "sample": b,
+                        axis: int(k),
+                        "lag": int(S - k) if backward else int(k),
+                        "rank": np.arange(1, logsv.size + 1),
+                        "singular_value": sv,
+                        "log_singular_value": logsv,
+                    }
+                )
+            )
+    table = pd.concat(frames, ignore_index=True)
+    table["direction"] = direction
+    table["activation"] = model.activation
+    for name, value in params.items():
+        table[name] = value
+    return table
+
+
+def lyapunov_spectrum(
+    rnn, x=None, *, steps=None, transient=100, h0=None, k=None, reorth_every=1, seed=0
+):
+    """Lyapunov exponents of the RNN map, by QR re-orthonormalisation (Benettin's method).
+
+    Parameters
+    ----------
+    rnn : rnnsim.RNN
+    x : array (T, d_in) or (T, 1, d_in), optional. The driving input; the first ``transient``
+        steps are not counted, the remaining ``T - transient`` are (or ``steps`` of them).
+        Without x the map is autonomous, h_t = phi(W h_{t-1} + b).
+    steps : int, counted steps; required without x (default: all of x after the transient).
+    transient : int >= 0, uncounted steps first (default 100).
+    h0 : array (n,) or (1, n), optional; zero by default. An autonomous tanh or ReLU network
+        started at 0 with b = 0 stays at the fixed point 0 (the exponents are then those of
+        the linearisation there, ln|eigenvalues of W| for tanh).
+    k : int, optional, the number of leading exponents (all n by default).
+    reorth_every : int, re-orthonormalise every this many steps (1 = every step).
+    seed : int or Generator, for the random orthonormal initial basis.
+
+    Returns
+    -------
+    float64 array (k,), the exponents per step (natural log), in descending order; -inf for
+    directions that a singular Jacobian annihilates (ReLU).
+
+    Notes
+    -----
+    Benettin et al. 1980; Engelken, Wolf & Abbott 2020; REFERENCES.md section 6. Step
+    Jacobian J_t = diag(phi'(a_t)) W; ``lambda_i = sum_t ln|R_ii(t)| / steps``. The sum of all n
+    exponents equals mean_t ln|det J_t| (the sum rule; `lyapunov_sum_rule`).
+    """
+    W, U, b, h, x, transient, steps, Qt0, reorth_every = _lyapunov_args(
+        rnn, x, steps, transient, h0, k, reorth_every, seed
+    )
+    exps, _, _ = K.lyapunov_qr(
+        W, U, b, x, h, rnn.act_code, transient, steps, Qt0, reorth_every, KAPPA_MAX
+    )
+    return np.sort(exps)[::-1]
+
+
+def lyapunov_sum_rule(rnn, x=None, *, steps=None, transient=100, h0=None, seed=0):
+    """(sum of all Lyapunov exponents, mean ln|det J_t|) along the same trajectory.
+
+    The two agree up to rounding (REFERENCES.md section 6, the sum rule): ``ln|det J_t| =
+    ln|det W| + sum_i ln phi'(a_{t,i})``. Parameters as `lyapunov_spectrum` (all exponents).
+    """
+    W, U, b, h, x, transient, steps, Qt0, _ = _lyapunov_args(
+        rnn, x, steps, transient, h0, None, 1, seed
+    )
+    exps, sum_ld, _ = K.lyapunov_qr(
+        W, U, b, x, h, rnn.act_code, transient, steps, Qt0, 1, KAPPA_MAX
+    )
+    _, logdet_w = np.linalg.slogdet(W)
+    return float(exps.sum()), float(sum_ld / steps + logdet_w)
+
+
+def _lyapunov_args(rnn, x, steps, transient, h0, k, reorth_every, seed):
+    if _kind(rnn) != "rnn":
+        raise TypeError(f"rnn must be an rnnsim.RNN; got {describe(rnn)}")
+    n = rnn.n_hidden
+    transient = positive_int("transient", transient, minimum=0)
+    reorth_every = positive_int("reorth_every", reorth_every)
+    k = n if k is None else positive_int("k", k)
+    if k > n:
+        raise ValueError(f"k must be at most n_hidden = {n}; got {k}")
+    if x is None:
+        if steps is None:
+            raise ValueError("steps must be given for the autonomous map (x is None); got None")
+        steps = positive_int("steps", steps)
+        xk = np.zeros((transient + steps, 0))
+        U = np.zeros((n, 0))
+    else:
+        xa = np.asarray(x, dtype=np.float64)
+        if xa.ndim == 3:
+            if xa.shape[1] != 1:
+                raise ValueError(
+                    f"x must be (T, d_in) or (T, 1, d_in) (one trajectory); got shape {xa.shape}"
+                )
+            xa = xa[:, 0, :]
+        xk = float_array("x", xa, ndim=2, shape=(None, rnn.n_in))
+        avail = xk.shape[0] - transient
+        if avail < 1:
+            raise ValueError(
+                f"x must have more than transient = {transient} steps; got {xk.shape[0]}"
+            )
+        steps = avail if steps is None else positive_int("steps", steps)
+        if steps > avail:
+            raise ValueError(
+                f"steps must be at most T - transient = {avail} for this x; got {steps}"
+            )
+        U = rnn.U
+    if h0 is None:
+        h = np.zeros(n)
+    else:
+        h = float_array("h0", np.asarray(h0, dtype=np.float64).reshape(-1), ndim=1, shape=(n,))
+    rng = np.random.default_rng(seed)
+    Q, _ = np.linalg.qr(rng.normal(size=(n, k)))
+    Qt0 = np.ascontiguousarray(Q.T)
+    return (np.ascontiguousarray(rnn.W), np.ascontiguousarray(U), np.ascontiguousarray(rnn.b),
+            h, np.ascontiguousarray(xk), transient, steps, Qt0, reorth_every)  # fmt: skip
+
+
+def gradient_contributions(model, x, target, loss="mse_last", h0=None):
+    """Where the gradient comes from: per step (RNN) or per layer (MLP).
+
+    Parameters
+    ----------
+    model : rnnsim.RNN or rnnsim.MLP
+    x : array, (T, B, d_in) (RNN) or (B, n_in) (MLP).
+    target : as for the model's ``loss_and_grad``.
+    loss : str, RNN loss (`RNN.loss_and_grad`); MLPs use their squared error.
+    h0 : array, optional (RNN).
+
+    Returns
+    -------
+    DataFrame. RNN: one row per step k = 0..T with ``step``, ``lag`` = T - k, ``grad_h_norm``
+    = ||dL/dh_k|| (Frobenius over batch and units; the total derivative), and for k >= 1
+    ``grad_W_norm``, ``grad_U_norm``, ``grad_b_norm``: the Frobenius norms of the part of dL/dW,
+    dL/dU, dL/db that enters at step k, ``sum_b delta_k h_{k-1}^T``, ``sum_b delta_k x_k^T``,
+    ``sum_b delta_k`` with ``delta_k = dL/da_k = dL/dh_k * phi'(a_k)`` (NaN at k = 0); the
+    contributions sum to the full gradient. MLP: one row per layer l = 0..L with ``layer``,
+    ``lag`` = L - l, ``grad_h_norm`` and (l >= 1) ``grad_W_norm``, ``grad_b_norm`` of dL/dW_l,
+    dL/db_l. Both carry ``loss`` and ``activation`` columns.
+
+    Notes
+    -----
+    Pascanu, Mikolov & Bengio 2013, eqs. 3-5: dE/dtheta = sum_k dE/dx_k d+x_k/dtheta. With a
+    ``*_last`` loss the contribution of step k is exactly the one carried over lag T - k; with
+    ``*_all`` losses it sums the paths from every later step. Gradients are plain float64
+    (the engine's BPTT): a vanishing contribution below ~1e-308 shows as 0.
+    """
+    kind = _kind(model)
+    if kind == "mlp":
+        if h0 is not None:
+            raise ValueError(f"h0 applies to RNNs only; got {describe(h0)} for an MLP")
+        _, grads = model.loss_and_grad(x, target)
+        L = model.depth
+        gW = [np.nan] + [float(np.linalg.norm(g)) for g in grads["weights"]]
+        gb = [np.nan] + [float(np.linalg.norm(g)) for g in grads["biases"]]
+        gh = [float(np.linalg.norm(g)) for g in grads["h"]]
+        return pd.DataFrame(
+            {
+                "layer": np.arange(L + 1),
+                "lag": L - np.arange(L + 1),
+                "grad_h_norm": gh,
+                "grad_W_norm": gW,
+                "grad_b_norm": gb,
+                "loss": "mse",
+                "activation": model.activation,
+                "width": int(model.widths[1]),
+                "depth": L,
+            }
+        )
+    xk, h0k = model.check_input(x, h0)
+    _, grads = model.loss_and_grad(xk, target, loss, h0k)
+    H, _ = model.forward(xk, h0k)
+    G = grads["h"]
+    T = xk.shape[0]
+    gW, gU, gb = _rnn_step_contribution_norms(H, G, xk, model.act_code)
+    return pd.DataFrame(
+        {
+            "step": np.arange(T + 1),
+            "lag": T - np.arange(T + 1),
+            "grad_h_norm": np.sqrt((G * G).sum(axis=(1, 2))),
+            "grad_W_norm": np.concatenate([[np.nan], gW]),
+            "grad_U_norm": np.concatenate([[np.nan], gU]),
+            "grad_b_norm": np.concatenate([[np.nan], gb]),
+            "loss": loss,
+            "activation": model.activation,
+            "n_hidden": model.n_hidden,
+            "T": T,
+        }
+    )
+
+
+def _dphi_from_h(code, h):
+    """phi'(a) from h = phi(a), vectorised (`rnnsim.kernels.activations.dphi_from_h`)."""
+    if code == 1:
+        return 1.0 - h * h
+    if code == 2:
+        return (h > 0).astype(np.float64)
+    if code == 3:
+        return h * (1.0 - h)
+    return np.ones_like(h)
+
+
+def _rnn_step_contribution_norms(H, G, x, code):
+    """Frobenius norms of sum_b delta_k h_{k-1}^T, sum_b delta_k x_k^T, sum_b delta_k, k = 1..T.
+
+    Uses ||A B^T||_F^2 = tr((A^T A)(B^T B)) over the batch, so no (n, n) matrix per step is
+    formed: O(T B^2 n) instead of O(T B n^2).
+    """
+    D = G[1:] * _dphi_from_h(code, H[1:])  # (T, B, n) delta_k
+    dd = np.einsum("tbi,tci->tbc", D, D)
+    hh = np.einsum("tbi,tci->tbc", H[:-1], H[:-1])
+    xx = np.einsum("tbi,tci->tbc", x, x)
+    gW = np.sqrt(np.maximum(np.einsum("tbc,tbc->t", dd, hh), 0.0))
+    gU = np.sqrt(np.maximum(np.einsum("tbc,tbc->t", dd, xx), 0.0))
+    gb = np.sqrt((D.sum(axis=1) ** 2).sum(axis=1))
+    return gW, gU, gb
+
+
+__all__ = [
+    "gradient_contributions",
+    "jacobian_norms",
+    "jacobian_spectrum",
+    "log_singular_values",
+    "lyapunov_spectrum",
+    "lyapunov_sum_rule",
+]

@@ -1,0 +1,691 @@
+"""Jacobian products across time and depth: norms, singular values and Lyapunov exponents.
+
+One primitive underlies everything here: the transposed step factor ``At`` of one step (or layer),
+
+- backward (dh_T/dh_k, products grow on the right):  ``P_k = P_{k+1} J_{k+1}``, ``At = diag(d) W``;
+- forward (dh_t/dh_0, products grow on the left): ``G_t = G_{t-1} J_t^T`` with ``G = F^T``,
+  ``At = W^T diag(d)``;
+
+where ``J = diag(phi'(a)) W`` is the step Jacobian and ``d = phi'(a)`` is read off the next state
+(`dphi_from_h`). Either way the product is updated as ``P <- P @ At`` (one BLAS matrix product); its
+rows always index the fixed end of the chain (h_T backward, h_0 forward), and its norms, its singular
+values and the Lyapunov exponents are those of the Jacobian product itself.
+
+Products are renormalised after every step (Frobenius norm 1) and their scale is carried as a
+natural log, so 100,000 steps of an exploding or vanishing network stay finite.
+
+The spectral norm of every product comes from Lanczos iteration on ``P P^T`` (full
+re-orthogonalisation), warm-started from the previous step's top singular vector on the fixed end;
+it stops when the residual of the top Ritz pair is below ``tol`` times the Ritz value (then some
+eigenvalue lies within that relative distance) and falls back to a LAPACK SVD when it has not
+converged after ``maxit`` iterations.
+
+Singular values of deep products (`spectrum_*`) and Lyapunov exponents (`lyapunov_qr`) use QR
+re-orthonormalisation: ``Z = A Q = Q' R'`` by Cholesky QR (``Z^T Z = R'^T R'``, one or two passes,
+Householder when the Gram matrix is too ill-conditioned), and the accumulated triangular factor
+``R = diag(exp(sigma)) Y`` is kept with unit-norm rows ``Y`` and log row scales ``sigma``.
+Kernels work in the transposed layout (rows of ``Qt`` are the orthonormal vectors) so that every
+matrix product is a C-contiguous BLAS call.
+"""
+
+import math
+
+import numpy as np
+from numba import njit
+
+from rnnsim.kernels.activations import dphi_from_h, phi
+from rnnsim.kernels.mlp import layer_offsets, state_offsets
+
+# ---------------------------------------------------------------------------------------------
+# The step factor
+# ---------------------------------------------------------------------------------------------
+
+
+@njit(cache=True)
+def step_factor(W, h, code, backward, out):
+    """Write the transposed step factor ``At`` of one step or layer into ``out``.
+
+    Parameters
+    ----------
+    W : float64 array (n_out, n_in), the layer's (or recurrent) weights.
+    h : float64 array (n_out,), the state after the step, h = phi(W h_prev + ...).
+    code : int, activation code.
+    backward : bool. True: ``out = diag(phi') W`` (n_out, n_in), the step Jacobian itself.
+        False: ``out = W^T diag(phi')`` (n_in, n_out), its transpose.
+    out : float64 array, written in place.
+
+    Notes
+    -----
+    Pascanu et al. 2013, eq. 5 (in rnnsim's post-activation form, REFERENCES.md section 0).
+    """
+    n_out, n_in = W.shape
+    if backward:
+        for i in range(n_out):
+            d = dphi_from_h(code, h[i])
+            for j in range(n_in):
+                out[i, j] = d * W[i, j]
+    else:
+        for j in range(n_in):
+            for i in range(n_out):
+                out[j, i] = W[i, j] * dphi_from_h(code, h[i])
+
+
+@njit(cache=True)
+def renormalise(P):
+    """Divide ``P`` in place by its Frobenius norm; return ln ||P||_F (-inf for P = 0)."""
+    s = 0.0
+    flat = P.reshape(-1)
+    for i in range(flat.size):
+        s += flat[i] * flat[i]
+    if s == 0.0:
+        return -np.inf
+    inv = 1.0 / math.sqrt(s)
+    for i in range(flat.size):
+        flat[i] *= inv
+    return 0.5 * math.log(s)
+
+
+# ---------------------------------------------------------------------------------------------
+# Spectral norm by warm-started Lanczos
+# ---------------------------------------------------------------------------------------------
+
+
+@njit(cache=True)
+def top_singular(P, u, tol, maxit, Qb):
+    """Largest squared singular value of ``P`` by Lanczos on ``P P^T`` started from ``u``.
+
+    Parameters
+    ----------
+    P : float64 array (m, r).
+    u : float64 array (m,), start vector (need not be normalised); overwritten with the top left
+        singular vector found.
+    tol : float, stop when ||P P^T y - theta y|| <= tol * theta for the top Ritz pair (theta, y).
+    maxit : int, at most this many Lanczos steps before the SVD fallback.
+    Qb : float64 array (>= maxit + 1, m), workspace for the Lanczos basis.
+
+    Returns
+    -------
+    theta : float, ||P||_2^2.
+    iterations : int, Lanczos steps taken; -1 when the SVD fallback was used.
+
+    Notes
+    -----
+    Lanczos with full re-orthogonalisation (twice); the residual bound |lambda - theta| <= ||r||
+    (Parlett, The symmetric eigenvalue problem, Thm 4.5.1) gives the relative error <= tol.
+    """
+    m = P.shape[0]
+    kmax = min(maxit, m)
+    nu = math.sqrt(np.dot(u, u))
+    if not nu > 0.0 or not math.isfinite(nu):
+        u[:] = 1.0
+        nu = math.sqrt(float(m))
+    for i in range(m):
+        Qb[0, i] = u[i] / nu
+    alpha = np.zeros(kmax)
+    beta = np.zeros(kmax)
+    s_top = np.zeros(1)
+    theta = 0.0
+    for j in range(kmax):
+        w = np.dot(P, np.dot(Qb[j], P))
+        alpha[j] = np.dot(Qb[j], w)
+        for _ in range(2):
+            c = np.dot(Qb[: j + 1], w)
+            w -= np.dot(c, Qb[: j + 1])
+        b = math.sqrt(np.dot(w, w))
+        beta[j] = b
+        if j == 0:
+            theta = alpha[0]
+            s_top = np.ones(1)
+        else:
+            Tm = np.zeros((j + 1, j + 1))
+            for i in range(j + 1):
+                Tm[i, i] = alpha[i]
+                if i > 0:
+                    Tm[i, i - 1] = beta[i - 1]
+                    Tm[i - 1, i] = beta[i - 1]
+            evals, evecs = np.linalg.eigh(Tm)
+            theta = evals[j]
+            s_top = evecs[:, j].copy()
+        if b * abs(s_top[j]) <= tol * theta or b == 0.0:
+            u[:] = np.dot(s_top, Qb[: j + 1])
+            return theta, j + 1
+        if j + 1 < kmax:
+            for i in range(m):
+                Qb[j + 1, i] = w[i] / b
+    # not converged: exact SVD
+    U, s, _ = np.linalg.svd(P, full_matrices=False)
+    u[:] = U[:, 0]
+    return s[0] * s[0], -1
+
+
+@njit(cache=True)
+def product_norms_push(P, At, u, tol, maxit, Qb):
+    """One step of a renormalised product: ``P <- P @ At``, renormalised.
+
+    Returns (new P, ln of the factor removed by renormalisation (= ln ||P @ At||_F relative to
+    the incoming scale), ln ||P||_2 of the renormalised product, Lanczos iterations).
+    """
+    P = np.dot(P, At)
+    lf = renormalise(P)
+    if lf == -np.inf:
+        return P, -np.inf, -np.inf, 0
+    theta, it = top_singular(P, u, tol, maxit, Qb)
+    return P, lf, 0.5 * math.log(theta), it
+
+
+@njit(cache=True)
+def rnn_jacobian_norms(W, H, code, backward, u0, tol, maxit):
+    """ln ||.||_2 and ln ||.||_F of dh_T/dh_k (backward) or dh_t/dh_0 (forward), every step.
+
+    Parameters
+    ----------
+    W : float64 array (n, n).
+    H : float64 array (T+1, B, n), states h_0..h_T.
+    code : int, activation code.
+    backward : bool.
+    u0 : float64 array (n,), start vector of the first Lanczos run.
+    tol, maxit : Lanczos stopping tolerance and iteration cap (`top_singular`).
+
+    Returns
+    -------
+    log_spectral, log_frobenius : float64 arrays (B, T+1); column k is step k (backward:
+        dh_T/dh_k; forward: dh_k/dh_0).
+    iterations : int64 array (B, T+1), Lanczos steps per product (-1: SVD fallback).
+    """
+    T = H.shape[0] - 1
+    B = H.shape[1]
+    n = W.shape[0]
+    ls = np.empty((B, T + 1))
+    lfro = np.empty((B, T + 1))
+    its = np.zeros((B, T + 1), dtype=np.int64)
+    At = np.empty((n, n))
+    Qb = np.empty((maxit + 1, n))
+    h = np.empty(n)
+    for b in range(B):
+        P = np.eye(n)
+        u = u0.copy()
+        scale = 0.0
+        k0 = T if backward else 0
+        ls[b, k0] = 0.0
+        lfro[b, k0] = 0.5 * math.log(n)
+        dead = False
+        for s in range(1, T + 1):
+            t = T - s + 1 if backward else s  # the step whose Jacobian J_t joins the product
+            k = t - 1 if backward else t
+            if dead:
+                ls[b, k] = -np.inf
+                lfro[b, k] = -np.inf
+                continue
+            h[:] = H[t, b]
+            step_factor(W, h, code, backward, At)
+            P, lf, lsp, it = product_norms_push(P, At, u, tol, maxit, Qb)
+            if lf == -np.inf:
+                dead = True
+                ls[b, k] = -np.inf
+                lfro[b, k] = -np.inf
+                continue
+            scale += lf
+            lfro[b, k] = scale
+            ls[b, k] = scale + lsp
+            its[b, k] = it
+    return ls, lfro, its
+
+
+@njit(cache=True)
+def mlp_jacobian_norms(params, widths, d_out, Hbuf, B, code, backward, u0, tol, maxit):
+    """ln ||.||_2 and ln ||.||_F of dh_L/dh_l (backward) or dh_l/dh_0 (forward), every layer.
+
+    Parameters
+    ----------
+    params, widths, d_out : the MLP's flat parameters (`rnnsim.kernels.mlp`).
+    Hbuf : float64 array, flat layer states from `mlp_forward` for B samples.
+    B : int, number of samples.
+    code : int; backward : bool.
+    u0 : float64 array (n_L,) backward or (n_0,) forward.
+    tol, maxit : as for `top_singular`.
+
+    Returns
+    -------
+    log_spectral, log_frobenius : float64 arrays (B, L+1), column l is layer l.
+    iterations : int64 array (B, L+1).
+    """
+    L = widths.size - 1
+    w_off, _, _ = layer_offsets(widths, d_out)
+    s_off, _ = state_offsets(widths, B)
+    ls = np.empty((B, L + 1))
+    lfro = np.empty((B, L + 1))
+    its = np.zeros((B, L + 1), dtype=np.int64)
+    m = widths[L] if backward else widths[0]
+    nmax = 0
+    for l in range(L + 1):
+        nmax = max(nmax, widths[l])
+    Qb = np.empty((maxit + 1, m))
+    for b in range(B):
+        P = np.eye(m)
+        u = u0.copy()
+        scale = 0.0
+        l0 = L if backward else 0
+        ls[b, l0] = 0.0
+        lfro[b, l0] = 0.5 * math.log(m)
+        dead = False
+        for s in range(1, L + 1):
+            t = L - s + 1 if backward else s  # layer whose Jacobian joins the product
+            k = t - 1 if backward else t
+            if dead:
+                ls[b, k] = -np.inf
+                lfro[b, k] = -np.inf
+                continue
+            n_out = widths[t]
+            n_in = widths[t - 1]
+            Wl = params[w_off[t - 1] : w_off[t - 1] + n_out * n_in].reshape(n_out, n_in)
+            h = Hbuf[s_off[t] + b * n_out : s_off[t] + (b + 1) * n_out]
+            At = np.empty((n_out, n_in)) if backward else np.empty((n_in, n_out))
+            step_factor(Wl, h, code, backward, At)
+            P, lf, lsp, it = product_norms_push(P, At, u, tol, maxit, Qb)
+            if lf == -np.inf:
+                dead = True
+                ls[b, k] = -np.inf
+                lfro[b, k] = -np.inf
+                continue
+            scale += lf
+            lfro[b, k] = scale
+            ls[b, k] = scale + lsp
+            its[b, k] = it
+    return ls, lfro, its
+
+
+# ---------------------------------------------------------------------------------------------
+# QR re-orthonormalisation
+# ---------------------------------------------------------------------------------------------
+
+
+@njit(cache=True)
+def lower_solve_rows(L, Zt):
+    """``L^{-1} Zt`` for lower-triangular L (k, k) and Zt (k, n), by row forward substitution."""
+    k, n = Zt.shape
+    X = Zt.copy()
+    for i in range(k):
+        for j in range(i):
+            c = L[i, j]
+            if c != 0.0:
+                for q in range(n):
+                    X[i, q] -= c * X[j, q]
+        inv = 1.0 / L[i, i]
+        for q in range(n):
+            X[i, q] *= inv
+    return X
+
+
+@njit(cache=True)
+def _chol_lower(G):
+    """Cholesky factor of G, or an empty array when G is not numerically positive definite."""
+    try:
+        L = np.ascontiguousarray(np.linalg.cholesky(G))
+    except Exception:  # numba: LinAlgError from LAPACK
+        return np.zeros((0, 0))
+    for i in range(L.shape[0]):
+        if not (L[i, i] > 0.0) or not math.isfinite(L[i, i]):
+            return np.zeros((0, 0))
+    return L
+
+
+@njit(cache=True)
+def orthonormalise(Zt, kappa_max):
+    """Orthonormalise the rows of ``Zt`` (k, n), k <= n: ``Zt = Lt Qt`` with Lt lower triangular.
+
+    (Equivalently ``Z = Q R`` for Z = Zt^T, R = Lt^T.) Cholesky QR: ``Lt = chol(Zt Zt^T)``,
+    ``Qt = Lt^{-1} Zt``; a second pass (CholQR2) when max/min of diag(Lt) exceeds ``kappa_max``;
+    Householder (LAPACK) when the Gram matrix is not numerically positive definite.
+
+    Returns
+    -------
+    Qt : float64 array (k, n), orthonormal rows.
+    Lt : float64 array (k, k), lower triangular with non-negative diagonal.
+    method : int, 1 one Cholesky pass, 2 two passes, 3 Householder.
+
+    Notes
+    -----
+    Yamamoto, Nakatsukasa, Yanagisawa & Fukaya 2015 (CholeskyQR2): orthogonality O(eps) for
+    condition numbers up to ~1e8 after two passes.
+    """
+    k = Zt.shape[0]
+    L1 = _chol_lower(np.dot(Zt, Zt.T))
+    if L1.shape[0] == k:
+        dmax = 0.0
+        dmin = np.inf
+        for i in range(k):
+            dmax = max(dmax, L1[i, i])
+            dmin = min(dmin, L1[i, i])
+        Q1 = lower_solve_rows(L1, Zt)
+        if dmax <= kappa_max * dmin:
+            return Q1, L1, 1
+        L2 = _chol_lower(np.dot(Q1, Q1.T))
+        if L2.shape[0] == k:
+            return lower_solve_rows(L2, Q1), np.ascontiguousarray(np.dot(L2, L1)), 2
+    Q, R = np.linalg.qr(np.ascontiguousarray(Zt.T))
+    Qt = np.ascontiguousarray(Q.T)
+    Lt = np.ascontiguousarray(R.T)
+    for i in range(k):  # make the diagonal non-negative
+        if Lt[i, i] < 0.0:
+            for q in range(Qt.shape[1]):
+                Qt[i, q] = -Qt[i, q]
+            for r in range(i, k):
+                Lt[r, i] = -Lt[r, i]
+    return Qt, Lt, 3
+
+
+@njit(cache=True)
+def accumulate_triangular(Lt, Y, sigma):
+    """``R <- R' R`` for R = diag(exp(sigma)) Y and R' = Lt^T, in log-scaled form, in place.
+
+    Y (k, r) has unit-norm rows, sigma (k,) their log scales. New row i is
+    ``sum_{j >= i} Lt[j, i] exp(sigma_j) Y[j]``, formed relative to the largest contributing scale
+    so that nothing overflows; it is renormalised and its log norm added to its scale.
+    """
+    k = Y.shape[0]
+    C = np.zeros((k, k))
+    mrow = np.full(k, -np.inf)
+    for i in range(k):
+        for j in range(i, k):
+            if Lt[j, i] != 0.0 and sigma[j] > mrow[i]:
+                mrow[i] = sigma[j]
+    smax = -np.inf
+    smin = np.inf
+    for j in range(k):
+        if sigma[j] > -np.inf:
+            smax = max(smax, sigma[j])
+            smin = min(smin, sigma[j])
+    if smax - smin < 600.0:
+        e = np.empty(k)
+        for j in range(k):
+            e[j] = math.exp(sigma[j] - smax) if sigma[j] > -np.inf else 0.0
+        for i in range(k):
+            if mrow[i] == -np.inf:
+                continue
+            f = math.exp(smax - mrow[i])
+            for j in range(i, k):
+                C[i, j] = Lt[j, i] * (e[j] * f)
+    else:
+        for i in range(k):
+            if mrow[i] == -np.inf:
+                continue
+            for j in range(i, k):
+                if Lt[j, i] != 0.0 and sigma[j] > -np.inf:
+                    C[i, j] = Lt[j, i] * math.exp(sigma[j] - mrow[i])
+    Ynew = np.dot(C, Y)
+    for i in range(k):
+        s = 0.0
+        for q in range(Ynew.shape[1]):
+            s += Ynew[i, q] * Ynew[i, q]
+        if s == 0.0 or mrow[i] == -np.inf:
+            sigma[i] = -np.inf
+            continue
+        nrm = math.sqrt(s)
+        for q in range(Ynew.shape[1]):
+            Ynew[i, q] /= nrm
+        sigma[i] = mrow[i] + math.log(nrm)
+    Y[:, :] = Ynew
+
+
+@njit(cache=True)
+def scaled_jacobi_logsv(Y, sigma, tol, max_sweeps):
+    """ln of the singular values of ``diag(exp(sigma)) Y`` by one-sided Jacobi in scaled form.
+
+    Rows of Y (unit norm) scaled by exp(sigma) are the columns of G = Y^T diag(exp(sigma)); pairs
+    of them are rotated until mutually orthogonal to ``tol`` (|g_p . g_q| <= tol ||g_p|| ||g_q||).
+    Scales stay logs throughout, so the singular values may span far beyond float64.
+
+    Returns
+    -------
+    logsv : float64 array (k,), descending (-inf for exact zeros).
+    sweeps : int, sweeps used (max_sweeps + 1 when not converged).
+
+    Notes
+    -----
+    Hestenes one-sided Jacobi; relative accuracy O(eps kappa(Y)) for column-scaled matrices
+    (Demmel & Veselic 1992, Thm 4.3).
+    """
+    k = Y.shape[0]
+    Y = Y.copy()
+    s = sigma.copy()
+    sweeps = max_sweeps + 1
+    for sweep in range(1, max_sweeps + 1):
+        rotated = False
+        for p in range(k - 1):
+            for q in range(p + 1, k):
+                if s[p] == -np.inf or s[q] == -np.inf:
+                    continue
+                if s[p] >= s[q]:
+                    i, j = p, q
+                else:
+                    i, j = q, p
+                yi = Y[i]
+                yj = Y[j]
+                c = np.dot(yi, yj)
+                a = np.dot(yi, yi)
+                bb = np.dot(yj, yj)
+                if abs(c) <= tol * math.sqrt(a * bb):
+                    continue
+                rotated = True
+                rho = math.exp(s[j] - s[i])
+                eta = (rho * rho * bb - a) / (2.0 * c)
+                sg = 1.0 if eta >= 0.0 else -1.0
+                tau = sg / (abs(eta) + math.sqrt(rho * rho + eta * eta))
+                t = tau * rho
+                cs = 1.0 / math.sqrt(1.0 + t * t)
+                r2 = tau * rho * rho
+                ni = 0.0
+                nj = 0.0
+                for l in range(yi.size):
+                    vi = yi[l]
+                    vj = yj[l]
+                    wi = cs * (vi - r2 * vj)
+                    wj = cs * (tau * vi + vj)
+                    yi[l] = wi
+                    yj[l] = wj
+                    ni += wi * wi
+                    nj += wj * wj
+                ni = math.sqrt(ni)
+                nj = math.sqrt(nj)
+                if ni > 0.0:
+                    yi /= ni
+                    s[i] += math.log(ni)
+                else:
+                    s[i] = -np.inf
+                if nj > 0.0:
+                    yj /= nj
+                    s[j] += math.log(nj)
+                else:
+                    s[j] = -np.inf
+        if not rotated:
+            sweeps = sweep
+            break
+    out = np.sort(s)[::-1].copy()
+    return out, sweeps
+
+
+@njit(cache=True)
+def spectrum_push(Qt, At, Y, sigma, kappa_max):
+    """One step of the QR-accumulated product: ``Z = A Q = Q' R'``, ``R <- R' R``.
+
+    Qt (k, n_prev) orthonormal rows, At (n_prev, n_next); returns the new Qt (k', n_next) with
+    k' = min(k, n_next), and the updated (Y, sigma) (rows k'), and the QR method used.
+    """
+    Zt = np.dot(Qt, At)
+    k = Zt.shape[0]
+    if k <= Zt.shape[1]:
+        Qn, Lt, method = orthonormalise(Zt, 1e3)
+        accumulate_triangular(Lt, Y, sigma)
+        return Qn, Y, sigma, method
+    # the product narrows (MLP layer narrower than the rank so far): Householder on the wide Z
+    Q, R = np.linalg.qr(np.ascontiguousarray(Zt.T))  # Z (n_next, k) = Q (n_next, n_next) R
+    kn = Zt.shape[1]
+    Lt = np.zeros((k, k))  # embed R^T (k, kn) as the first kn columns of a lower "triangle"
+    Rt = np.ascontiguousarray(R.T)
+    for i in range(k):
+        for j in range(kn):
+            Lt[i, j] = Rt[i, j]
+    accumulate_triangular(Lt, Y, sigma)  # rows >= kn become zero (sigma = -inf)
+    return np.ascontiguousarray(Q.T), Y[:kn].copy(), sigma[:kn].copy(), 3
+
+
+@njit(cache=True)
+def rnn_spectrum(W, H, code, backward, sample, save_steps):
+    """QR-accumulated factors of dh_T/dh_k (backward) or dh_t/dh_0 (forward) at chosen steps.
+
+    Parameters
+    ----------
+    W : float64 array (n, n); H : float64 array (T+1, B, n); code : int; backward : bool.
+    sample : int, which sample of the batch.
+    save_steps : int64 array, steps whose factors to return (any order; backward: k, forward: t).
+
+    Returns
+    -------
+    Ys : float64 array (len(save_steps), n, n), unit-row factors Y; sigmas : (len, n) log scales.
+        The singular values of the product at save_steps[i] are those of diag(exp(sigma)) Y.
+    """
+    T = H.shape[0] - 1
+    n = W.shape[0]
+    ns = save_steps.size
+    Ys = np.zeros((ns, n, n))
+    sigmas = np.zeros((ns, n))
+    want = np.full(T + 1, -1, dtype=np.int64)
+    for i in range(ns):
+        want[save_steps[i]] = i
+    Qt = np.eye(n)
+    Y = np.eye(n)
+    sigma = np.zeros(n)
+    k0 = T if backward else 0
+    if want[k0] >= 0:
+        Ys[want[k0]] = Y
+    At = np.empty((n, n))
+    h = np.empty(n)
+    for s in range(1, T + 1):
+        t = T - s + 1 if backward else s
+        k = t - 1 if backward else t
+        h[:] = H[t, sample]
+        step_factor(W, h, code, backward, At)
+        Qt, Y, sigma, _ = spectrum_push(Qt, At, Y, sigma, 1e3)
+        if want[k] >= 0:
+            Ys[want[k]] = Y
+            sigmas[want[k]] = sigma
+    return Ys, sigmas
+
+
+# ---------------------------------------------------------------------------------------------
+# Lyapunov exponents (Benettin QR)
+# ---------------------------------------------------------------------------------------------
+
+
+@njit(cache=True)
+def lyapunov_qr(W, U, b, x, h0, code, transient, steps, Qt0, reorth_every, kappa_max):
+    """Lyapunov exponents of the RNN map along one trajectory by QR re-orthonormalisation.
+
+    Parameters
+    ----------
+    W : float64 array (n, n); U : (n, d_in); b : (n,).
+    x : float64 array (transient + steps, d_in), the driving input; with d_in = 0 (shape
+        (T, 0)) the map is autonomous, h_t = phi(W h_{t-1} + b).
+    h0 : float64 array (n,), initial state.
+    code : int, activation code.
+    transient : int, uncounted steps first (the state evolves, the basis is not yet used).
+    steps : int, counted steps.
+    Qt0 : float64 array (k, n), orthonormal rows, the initial basis (k exponents).
+    reorth_every : int, re-orthonormalise every this many steps (and at the end).
+    kappa_max : float, Cholesky-QR second-pass threshold (`orthonormalise`).
+
+    Returns
+    -------
+    exponents : float64 array (k,), sum of ln|R_ii| / steps, in the basis order (unsorted).
+    sum_logdet : float, sum over counted steps of ln|det J_t| (for the sum rule; -inf if some
+        J_t is singular).
+    n_householder : int, re-orthonormalisations that needed Householder.
+
+    Notes
+    -----
+    Benettin et al. 1980; Engelken, Wolf & Abbott 2020 (REFERENCES.md section 6). The step
+    Jacobian is J_t = diag(phi'(a_t)) W; the sum rule sum_i lambda_i = mean ln|det J_t|.
+    """
+    n = W.shape[0]
+    k = Qt0.shape[0]
+    d_in = U.shape[1]
+    h = h0.copy()
+    a = np.empty(n)
+    Wt = np.ascontiguousarray(W.T)
+    Qt = Qt0.copy()
+    acc = np.zeros(k)
+    sum_ld = 0.0
+    nh = 0
+    d = np.empty(n)
+    since = 0
+    for t in range(transient + steps):
+        a[:] = np.dot(W, h)
+        if d_in > 0:
+            a += np.dot(U, x[t])
+        for i in range(n):
+            h[i] = phi(code, a[i] + b[i])
+        if t < transient:
+            continue
+        for i in range(n):
+            d[i] = dphi_from_h(code, h[i])
+            sum_ld += math.log(abs(d[i])) if d[i] != 0.0 else -np.inf
+        Zt = np.dot(Qt, Wt)
+        for r in range(k):
+            for i in range(n):
+                Zt[r, i] *= d[i]
+        since += 1
+        if since == reorth_every or t == transient + steps - 1:
+            Qt, Lt, method = orthonormalise(Zt, kappa_max)
+            if method == 3:
+                nh += 1
+            for i in range(k):
+                acc[i] += math.log(Lt[i, i]) if Lt[i, i] > 0.0 else -np.inf
+            since = 0
+        else:
+            Qt = Zt
+    return acc / steps, sum_ld, nh
+
+
+@njit(cache=True)
+def mlp_spectrum(params, widths, d_out, Hbuf, B, code, backward, sample, save_layers):
+    """QR-accumulated factors of dh_L/dh_l (backward) or dh_l/dh_0 (forward) at chosen layers.
+
+    Parameters as `mlp_jacobian_norms`, plus ``sample`` (int) and ``save_layers`` (int64 array).
+
+    Returns
+    -------
+    Ys : float64 array (len(save_layers), m, m) with m = n_L (backward) or n_0 (forward); rows
+        beyond the product's rank at that layer are zero. sigmas : (len, m), -inf on those rows.
+    """
+    L = widths.size - 1
+    w_off, _, _ = layer_offsets(widths, d_out)
+    s_off, _ = state_offsets(widths, B)
+    m = widths[L] if backward else widths[0]
+    ns = save_layers.size
+    Ys = np.zeros((ns, m, m))
+    sigmas = np.full((ns, m), -np.inf)
+    want = np.full(L + 1, -1, dtype=np.int64)
+    for i in range(ns):
+        want[save_layers[i]] = i
+    Qt = np.eye(m)
+    Y = np.eye(m)
+    sigma = np.zeros(m)
+    l0 = L if backward else 0
+    if want[l0] >= 0:
+        Ys[want[l0]] = Y
+        sigmas[want[l0]] = sigma
+    for s in range(1, L + 1):
+        t = L - s + 1 if backward else s
+        k = t - 1 if backward else t
+        n_out = widths[t]
+        n_in = widths[t - 1]
+        Wl = params[w_off[t - 1] : w_off[t - 1] + n_out * n_in].reshape(n_out, n_in)
+        h = Hbuf[s_off[t] + sample * n_out : s_off[t] + (sample + 1) * n_out]
+        At = np.empty((n_out, n_in)) if backward else np.empty((n_in, n_out))
+        step_factor(Wl, h, code, backward, At)
+        Qt, Y, sigma, _ = spectrum_push(Qt, At, Y, sigma, 1e3)
+        if want[k] >= 0:
+            r = Y.shape[0]
+            Ys[want[k], :r] = Y
+            sigmas[want[k], :r] = sigma
+    return Ys, sigmas

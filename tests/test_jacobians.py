@@ -1,0 +1,257 @@
+"""Jacobian products: norms and singular values against explicit products and exact cases."""
+
+import numpy as np
+import pytest
+from scipy.stats import ortho_group
+
+from rnnsim import MLP, RNN
+from rnnsim import reference as ref
+from rnnsim.jacobians import (
+    gradient_contributions,
+    jacobian_norms,
+    jacobian_spectrum,
+    log_singular_values,
+)
+from rnnsim.kernels import jacobians as K
+
+# The issue's tolerance for Jacobian products against explicit NumPy products. The kernels' spectral
+# norms come from Lanczos stopped at 1e-11 relative residual, so 1e-8 leaves three digits of margin.
+PROD_RTOL = 1e-8
+
+
+def _rnn(n, activation, gain, seed, d_in=3):
+    return RNN.random(d_in, n, 2, activation=activation, gain=gain, bias_std=0.1, seed=seed)
+
+
+def _explicit(model, x, b, direction):
+    Js, _ = ref.rnn_step_jacobians(
+        model.W, model.U, model.b, x[:, b], np.zeros(model.n_hidden), model.activation
+    )
+    return Js
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu", "sigmoid", "linear"])
+@pytest.mark.parametrize("direction", ["backward", "forward"])
+def test_rnn_norms_match_explicit_products(activation, direction, rng):
+    model = _rnn(10, activation, 1.2 if activation != "sigmoid" else 4.0, seed=3)
+    x = rng.normal(size=(25, 2, 3))
+    table = jacobian_norms(model, x, direction=direction)
+    assert len(table) == 2 * 26
+    for b in range(2):
+        log_spec, log_fro = ref.product_norms(_explicit(model, x, b, direction), direction)
+        rows = table[table["sample"] == b].sort_values("step")
+        np.testing.assert_allclose(rows["log_spectral"], log_spec, rtol=0, atol=PROD_RTOL)
+        np.testing.assert_allclose(rows["log_frobenius"], log_fro, rtol=0, atol=PROD_RTOL)
+        want_lag = 25 - rows["step"] if direction == "backward" else rows["step"]
+        np.testing.assert_array_equal(rows["lag"], want_lag)
+
+
+@pytest.mark.parametrize("direction", ["backward", "forward"])
+def test_mlp_norms_match_explicit_products_with_uneven_widths(direction, rng):
+    model = MLP.random([9, 12, 7, 11, 10], 5, n_in=6, sigma_w=1.5, sigma_b=0.1, seed=2)
+    x = rng.normal(size=(3, 6))
+    table = jacobian_norms(model, x, direction=direction)
+    for b in range(3):
+        Js = ref.mlp_layer_jacobians(model.weights, model.biases, "tanh", x[b])
+        log_spec, log_fro = ref.product_norms(Js, direction)
+        rows = table[table["sample"] == b].sort_values("layer")
+        np.testing.assert_allclose(rows["log_spectral"], log_spec, rtol=0, atol=PROD_RTOL)
+        np.testing.assert_allclose(rows["log_frobenius"], log_fro, rtol=0, atol=PROD_RTOL)
+
+
+def test_lanczos_fallback_to_svd_gives_the_same_norms(rng):
+    model = _rnn(12, "tanh", 1.5, seed=4)
+    H, _ = model.forward(rng.normal(size=(30, 1, 3)))
+    u0 = rng.normal(size=12)
+    fast = K.rnn_jacobian_norms(model.W, H, 1, True, u0, 1e-11, 60)
+    slow = K.rnn_jacobian_norms(model.W, H, 1, True, u0, 1e-11, 1)  # one Lanczos step: SVD
+    assert (slow[2][0, :-1] == -1).sum() > 20
+    assert (fast[2] >= 0).all()
+    np.testing.assert_allclose(fast[0], slow[0], rtol=0, atol=1e-10)
+
+
+def test_orthogonal_linear_rnn_preserves_norms_at_every_lag(rng):
+    n, T = 16, 300
+    W = ortho_group.rvs(n, random_state=1)
+    model = RNN(W, rng.normal(size=(n, 2)), np.zeros(n), np.zeros((1, n)), np.zeros(1), "linear")
+    for direction in ("backward", "forward"):
+        table = jacobian_norms(model, rng.normal(size=(T, 2, 2)), direction=direction)
+        np.testing.assert_allclose(table["log_spectral"], 0.0, atol=1e-10)
+        np.testing.assert_allclose(table["log_frobenius"], 0.5 * np.log(n), atol=1e-10)
+
+
+def test_contracting_tanh_rnn_never_exceeds_lag_times_log_s(rng):
+    n, s = 20, 0.8
+    A = rng.normal(size=(n, n))
+    W = s * A / np.linalg.norm(A, 2)
+    model = RNN(W, rng.normal(size=(n, 3)), rng.normal(size=n), np.zeros((1, n)), np.zeros(1))
+    table = jacobian_norms(model, rng.normal(size=(200, 3, 3)))
+    assert (table["log_spectral"] <= table["lag"] * np.log(s) + 1e-10).all()
+    # ... and the bound is not vacuous: the first lag comes within a factor of the bound
+    assert (table[table["lag"] == 1]["log_spectral"] > np.log(s) - 1.0).all()
+
+
+@pytest.mark.parametrize(("gain", "activation"), [(3.0, "tanh"), (0.3, "linear")])
+def test_hundred_thousand_steps_stay_finite_and_exact(gain, activation, rng):
+    n, T = 64, 100_000
+    if activation == "linear":  # scaled orthogonal: log norms are exactly lag * ln(gain)
+        n = 8
+        W = gain * ortho_group.rvs(n, random_state=2)
+        model = RNN(W, np.zeros((n, 1)), np.zeros(n), np.zeros((1, n)), np.zeros(1), "linear")
+        x = np.zeros((T, 1, 1))
+    else:
+        model = RNN.random(1, n, 1, gain=gain, seed=5)
+        x = rng.normal(size=(T, 1, 1))
+    table = jacobian_norms(model, x, direction="backward")
+    assert np.isfinite(table[["log_spectral", "log_frobenius"]].to_numpy()).all()
+    if activation == "linear":
+        want = table["lag"] * np.log(gain)
+        np.testing.assert_allclose(table["log_spectral"], want, rtol=1e-10, atol=1e-9)
+    else:
+        assert table["log_spectral"].iloc[0] > 100.0  # gain 3 tanh explodes (chaotic)
+        assert (
+            table["log_spectral"] <= table["lag"] * np.log(np.linalg.norm(model.W, 2)) + 1e-8
+        ).all()
+
+
+@pytest.mark.parametrize("direction", ["forward", "backward"])
+def test_rnn_spectrum_matches_householder_reference(direction, rng):
+    model = _rnn(9, "tanh", 2.0, seed=6)
+    x = rng.normal(size=(60, 1, 3))
+    steps = [0, 1, 7, 30, 60]
+    table = jacobian_spectrum(model, x, direction=direction, steps=steps)
+    want = ref.product_log_singular_values(_explicit(model, x, 0, direction), direction, steps)
+    for k in steps:
+        got = table[table["step"] == k].sort_values("rank")["log_singular_value"].to_numpy()
+        np.testing.assert_allclose(got, want[k], rtol=0, atol=PROD_RTOL)
+    # the deepest product spans far more than float64 could resolve from an explicit product
+    end = 60 if direction == "forward" else 0
+    deep = table[table["step"] == end]["log_singular_value"]
+    assert deep.max() - deep.min() > 40
+
+
+def test_spectrum_top_and_sum_agree_with_norms(rng):
+    model = _rnn(8, "tanh", 1.5, seed=7)
+    x = rng.normal(size=(40, 2, 3))
+    norms = jacobian_norms(model, x, direction="forward")
+    spec = jacobian_spectrum(model, x, direction="forward")
+    top = spec[spec["rank"] == 1].sort_values(["sample", "step"])
+    np.testing.assert_allclose(top["log_singular_value"], norms["log_spectral"], atol=PROD_RTOL)
+    lse = spec.groupby(["sample", "step"])["log_singular_value"].apply(
+        lambda v: 0.5 * np.log(np.exp(2 * (v - v.max())).sum()) + v.max()
+    )
+    np.testing.assert_allclose(lse.to_numpy(), norms["log_frobenius"], atol=PROD_RTOL)
+
+
+def test_mlp_spectrum_matches_reference_with_uneven_widths(rng):
+    model = MLP.random([9, 12, 5, 11], 4, n_in=8, sigma_w=1.3, seed=8)
+    x = rng.normal(size=(2, 8))
+    for direction in ("forward", "backward"):
+        table = jacobian_spectrum(model, x, direction=direction)
+        for b in range(2):
+            Js = ref.mlp_layer_jacobians(model.weights, model.biases, "tanh", x[b])
+            for layer in range(5):
+                P = np.eye(Js[0].shape[1] if direction == "forward" else Js[-1].shape[0])
+                seq = Js[:layer] if direction == "forward" else Js[layer:][::-1]
+                for J in seq:
+                    P = J @ P if direction == "forward" else P @ J
+                sv = np.linalg.svd(P, compute_uv=False)
+                rows = table[(table["sample"] == b) & (table["layer"] == layer)]
+                got = rows.sort_values("rank")["singular_value"].to_numpy()
+                assert got.size == (P.shape[0] if direction == "backward" else P.shape[1])
+                # rank-deficient products (the width-5 layer): extra singular values are 0
+                np.testing.assert_allclose(got[: sv.size], sv, rtol=1e-10, atol=1e-12 * sv[0])
+                assert (got[sv.size :] <= 1e-12 * sv[0]).all()
+
+
+def test_spectrum_exact_for_orthogonal_and_graded_products():
+    n, L = 12, 100
+    Q = ortho_group.rvs(n, random_state=3)
+    # orthogonal linear layers: dynamical isometry, every singular value 1
+    ortho = MLP([ortho_group.rvs(n, random_state=s) for s in range(L)], [np.zeros(n)] * L, "linear")
+    table = jacobian_spectrum(ortho, np.ones((1, n)), steps=[L])
+    np.testing.assert_allclose(table["log_singular_value"], 0.0, atol=1e-10)
+    # W = Q diag(s) Q^T, the same every layer: singular values of the product are s^L exactly,
+    # here spanning e^-500 .. e^500, far beyond float64 (the scaled-Jacobi path)
+    logs = np.linspace(-10.0, 10.0, n)
+    W = Q @ np.diag(np.exp(logs)) @ Q.T
+    graded = MLP([W] * L, [np.zeros(n)] * L, "linear")
+    table = jacobian_spectrum(graded, np.ones((1, n)), steps=[L // 2, L])
+    for layer in (L // 2, L):
+        got = table[table["layer"] == layer].sort_values("rank")["log_singular_value"]
+        np.testing.assert_allclose(got, layer * logs[::-1], rtol=1e-10, atol=1e-9)
+    assert not np.isfinite(table["singular_value"]).all()  # beyond float64: 0 / inf, logs exact
+
+
+def test_log_singular_values_paths_agree(rng):
+    Y = np.triu(rng.normal(size=(10, 10)))
+    Y /= np.linalg.norm(Y, axis=1, keepdims=True)
+    sigma = np.sort(rng.normal(scale=20.0, size=10))[::-1]
+    lapack = log_singular_values(Y, sigma)
+    jacobi, sweeps = K.scaled_jacobi_logsv(Y, sigma, 1e-15, 60)
+    plain = ref.scaled_jacobi_log_singular_values(Y, sigma)
+    direct = np.log(np.linalg.svd(np.exp(sigma)[:, None] * Y, compute_uv=False))
+    assert sweeps < 60
+    np.testing.assert_allclose(lapack, jacobi, atol=1e-10)
+    np.testing.assert_allclose(plain, jacobi, atol=1e-10)
+    np.testing.assert_allclose(direct[:3], jacobi[:3], atol=1e-10)
+
+
+def test_rnn_gradient_contributions_sum_to_the_gradient(rng):
+    model = _rnn(7, "tanh", 1.1, seed=9)
+    x = rng.normal(size=(15, 4, 3))
+    target = rng.normal(size=(4, 2))
+    table = gradient_contributions(model, x, target)
+    pW, pU, pb, gh = ref.rnn_gradient_contributions(
+        model.W, model.U, model.b, model.V, model.c, x, np.zeros(7), "tanh", target
+    )
+    _, grads = model.loss_and_grad(x, target)
+    np.testing.assert_allclose(sum(pW), grads["W"], rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(sum(pU), grads["U"], rtol=1e-10, atol=1e-14)
+    rows = table.iloc[1:]
+    np.testing.assert_allclose(rows["grad_W_norm"], [np.linalg.norm(p) for p in pW], rtol=1e-10)
+    np.testing.assert_allclose(rows["grad_U_norm"], [np.linalg.norm(p) for p in pU], rtol=1e-10)
+    np.testing.assert_allclose(rows["grad_b_norm"], [np.linalg.norm(p) for p in pb], rtol=1e-10)
+    np.testing.assert_allclose(table["grad_h_norm"], np.linalg.norm(gh, axis=(1, 2)), rtol=1e-10)
+    np.testing.assert_array_equal(table["lag"], 15 - table["step"])
+    assert np.isnan(table["grad_W_norm"].iloc[0])
+
+
+def test_mlp_gradient_contributions_are_the_layer_gradients(rng):
+    model = MLP.random(6, 4, n_in=5, seed=10, n_out=2)
+    x, y = rng.normal(size=(3, 5)), rng.normal(size=(3, 2))
+    table = gradient_contributions(model, x, y)
+    _, g, gs = ref.mlp_loss_and_grad(model.weights, model.biases, "tanh", x, y, model.readout)
+    want = [np.linalg.norm(w) for w in g["weights"]]
+    np.testing.assert_allclose(table["grad_W_norm"].iloc[1:], want, rtol=1e-10)
+    np.testing.assert_allclose(table["grad_h_norm"], [np.linalg.norm(v) for v in gs], rtol=1e-10)
+    assert list(table["layer"]) == [0, 1, 2, 3, 4]
+
+
+def test_bad_input_is_rejected(rng):
+    model = _rnn(5, "tanh", 1.0, seed=0)
+    x = rng.normal(size=(4, 1, 3))
+    with pytest.raises(ValueError, match="direction"):
+        jacobian_norms(model, x, direction="sideways")
+    with pytest.raises(TypeError, match="model"):
+        jacobian_norms("rnn", x)
+    with pytest.raises(ValueError, match="steps"):
+        jacobian_spectrum(model, x, steps=[5])
+    with pytest.raises(TypeError, match="steps"):
+        jacobian_spectrum(model, x, steps=[0.5])
+    with pytest.raises(ValueError, match="h0"):
+        jacobian_norms(MLP.random(4, 2, seed=0), rng.normal(size=(1, 4)), h0=np.zeros(4))
+    with pytest.raises(ValueError, match="x"):
+        jacobian_norms(model, rng.normal(size=(4, 3)))
+
+
+def test_inputs_are_not_written(rng):
+    model = _rnn(6, "tanh", 1.0, seed=1)
+    x = rng.normal(size=(10, 2, 3))
+    x.flags.writeable = False
+    h0 = rng.normal(size=6)
+    before = (x.copy(), h0.copy(), model.W.copy())
+    jacobian_norms(model, x, h0=h0)
+    jacobian_spectrum(model, x, h0=h0, steps=3)
+    for a, b in zip(before, (x, h0, model.W), strict=True):
+        np.testing.assert_array_equal(a, b)
