@@ -163,6 +163,66 @@ def startup_suite(quick, repeats):
              "rnnsim_ms": 1e3 * float(np.median(times)), "first_ms": 1e3 * times[0]}]  # fmt: skip
 
 
+# ---------------------------------------------------------------------------------------------
+# Issue 7: Hessian-vector products and the single-unit cliff surface
+# ---------------------------------------------------------------------------------------------
+
+
+@suite("curvature")
+def curvature_suite(quick, repeats):
+    """Exact Hessian-vector products (R-operator) and the cliff surface of Pascanu et al. 2013."""
+    from rnnsim import MLP, RNN
+    from rnnsim import reference as ref
+    from rnnsim.landscape import cliff_surface
+
+    rng = np.random.default_rng(0)
+    rows = []
+    sizes = [(64, 32, 100)] if quick else [(32, 1, 1000), (64, 32, 100), (128, 32, 100)]
+    for n, B, T in sizes:
+        model = RNN.random(2, n, 1, gain=1.0, seed=0)
+        x = rng.normal(size=(T, B, 2))
+        target = rng.normal(size=(B, 1))
+        h0 = np.zeros((B, n))
+        v = rng.normal(size=model.n_params)
+        rows.append(
+            row(
+                "curvature", "rnn hvp (tanh, mse_last)",
+                lambda m=model, x=x, y=target, v=v: m.hvp(x, y, v),
+                lambda m=model, x=x, y=target, v=v, h0=h0: ref.rnn_hvp(
+                    m.W, m.U, m.b, m.V, m.c, x, h0, "tanh", y, "mse_last", v
+                ),
+                repeats, flops=14.0 * T * B * n * n, n=n, B=B, T=T,
+            )
+        )  # fmt: skip
+    for width, depth, B in [(256, 16, 32)] if quick else [(128, 32, 32), (256, 16, 128)]:
+        model = MLP.random(width, depth, seed=0, n_out=1)
+        x = rng.normal(size=(B, width))
+        y = rng.normal(size=(B, 1))
+        v = rng.normal(size=model.n_params)
+        rows.append(
+            row(
+                "curvature", "mlp hvp (tanh)",
+                lambda m=model, x=x, y=y, v=v: m.hvp(x, y, v),
+                lambda m=model, x=x, y=y, v=v: ref.mlp_hvp(
+                    m.weights, m.biases, "tanh", x, y, v, m.readout
+                ),
+                repeats, flops=14.0 * depth * B * width * width, n=width, B=B, depth=depth,
+            )
+        )  # fmt: skip
+    for n_grid in [500] if quick else [500, 1000]:
+        w = np.linspace(-10, 10, n_grid)
+        b = np.linspace(-10, 10, n_grid)
+        rows.append(
+            row(
+                "curvature", "cliff surface (single unit, T=50)",
+                lambda w=w, b=b: cliff_surface(w, b, as_frame=False),
+                lambda w=w, b=b: ref.cliff_surface(w, b, 0.5, 50, 0.7),
+                repeats, n=n_grid * n_grid, T=50,
+            )
+        )  # fmt: skip
+    return rows
+
+
 def main(argv=None):
     """Entry point of ``rnnsim bench``."""
     parser = argparse.ArgumentParser(prog="rnnsim bench", description=__doc__.splitlines()[0])

@@ -22,13 +22,7 @@ import math
 
 from numba import njit, prange
 
-
-@njit(cache=True, inline="always")
-def _sigmoid(a):
-    if a >= 0.0:
-        return 1.0 / (1.0 + math.exp(-a))
-    e = math.exp(a)
-    return e / (1.0 + e)
+from rnnsim.kernels.activations import sigmoid
 
 
 @njit(cache=True)
@@ -55,11 +49,11 @@ def single_unit(w, b, x0, T, target):
     -----
     Pascanu et al. 2013, eq. 8 (post-activation form, REFERENCES.md section 2.3).
     """
-    h = _sigmoid(x0)
+    h = sigmoid(x0)
     dw = 0.0
     db = 0.0
     for _ in range(T):
-        hn = _sigmoid(w * h + b)
+        hn = sigmoid(w * h + b)
         s = hn * (1.0 - hn)
         dw = s * (h + w * dw)
         db = s * (1.0 + w * db)
@@ -82,18 +76,34 @@ def cliff_surface(w_values, b_values, x0, T, target, hT, E, dEdw, dEdb):
 
     Notes
     -----
-    Pascanu et al. 2013, eq. 8 and Fig. 6. Rows are independent and split over ``prange``.
+    Pascanu et al. 2013, eq. 8 and Fig. 6. Rows (one w each) are independent and split over
+    ``prange``; within a row the time loop is outermost and the loop over b innermost, so that it
+    vectorises (the logistic is the branch-free `rnnsim.kernels.activations.sigmoid`).
     """
     n_w = w_values.shape[0]
     n_b = b_values.shape[0]
+    h_init = sigmoid(x0)
     for i in prange(n_w):
         w = w_values[i]
+        h = hT[i]
+        dw = dEdw[i]
+        db = dEdb[i]
         for j in range(n_b):
-            h, e, gw, gb = single_unit(w, b_values[j], x0, T, target)
-            hT[i, j] = h
-            E[i, j] = e
-            dEdw[i, j] = gw
-            dEdb[i, j] = gb
+            h[j] = h_init
+            dw[j] = 0.0
+            db[j] = 0.0
+        for _ in range(T):
+            for j in range(n_b):
+                hn = sigmoid(w * h[j] + b_values[j])
+                s = hn * (1.0 - hn)
+                dw[j] = s * (h[j] + w * dw[j])
+                db[j] = s * (1.0 + w * db[j])
+                h[j] = hn
+        for j in range(n_b):
+            r = h[j] - target
+            E[i, j] = r * r
+            dw[j] = 2.0 * r * dw[j]
+            db[j] = 2.0 * r * db[j]
 
 
 @njit(cache=True)
