@@ -1,0 +1,103 @@
+"""Lyapunov exponents by QR re-orthonormalisation: exact linear cases, the sum rule, the reference."""
+
+import numpy as np
+import pytest
+
+from rnnsim import RNN, lyapunov_spectrum
+from rnnsim import reference as ref
+from rnnsim.jacobians import _lyapunov_args, lyapunov_sum_rule
+from rnnsim.kernels import jacobians as K
+
+
+def _model(W, activation="tanh", b=None, d_in=1, seed=0):
+    n = W.shape[0]
+    rng = np.random.default_rng(seed)
+    b = np.zeros(n) if b is None else b
+    return RNN(W, rng.normal(size=(n, d_in)), b, np.zeros((1, n)), np.zeros(1), activation)
+
+
+def test_linear_rnn_exponents_are_log_moduli_of_eigenvalues(rng):
+    n = 8
+    W = rng.normal(size=(n, n)) / np.sqrt(n)  # real W: complex pairs share a modulus
+    model = _model(W, "linear")
+    got = lyapunov_spectrum(model, steps=10_000, transient=0)
+    want = np.sort(np.log(np.abs(np.linalg.eigvals(W))))[::-1]
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-3)
+    assert np.all(np.diff(got) <= 0)
+
+
+def test_tanh_rnn_at_the_origin_has_the_linearised_exponents(rng):
+    n = 6
+    W = 0.7 * rng.normal(size=(n, n)) / np.sqrt(n)  # contracting: h stays at the fixed point 0
+    got = lyapunov_spectrum(_model(W), steps=10_000, transient=0)
+    want = np.sort(np.log(np.abs(np.linalg.eigvals(W))))[::-1]
+    np.testing.assert_allclose(got, want, atol=1e-3)
+
+
+@pytest.mark.parametrize("driven", [False, True])
+def test_sum_of_exponents_is_mean_log_det(driven, rng):
+    n = 12
+    model = RNN.random(2, n, 1, gain=2.0, bias_std=0.2, seed=3)
+    x = rng.normal(size=(1100, 2)) if driven else None
+    total, mean_logdet = lyapunov_sum_rule(
+        model, x, steps=None if driven else 1000, h0=rng.normal(size=n)
+    )
+    np.testing.assert_allclose(total, mean_logdet, rtol=1e-10)
+    assert total < -0.5  # tanh saturation contracts volume
+
+
+@pytest.mark.parametrize("reorth_every", [1, 3])
+def test_kernel_matches_householder_reference(reorth_every, rng):
+    n, k = 10, 4
+    model = RNN.random(2, n, 1, gain=1.8, bias_std=0.1, seed=4)
+    x = rng.normal(size=(350, 2))
+    h0 = rng.normal(size=n)
+    args = _lyapunov_args(model, x, None, 50, h0, k, reorth_every, 7)
+    W, U, b, h, xk, transient, steps, Qt0, every = args
+    exps, _, _ = K.lyapunov_qr(W, U, b, xk, h, model.act_code, transient, steps, Qt0, every, 1e3)
+    want, _ = ref.lyapunov_exponents(W, U, b, xk, h, "tanh", transient, steps, Qt0.T)
+    # products over a few steps between re-orthonormalisations change only rounding
+    np.testing.assert_allclose(exps, want, rtol=1e-10 if reorth_every == 1 else 1e-8)
+    public = lyapunov_spectrum(
+        model, x, transient=50, h0=h0, k=k, reorth_every=reorth_every, seed=7
+    )
+    np.testing.assert_allclose(public, np.sort(want)[::-1], rtol=1e-8)
+
+
+def test_top_k_are_the_leading_exponents(rng):
+    model = RNN.random(1, 16, 1, gain=2.5, seed=5)
+    h0 = rng.normal(size=16)
+    full = lyapunov_spectrum(model, steps=4000, h0=h0)
+    top = lyapunov_spectrum(model, steps=4000, h0=h0, k=3)
+    np.testing.assert_allclose(top, full[:3], atol=2e-2)
+    assert np.all(np.diff(full) <= 0)
+
+
+def test_hundred_thousand_steps_are_finite():
+    model = RNN.random(1, 64, 1, gain=3.0, seed=6)
+    h0 = np.random.default_rng(0).normal(size=64)
+    exps = lyapunov_spectrum(model, steps=100_000, h0=h0, k=8)
+    assert np.isfinite(exps).all()
+    assert exps[0] > 0
+
+
+def test_relu_dead_directions_and_errors(rng):
+    n = 5
+    W = np.eye(n)
+    model = _model(W, "relu", b=np.array([1.0, 1.0, -1.0, -1.0, 1.0]))
+    exps = lyapunov_spectrum(model, steps=2000, transient=5)
+    # three live units with J = 1 (exponent 0 up to the O(1/steps) alignment of the start basis),
+    # two dead ones whose directions the Jacobian annihilates exactly
+    np.testing.assert_allclose(exps[:3], 0.0, atol=2e-3)
+    assert (exps[3:] == -np.inf).all()
+    good = RNN.random(1, 4, 1, seed=0)
+    with pytest.raises(ValueError, match="steps"):
+        lyapunov_spectrum(good)
+    with pytest.raises(ValueError, match="k"):
+        lyapunov_spectrum(good, steps=10, k=5)
+    with pytest.raises(ValueError, match="x"):
+        lyapunov_spectrum(good, rng.normal(size=(20, 2, 1)))
+    with pytest.raises(ValueError, match="transient"):
+        lyapunov_spectrum(good, rng.normal(size=(20, 1)), transient=30)
+    with pytest.raises(TypeError, match="rnn"):
+        lyapunov_spectrum("net", steps=10)
