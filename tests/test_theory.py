@@ -527,3 +527,18 @@ def test_doya_bifurcation():
     assert set(tab.loc[tab["b"].between(sn["b_low"], sn["b_high"]), "attractor"]) == {"low", "high"}
     assert tab["converged"].all()
     assert isinstance(tab, pd.DataFrame)
+
+
+def test_phase_diagram_experiment_measures_ln_chi1():
+    from pathlib import Path
+
+    from rnnsim.experiment import load_experiment
+
+    exp = load_experiment(Path(__file__).parents[1] / "experiments" / "phase_diagram.py")
+    point = {"activation": "tanh", "width": 256, "depth": 12, "sigma_w2": 2.0, "sigma_b2": 0.3}
+    table = pd.concat([exp.measure(point, seed).assign(seed=seed, **point) for seed in (0, 1)])
+    assert list(table.columns[:4]) == ["layer", "log_sq_grad", "log_chi1_theory", "q_star"]
+    s = exp.summary(table)
+    assert len(s) == 1 and s["seeds"].iloc[0] == 2
+    # width 256: per-layer sd ~ sqrt(2/256) = 0.09, over 12 layers x 2 seeds ~ 0.02
+    assert abs(s["empirical"].iloc[0] - s["theory"].iloc[0]) < 0.08
