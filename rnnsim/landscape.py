@@ -33,6 +33,10 @@ __all__ = [
 ]
 
 
+#: `cliff_line` calls a wall resolved when h_T changes by less than this across one ulp of b.
+RESOLVED_STEP = 0.01
+
+
 def _check_finite(name, value):
     try:
         v = float(value)
@@ -188,8 +192,11 @@ def cliff_line(w_values, b_range=(-10.0, 10.0), *, n_b=2001, level=0.5, x0=0.5, 
         One row per crossing: ``w``, ``crossing`` (0, 1, ... along b), ``b_cliff`` (midpoint of the
         final bracket), ``b_lo``, ``b_hi``, ``bracket_width``, ``n_bisect``, ``loss_lo``, ``loss_hi``
         (E at the bracket's ends), ``jump`` (``loss_hi - loss_lo``), ``h_T_lo``, ``h_T_hi``,
-        ``b_peak``, ``peak_abs_dE_db``, ``grid_max_abs_dE_db`` (what the coarse scan saw), and
-        ``level``, ``x0``, ``T``, ``target``. w with no crossing give no row.
+        ``b_peak``, ``peak_abs_dE_db``, ``grid_max_abs_dE_db`` (what the coarse scan saw),
+        ``resolved`` (h_T changes by less than `RESOLVED_STEP` across the final one-ulp bracket:
+        the wall is wider than one ulp, so its peak slope is representable; when False the jump
+        happens between two adjacent floats and ``peak_abs_dE_db`` is only what the floats on
+        either side show), and ``level``, ``x0``, ``T``, ``target``. w with no crossing give no row.
 
     Notes
     -----
@@ -236,11 +243,13 @@ def cliff_line(w_values, b_range=(-10.0, 10.0), *, n_b=2001, level=0.5, x0=0.5, 
                     "b_peak": b_pk,
                     "peak_abs_dE_db": peak,
                     "grid_max_abs_dE_db": float(np.max(np.abs(gb[i, j : j + 2]))),
+                    "resolved": bool(abs(h_hi - h_lo) < RESOLVED_STEP),
                 }
             )
     cols = [
         "w", "crossing", "b_cliff", "b_lo", "b_hi", "bracket_width", "n_bisect", "loss_lo",
         "loss_hi", "jump", "h_T_lo", "h_T_hi", "b_peak", "peak_abs_dE_db", "grid_max_abs_dE_db",
+        "resolved",
     ]  # fmt: skip
     table = pd.DataFrame(rows, columns=cols)
     table["level"] = level
@@ -254,7 +263,7 @@ def _sigmoid(a):
     return 1.0 / (1.0 + np.exp(-a))
 
 
-def cliff_theory(w_values, *, x0=0.5):
+def cliff_theory(w_values, *, x0=0.5, T=50, target=0.7):
     """Fixed-point geometry of the single logistic unit, for the overlay on the cliff surface.
 
     Uses ``rnnsim.theory.saddle_node_curve`` and ``rnnsim.theory.basin_boundary`` when that module
@@ -266,16 +275,23 @@ def cliff_theory(w_values, *, x0=0.5):
     - basin boundary of ``h0 = sigmoid(x0)``: ``b = logit(h0) - w h0 = x0 - w h0`` where h0 is an
       unstable fixed point, ``w h0 (1 - h0) > 1``; NaN elsewhere.
 
+    On that boundary ``h_t = h0`` for every t, so the forward-mode recursion for dh_t/db has
+    constant coefficients and sums exactly: ``|dE/db| = 2 |h0 - target| s (lam^T - 1) / (lam - 1)``
+    with ``s = h0 (1 - h0)``, ``lam = w s`` [derived]; it grows like lam^T.
+
     Parameters
     ----------
     w_values : array_like (n_w,)
     x0 : float, default 0.5
+    T : int, default 50
+    target : float, default 0.7
 
     Returns
     -------
     pandas.DataFrame
         Columns ``w``, ``b_saddle_node_lower``, ``b_saddle_node_upper``, ``b_basin_boundary``,
-        ``source`` ("rnnsim.theory" or "derived"), ``x0``. NaN where a curve does not exist.
+        ``boundary_abs_dE_db`` (|dE/db| on the basin boundary), ``source`` ("rnnsim.theory" or
+        "derived"), ``x0``, ``T``, ``target``. NaN where a curve does not exist.
 
     Notes
     -----
@@ -284,6 +300,8 @@ def cliff_theory(w_values, *, x0=0.5):
     """
     w = _grid("w_values", w_values)
     x0 = _check_finite("x0", x0)
+    T = _check_T(T)
+    target = _check_finite("target", target)
     h0 = float(_sigmoid(x0))
     source = "derived"
     lower = upper = boundary = None
@@ -305,14 +323,22 @@ def cliff_theory(w_values, *, x0=0.5):
             b_b = np.log(h_hi / (1.0 - h_hi)) - w * h_hi
             lower, upper = np.fmin(b_a, b_b), np.fmax(b_a, b_b)
             boundary = np.where(w * h0 * (1.0 - h0) > 1.0, x0 - w * h0, np.nan)
+    s = h0 * (1.0 - h0)
+    lam = w * s
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        geometric = np.where(lam == 1.0, float(T), (lam**T - 1.0) / (lam - 1.0))
+    on_boundary = np.where(np.isfinite(boundary), 2.0 * abs(h0 - target) * s * geometric, np.nan)
     return pd.DataFrame(
         {
             "w": w,
             "b_saddle_node_lower": lower,
             "b_saddle_node_upper": upper,
             "b_basin_boundary": boundary,
+            "boundary_abs_dE_db": on_boundary,
             "source": source,
             "x0": x0,
+            "T": T,
+            "target": target,
         }
     )
 

@@ -211,3 +211,12 @@ def test_minima_summary_and_distances():
     )
     d = L.pairwise_distances(ms)
     assert d["distance"].iloc[0] == pytest.approx(0.1 * np.linalg.norm(m.params_vector()))
+
+
+def test_boundary_gradient_formula_matches_the_kernel():
+    th = L.cliff_theory([5.0, 6.0], T=T, target=TARGET)
+    for _, r in th.iterrows():
+        gb = ck.single_unit(r["w"], r["b_basin_boundary"], X0, T, TARGET)[3]
+        assert abs(gb) == pytest.approx(r["boundary_abs_dE_db"], rel=1e-5)
+    line = L.cliff_line([6.0, 12.0], (-10, 4), n_b=201)
+    assert list(line["resolved"]) == [True, False]

@@ -1,0 +1,107 @@
+"""The cliff of Pascanu, Mikolov & Bengio 2013 (section 2.3, eq. 8, Fig. 6) and gradient clipping.
+
+One logistic unit, h_0 = sigmoid(0.5), h_t = sigmoid(w h_{t-1} + b), E = (h_T - 0.7)^2: the loss
+surface over (w, b), the wall located exactly (bisection to one ulp, peak |dE/db| by golden
+section, `rnnsim.landscape.cliff_line`), the fixed-point theory overlaid, and gradient descent
+started near the wall with and without norm clipping.
+"""
+
+import numpy as np
+import pandas as pd
+from matplotlib import pyplot as plt
+
+from rnnsim import landscape as L
+from rnnsim import plots
+from rnnsim.experiment import Experiment, main
+
+W_RANGE, B_RANGE, X0, TARGET = (-4.0, 12.0), (-10.0, 4.0), 0.5, 0.7
+H0 = 1 / (1 + np.exp(-X0))  # h_0 = sigmoid(x0)
+# starts just off the wall (offset in b from the basin boundary x0 - w h0); lr 1, clip 0.5
+STARTS = [(5.0, -0.5), (6.0, 0.5), (5.5, -0.2)]
+LR, CLIP, STEPS = 1.0, 0.5, 60
+
+
+def measure(point: dict, seed: int) -> pd.DataFrame:
+    T, n = point["T"], point["n_grid"]
+    w, b = np.linspace(*W_RANGE, n), np.linspace(*B_RANGE, n)
+    surf = L.cliff_surface(w, b, x0=X0, T=T, target=TARGET)[["w", "b", "loss", "grad_norm"]]
+    line = L.cliff_line(np.linspace(0.5, W_RANGE[1], 116), B_RANGE, n_b=n, x0=X0, T=T)
+    line = line[["w", "b_cliff", "peak_abs_dE_db", "grid_max_abs_dE_db", "resolved"]]
+    theory = L.cliff_theory(np.linspace(*W_RANGE, 321), x0=X0, T=T, target=TARGET)
+    theory = theory.drop(columns=["x0", "T", "target", "source"])
+    starts = [(w0, X0 - w0 * H0 + db) for w0, db in STARTS]
+    traj = L.cliff_trajectories(starts, lr=LR, clips=[None, CLIP], n_steps=STEPS, x0=X0, T=T)
+    traj = traj.drop(columns=["lr", "x0", "T", "target"]).astype({"start": str})
+    traj["clipping"] = np.where(traj["clip"].isna(), "none", f"norm {CLIP}")
+    parts = {"surface": surf, "cliff": line, "theory": theory, "trajectory": traj}
+    return pd.concat([p.assign(kind=k) for k, p in parts.items()], ignore_index=True)
+
+
+def figures(table: pd.DataFrame) -> dict:
+    plots.theme()
+    t0 = 50 if (table["T"] == 50).any() else table["T"].iloc[0]
+    t = table[table["T"] == t0]
+    surf = t[t["kind"] == "surface"].pivot_table(index="b", columns="w", values="loss")
+    th, cl, tr = (t[t["kind"] == k] for k in ("theory", "cliff", "trajectory"))
+    fig, ax = plt.subplots(figsize=(7.5, 5.5), layout="constrained")
+    mesh = ax.pcolormesh(surf.columns, surf.index, surf.to_numpy(), cmap="viridis", shading="auto")
+    fig.colorbar(mesh, ax=ax, label=f"loss E = (h_T - {TARGET})^2, T = {t0}")
+    ax.plot(cl["w"], cl["b_cliff"], color="white", lw=1, label="cliff (bisection, exact)")
+    kw = {"ls": "--", "lw": 1.5}
+    ax.plot(th["w"], th["b_basin_boundary"], color="red", **kw, label="basin boundary of h0")
+    ax.plot(th["w"], th["b_saddle_node_lower"], color="orange", **kw, label="saddle-node curves")
+    ax.plot(th["w"], th["b_saddle_node_upper"], color="orange", **kw)
+    for (start, clipping), g in tr.groupby(["start", "clipping"]):
+        style = {"color": "magenta", "marker": "o"} if clipping == "none" else {"color": "cyan"}
+        end = f", ends at ({g['w'].iloc[-1]:.0f}, {g['b'].iloc[-1]:.0f})"
+        ax.plot(g["w"], g["b"], ms=3, lw=1, **style, label=f"GD {start}, clip {clipping}{end}")
+    ax.set(xlim=W_RANGE, ylim=B_RANGE, xlabel="recurrent weight w", ylabel="bias b")
+    ax.set_title(f"Single-unit loss surface, lr = {LR}: unclipped steps thrown off the cliff")
+    ax.legend(fontsize="x-small", loc="lower left")
+    figs = {"surface": fig}
+
+    cliff = table[(table["kind"] == "cliff")]
+    steep = pd.concat(
+        [cliff[cliff["resolved"] == True].assign(what="exact peak (walls wider than 1 ulp)"),  # noqa: E712
+         cliff.assign(what="max over the grid's b samples", peak_abs_dE_db=cliff["grid_max_abs_dE_db"])]
+    )  # fmt: skip
+    f2 = plots.line_with_band(
+        steep, x="w", y="peak_abs_dE_db", hue="what", style="T", logy=True,
+        xlabel="recurrent weight w", ylabel="max |dE/db| across the cliff",
+        title="Steepness of the wall: exact vs sampled on the grid",
+    )  # fmt: skip
+    for T, g in table[table["kind"] == "theory"].groupby("T"):
+        plots.theory_line(
+            f2.axes[0], g["w"], g["boundary_abs_dE_db"], f"|dE/db| on the basin boundary, T={T}"
+        )
+    figs["cliff_steepness"] = f2
+    tr = tr.assign(distance=np.hypot(tr["w"] - tr.groupby("start")["w"].transform("first"),
+                                     tr["b"] - tr.groupby("start")["b"].transform("first")))  # fmt: skip
+    figs["trajectories"] = plots.facets(
+        tr.melt(id_vars=["start", "clipping", "step"], value_vars=["loss", "distance"]),
+        x="step", y="value", hue="clipping", style="start", row="variable", sharey=False,
+        logy=False, xlabel="gradient-descent step", ylabel="value",
+        title=f"GD near the cliff (T = {t0}, lr = {LR}): loss and distance from the start",
+    )  # fmt: skip
+    return figs
+
+
+EXPERIMENT = Experiment(
+    name="cliff",
+    description="The single-unit cliff of Pascanu et al. 2013 (Fig. 6): exact wall, theory, "
+    "gradient descent with and without clipping.",
+    grid={"T": [50, 25, 100], "n_grid": [500]},
+    quick={"T": [50], "n_grid": [200]},
+    measure=measure,
+    figures=figures,
+    seeds=1,
+    quick_seeds=1,
+    notes="""The wall is the basin boundary b = x0 - w h0 of the unstable fixed point (derived; dashed
+    red): across it h_T jumps between the two attractors, within ~ (w h0 (1-h0))^-T in b, below one
+    ulp for w >~ 8 at T = 50. Grid samples miss it entirely (steepness figure). Unclipped gradient
+    descent that lands on the wall is catapulted far away onto the upper plateau; with norm
+    clipping (Algorithm 1) the step stays short and descent continues.""",
+)
+
+if __name__ == "__main__":
+    main(EXPERIMENT)
