@@ -37,6 +37,12 @@ Hermite nodes (spacing ``~pi / sqrt(2 n)`` near 0) undersample: at ``q = 3`` 200
 error of 2e-8 in ``E[sech^4]``, the default trapezoid grid (277 points) 1e-16. ReLU and linear
 expectations use closed forms (arc-cosine kernel for ReLU, Cho & Saul 2009).
 
+Citations
+---------
+Mean-field formulas are cited by paper and section and written out in full in each docstring:
+REFERENCES §4 records their standard forms but not the papers' own equation numbers, so none are
+quoted here. Pascanu et al.'s equation numbers (eqs. 5-8) are from REFERENCES §2 [text].
+
 Sign convention of the depth scales
 -----------------------------------
 ``xi = -1 / ln(chi)``: positive when ``chi < 1`` (a signal or gradient *decays* like ``exp(-depth / xi)``),
@@ -89,7 +95,7 @@ __all__ = [
 
 #: Default quadrature density: grid points per unit of ``sqrt(q) z`` (see the module docstring).
 DENSITY = 8.0
-#: Density of the two-dimensional grids of the correlation map (error below 1e-12, see the tests).
+#: Density of the 2-D grids of the correlation map (c*, chi_c within ~1e-14 of density 8: tested).
 DENSITY_2D = 4.0
 _Z_MAX = 10.0
 _H_MAX = 0.25
@@ -264,7 +270,7 @@ def gaussian_expectation(f, q, *, density=DENSITY, quadrature="trapezoid", n_nod
 
     Notes
     -----
-    The Gaussian integrals ``Int Dz`` of Poole et al. 2016, eqs. 3-5. Convergence of both rules is
+    The Gaussian integrals ``Int Dz`` of Poole et al. 2016, §2-3. Convergence of both rules is
     tested in ``tests/test_theory.py``.
     """
     q = _check_nonneg("q", q)
@@ -369,7 +375,8 @@ def length_map(activation, q, sigma_w2, sigma_b2, *, density=DENSITY):
 
     Notes
     -----
-    Poole et al. 2016, eq. 3; Schoenholz et al. 2017, eq. 1 (REFERENCES §4).
+    Poole et al. 2016, §2, and Schoenholz et al. 2017, §2: the length map
+    ``q^l = sigma_w^2 Int Dz phi(sqrt(q^{l-1}) z)^2 + sigma_b^2`` (REFERENCES §4).
     """
     name = _check_activation(activation)
     sw2 = _check_nonneg("sigma_w2", sigma_w2)
@@ -455,7 +462,8 @@ def q_star(activation, sigma_w2, sigma_b2, *, density=DENSITY):
 
     Notes
     -----
-    Poole et al. 2016, eq. 4 (fixed point of eq. 3). Linear and relu in closed form
+    Poole et al. 2016, §2: the fixed point ``q* = sigma_w^2 Int Dz phi(sqrt(q*) z)^2 + sigma_b^2``.
+    Linear and relu in closed form
     (``q* = sigma_b2 / (1 - k)``, ``k = sigma_w2`` resp. ``sigma_w2 / 2``); tanh and logistic by a
     safeguarded Newton iteration (slope from Gaussian integration by parts) inside a bisection
     bracket, to a residual at rounding level (tested at 1e-12). The root is unique for these maps.
@@ -482,10 +490,22 @@ def chi1(activation, sigma_w2, sigma_b2, *, density=DENSITY):
 
     Notes
     -----
-    Poole et al. 2016, eq. 7 (slope of the correlation map at c = 1); Schoenholz et al. 2017, §5:
+    Poole et al. 2016, §3 (``chi1``, the slope of the correlation map at c = 1); Schoenholz et al.
+    2017, §5 (gradients):
     ``E[(delta^l)^2] = chi1 E[(delta^{l+1})^2]``.
     """
-    return mean_field(activation, sigma_w2, sigma_b2, density=density)["chi1"]
+    name = _check_activation(activation)
+    sw2 = _check_nonneg("sigma_w2", sigma_w2)
+    sb2 = _check_nonneg("sigma_b2", sigma_b2)
+    return _chi1(name, sw2, _q_star(name, sw2, sb2, density), density)
+
+
+def _chi1(name, sw2, qs, density):
+    if name in ("linear", "relu"):
+        return sw2 if name == "linear" else 0.5 * sw2  # scale invariant: any q
+    if not np.isfinite(qs):  # pragma: no cover - bounded activations always have a finite q*
+        return float("nan")
+    return sw2 * _expect(name, "dphi2", qs, density)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -513,7 +533,8 @@ def correlation_map(activation, c, sigma_w2, sigma_b2, *, q=None, density=DENSIT
 
     Notes
     -----
-    Poole et al. 2016, eq. 5, with ``u1 = sqrt(q) z1``, ``u2 = sqrt(q) (c z1 + sqrt(1 - c^2) z2)``;
+    Poole et al. 2016, §3, and Schoenholz et al. 2017, §2: the correlation map, with
+    ``u1 = sqrt(q) z1``, ``u2 = sqrt(q) (c z1 + sqrt(1 - c^2) z2)``;
     relu by the arc-cosine kernel (Cho & Saul 2009).
     """
     name = _check_activation(activation)
@@ -600,7 +621,7 @@ def c_star(activation, sigma_w2, sigma_b2, *, density=DENSITY_2D):
 
     Notes
     -----
-    Poole et al. 2016, eq. 5 and Fig. 2; Schoenholz et al. 2017, §3. Found by a safeguarded Newton
+    Poole et al. 2016, §3 and Fig. 2; Schoenholz et al. 2017, §3. Found by a safeguarded Newton
     iteration (slope by Price's theorem) in a bisection bracket rather than by iterating the map, whose
     convergence is only geometric with ratio ``chi_c -> 1`` near criticality (REFERENCES §4).
     """
@@ -637,7 +658,7 @@ def mean_field(activation, sigma_w2, sigma_b2, *, density=DENSITY, density_2d=DE
 
     Notes
     -----
-    Poole et al. 2016, eqs. 3-7; Schoenholz et al. 2017, eqs. 4-9 (``1/xi_q = -ln[chi1 + sigma_w2
+    Poole et al. 2016, §2-3; Schoenholz et al. 2017, §3 (``1/xi_q = -ln[chi1 + sigma_w2
     E[phi'' phi]]``, ``1/xi_c = -ln chi_c``) and §5 (``xi_grad``); REFERENCES §4.
     ``chi_q`` is the derivative of the length map, ``sigma_w2 E[phi'^2 + phi phi'']`` by Gaussian
     integration by parts. Where ``q_star`` is infinite or undetermined, ``chi_q``, ``c_star``,
@@ -647,12 +668,7 @@ def mean_field(activation, sigma_w2, sigma_b2, *, density=DENSITY, density_2d=DE
     sw2 = _check_nonneg("sigma_w2", sigma_w2)
     sb2 = _check_nonneg("sigma_b2", sigma_b2)
     qs = _q_star(name, sw2, sb2, density)
-    if name in ("linear", "relu"):
-        x1 = sw2 if name == "linear" else 0.5 * sw2
-    elif np.isfinite(qs):
-        x1 = sw2 * _expect(name, "dphi2", qs, density)
-    else:  # pragma: no cover - bounded activations always have a finite q*
-        x1 = float("nan")
+    x1 = _chi1(name, sw2, qs, density)
     if np.isfinite(qs):
         xq = _length_slope(name, qs, sw2, density)
     else:
@@ -710,7 +726,7 @@ def critical_sigma_w2(activation, sigma_b2, *, density=DENSITY):
         return 1.0
 
     def x1(sw2):
-        return sw2 * _expect(name, "dphi2", _q_star(name, sw2, sb2, density), density)
+        return _chi1(name, sw2, _q_star(name, sw2, sb2, density), density)
 
     lo = 1.0 if name == "tanh" else 4.0  # chi1 <= sigma_w2 sup(phi'^2): 1 resp. 1/16
     hi = 2.0 * lo
@@ -809,7 +825,7 @@ def fixed_point_input(activation, sigma_w2, sigma_b2, batch, width, seed=0):
 
     Notes
     -----
-    Poole et al. 2016, eq. 3 at its fixed point (eq. 4).
+    Poole et al. 2016, §2: the length map at its fixed point.
     """
     name = _check_activation(activation)
     batch = _check_int("batch", batch, 1)
@@ -927,7 +943,7 @@ def fuss_catalan_moment(L, k):
     Notes
     -----
     The ``k``-th moment of the limiting law of the squared singular values of a product of ``L``
-    Gaussian matrices with ``N(0, 1/N)`` entries (Penson & Zyczkowski 2011, eq. 3; REFERENCES §5).
+    Gaussian matrices with ``N(0, 1/N)`` entries (Penson & Zyczkowski 2011; REFERENCES §5).
     """
     L = _check_int("L", L, 1)
     k = _check_int("k", k, 0)
@@ -1087,7 +1103,7 @@ def pennington_moments(activation, L, sigma_w2, sigma_b2, weights="gaussian"):
 
     Notes
     -----
-    Pennington, Schoenholz & Ganguli 2017, eqs. 14-16 and 2018 (S-transforms multiply; the normalised
+    Pennington, Schoenholz & Ganguli 2017, §3, and 2018 (S-transforms multiply; the normalised
     variance ``m2 / m1^2 - 1`` of a free product is the sum of its factors'), as restated in
     REFERENCES §5 [secondary]: ReLU gives ``m2 = m1^2 (L + p) / p`` with ``p = 1/2``; at criticality the
     variance is ``L (mu2 / mu1^2 - 1 - s_1)``. Large-width limit; finite width shrinks the variance

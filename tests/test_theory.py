@@ -155,14 +155,16 @@ def test_xi_c_diverges_at_the_critical_line():
 
 
 @pytest.mark.parametrize("activation", ["tanh", "sigmoid"])
-@pytest.mark.parametrize("sigma_w2,sigma_b2", [(1.3, 0.1), (4.0, 1.0), (40.0, 0.5)])
+@pytest.mark.parametrize("sigma_w2,sigma_b2", [(1.3, 0.1), (4.0, 1.0), (12.0, 0.5), (200.0, 0.5)])
 def test_converged_in_quadrature_density(activation, sigma_w2, sigma_b2):
     results = [T.mean_field(activation, sigma_w2, sigma_b2, density=d) for d in (8.0, 16.0)]
     for key in ("q_star", "chi1", "chi_q"):
         assert abs(results[0][key] - results[1][key]) <= 1e-12 * max(1.0, abs(results[1][key]))
+    if results[0]["phase"] != "chaotic" or results[0]["q_star"] > 50:
+        return  # c* = 1 trivially, or 2-D grids too large for a fast test
     twod = [T.mean_field(activation, sigma_w2, sigma_b2, density_2d=d) for d in (4.0, 8.0)]
     for key in ("c_star", "chi_c"):
-        assert abs(twod[0][key] - twod[1][key]) <= 1e-10
+        assert abs(twod[0][key] - twod[1][key]) <= 1e-12
 
 
 def test_hermite_and_trapezoid_agree_where_hermite_converges():
