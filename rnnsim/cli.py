@@ -1,0 +1,182 @@
+"""The ``rnnsim`` command: list, run and report experiments, and run the benchmarks.
+
+::
+
+    rnnsim list [--experiments DIR]
+    rnnsim run NAME|all [--quick] [--set KEY=V1,V2 ...] [--seeds N] [--out DIR]
+                        [--workers N] [--scheduler ADDRESS|local] [--force] [--experiments DIR]
+    rnnsim report [--out DIR] [--embed]
+    rnnsim bench ...            (forwarded to rnnsim.bench.main)
+
+Usage errors (unknown experiment or axis, bad value) print one line and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from collections.abc import Sequence
+
+from rnnsim.experiment import (
+    UsageError,
+    add_run_arguments,
+    find_experiments,
+    load_experiment,
+    parse_set,
+    run_from_args,
+)
+
+__all__ = ["main", "build_parser"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``rnnsim`` (without ``bench``, which is forwarded as is)."""
+    parser = argparse.ArgumentParser(
+        prog="rnnsim",
+        description="A laboratory for the gradient dynamics of deep and recurrent networks.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="{list,run,report,bench}")
+    sub.required = True
+
+    p_list = sub.add_parser("list", help="show every experiment with its description and grid")
+    p_list.add_argument("--experiments", metavar="DIR", help="folder of experiment scripts")
+
+    p_run = sub.add_parser("run", help="run (or resume) an experiment, or all of them")
+    p_run.add_argument("name", metavar="NAME|all", help="experiment name, or 'all'")
+    add_run_arguments(p_run)
+    p_run.add_argument("--experiments", metavar="DIR", help="folder of experiment scripts")
+
+    p_report = sub.add_parser("report", help="write OUT/index.html over every result")
+    p_report.add_argument(
+        "--out", default="results", metavar="DIR", help="results root (default: results/)"
+    )
+    p_report.add_argument(
+        "--embed", action="store_true", help="inline the figures (one portable HTML file)"
+    )
+
+    sub.add_parser("bench", help="benchmarks (see rnnsim bench --help)", add_help=False)
+    return parser
+
+
+def _format_grid(grid) -> str:
+    return "; ".join(f"{k} = {', '.join(map(str, v))}" for k, v in grid.items())
+
+
+def _cmd_list(args) -> int:
+    scripts = find_experiments(args.experiments)
+    if not scripts:
+        print("no experiments found (looked for experiments/*.py)")
+        return 0
+    for stem, path in scripts.items():
+        try:
+            exp = load_experiment(path)
+        except Exception as exc:  # noqa: BLE001 - one broken script must not hide the others
+            print(f"{stem}\n    (cannot load {path}: {type(exc).__name__}: {exc})\n")
+            continue
+        n_full = len(exp.points(exp.grid_for(False)))
+        n_quick = len(exp.points(exp.grid_for(True)))
+        print(f"{exp.name}\n    {exp.description}")
+        print(f"    grid ({n_full} points x {exp.seeds} seeds): {_format_grid(exp.grid)}")
+        if exp.quick is not None:
+            print(
+                f"    quick ({n_quick} points x {exp.quick_seeds} seeds): {_format_grid(exp.quick)}"
+            )
+        print()
+    return 0
+
+
+def _cmd_run(args) -> int:
+    scripts = find_experiments(args.experiments)
+    if args.name == "all":
+        if not scripts:
+            raise UsageError("no experiments found (looked for experiments/*.py)")
+        experiments = [load_experiment(p) for p in scripts.values()]
+        # With 'all', each --set key must name an axis of at least one experiment; it applies to
+        # the experiments that have that axis.
+        keys = [s.partition("=")[0].strip() for s in args.set]
+        for key in keys:
+            if not any(key in e.grid for e in experiments):
+                valid = sorted({k for e in experiments for k in e.grid})
+                raise UsageError(
+                    f"--set: no experiment has an axis {key!r}; axes: {', '.join(valid)}"
+                )
+        plans = []
+        for exp in experiments:
+            own = [s for s, k in zip(args.set, keys, strict=True) if k in exp.grid]
+            parse_set(exp, own)  # validate every experiment's overrides before running any
+            plans.append((exp, own))
+        failed = []
+        for exp, own in plans:
+            ns = argparse.Namespace(**{**vars(args), "set": own})
+            try:
+                run_from_args(exp, ns)
+            except UsageError:
+                raise
+            except Exception:  # noqa: BLE001 - run the others, fail at the end
+                traceback.print_exc()
+                failed.append(exp.name)
+        if failed:
+            print(
+                f"rnnsim: {len(failed)} experiment(s) failed: {', '.join(failed)}", file=sys.stderr
+            )
+            return 1
+        return 0
+    if args.name not in scripts:
+        # also accept an EXPERIMENT.name that differs from the file stem
+        matches = [p for p in scripts.values() if _name_of(p) == args.name]
+        if not matches:
+            raise UsageError(
+                f"unknown experiment {args.name!r}; available: "
+                f"{', '.join(scripts) or '(none found)'}, or 'all'"
+            )
+        path = matches[0]
+    else:
+        path = scripts[args.name]
+    run_from_args(load_experiment(path), args)
+    return 0
+
+
+def _name_of(path) -> str | None:
+    try:
+        return load_experiment(path).name
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def _cmd_report(args) -> int:
+    from rnnsim.report import write_report
+
+    try:
+        path = write_report(args.out, embed=args.embed)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"report written to {path}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``rnnsim`` console script; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "bench":
+        from rnnsim import bench  # imported lazily: only this subcommand needs it
+
+        return bench.main(argv[1:]) or 0
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "list":
+            return _cmd_list(args)
+        if args.command == "run":
+            return _cmd_run(args)
+        if args.command == "report":
+            return _cmd_report(args)
+    except UsageError as exc:
+        print(f"rnnsim: error: {exc}", file=sys.stderr)
+        return 2
+    parser.error(f"unknown command {args.command!r}")  # pragma: no cover
+    return 2  # pragma: no cover
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,980 @@
+"""Experiments: parameter grids, a cache that makes every sweep resumable, and three executors.
+
+An experiment is one short script in ``experiments/`` that builds an :class:`Experiment` and ends
+with ``if __name__ == "__main__": main(EXPERIMENT)``. The framework expands the grid, runs
+``measure(point, seed)`` for every point and seed (serially, in local processes or on a Dask
+cluster), writes each finished point to ``results/NAME/points/<hash>.parquet`` at once, and then
+assembles ``table.parquet``/``table.csv``, ``manifest.json``, ``summary.parquet`` and the figures.
+
+Layout of ``OUT/NAME/`` after a run::
+
+    points/<hash>.parquet   one file per (grid point, seed); the cache
+    table.parquet table.csv the whole tidy table, rows in grid order then seed order
+    summary.parquet         the experiment's summary table (shown by ``rnnsim report``)
+    manifest.json           grid, seeds, versions, timings, command line
+    figures/NAME.png .svg   every figure, PNG and SVG
+
+Reproducibility rule: the final table is always rebuilt from the point files read back from disk,
+in grid order, so a sweep that was killed and resumed gives the same table, bit for bit, as one
+that ran straight through (given a ``measure`` that is deterministic in ``(point, seed)``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import importlib.util
+import itertools
+import json
+import os
+import platform
+import shlex
+import sys
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+__all__ = [
+    "Experiment",
+    "UsageError",
+    "expand_grid",
+    "parse_set",
+    "point_hash",
+    "run_experiment",
+    "main",
+    "add_run_arguments",
+    "find_experiments",
+    "load_experiment",
+]
+
+#: Environment variables that size the BLAS/OpenMP thread pools of a worker process.
+THREAD_ENV_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off"}
+
+
+class UsageError(ValueError):
+    """A mistake on the command line (unknown experiment or axis, bad value, ...).
+
+    The CLI prints its message and exits with status 2, without a traceback.
+    """
+
+
+# --------------------------------------------------------------------------------------------
+# The experiment declaration
+# --------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+    """One experiment: a grid of parameters, a measurement per point, figures from the table.
+
+    Parameters
+    ----------
+    name : str
+        Identifier (letters, digits, ``_``); the results go to ``OUT/name/``.
+    description : str
+        One line, shown by ``rnnsim list`` and in the report.
+    grid : dict of str -> list
+        The full grid; its points are the product of the axes (last axis fastest). Values are
+        int, float, str or bool (one type per axis; ints may appear on a float axis).
+    quick : dict of str -> list, optional
+        A small grid for ``--quick``. Axes it leaves out take the *first* value of ``grid``'s axis,
+        so quick points are ordinary grid points and share the cache. ``None`` = use ``grid``.
+    measure : callable ``(point: dict, seed: int) -> pandas.DataFrame``
+        Measures one grid point; must be deterministic in ``(point, seed)``. The framework adds the
+        point's parameters and ``seed`` as the first columns.
+    figures : callable ``(table) -> dict[str, matplotlib.figure.Figure]``, optional
+        Draws the figures from the whole tidy table.
+    seeds, quick_seeds : int
+        Number of seeds (``0 .. seeds - 1``) for a full and a quick run.
+    summary : callable ``(table) -> DataFrame``, optional
+        A compact table for the report. Default: means of the numeric measurements grouped by
+        the axes that vary (at most 40 rows).
+    notes : str, optional
+        A paragraph for the report (what to look for, which theory applies).
+    keep : callable ``(point) -> bool``, optional
+        Drops grid points for which it returns False (e.g. ``sigma_w`` only varies for the
+        ``gaussian`` init).
+    choices : dict of str -> list, optional
+        The values ``--set`` accepts on a string axis; default: the values in ``grid`` and
+        ``quick``. (Numeric axes accept any number of the axis' type.)
+    version : str
+        Part of every point's cache key: bump it when ``measure`` changes meaning.
+    """
+
+    name: str
+    description: str
+    grid: Mapping[str, Sequence[Any]]
+    quick: Mapping[str, Sequence[Any]] | None
+    measure: Callable[[dict, int], pd.DataFrame]
+    figures: Callable[[pd.DataFrame], dict] | None = None
+    seeds: int = 1
+    quick_seeds: int = 1
+    summary: Callable[[pd.DataFrame], pd.DataFrame] | None = None
+    notes: str = ""
+    keep: Callable[[dict], bool] | None = None
+    choices: Mapping[str, Sequence[Any]] | None = None
+    version: str = "1"
+
+    def __post_init__(self):
+        if not isinstance(self.name, str) or not self.name.isidentifier():
+            raise ValueError(
+                f"Experiment name must be an identifier (letters, digits, _), got {self.name!r}"
+            )
+        if not isinstance(self.description, str):
+            raise TypeError(f"description must be a str, got {type(self.description).__name__}")
+        if not callable(self.measure):
+            raise TypeError(f"measure must be callable, got {self.measure!r}")
+        _check_grid(self.grid, "grid")
+        if self.quick is not None:
+            _check_grid(self.quick, "quick")
+            extra = sorted(set(self.quick) - set(self.grid))
+            if extra:
+                raise ValueError(
+                    f"quick has axes {extra} that grid lacks; grid axes are {list(self.grid)}"
+                )
+        for field in ("seeds", "quick_seeds"):
+            value = getattr(self, field)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{field} must be an integer >= 1, got {value!r}")
+        for axis, values in (self.choices or {}).items():
+            if axis not in self.grid:
+                raise ValueError(f"choices names axis {axis!r} that grid lacks")
+            _axis_type(values, f"choices[{axis!r}]")
+
+    def grid_for(self, quick: bool = False) -> dict:
+        """The grid a run uses: ``grid``, or ``quick`` completed with each axis' first value."""
+        if not quick or self.quick is None:
+            return {k: list(v) for k, v in self.grid.items()}
+        return {k: list(self.quick.get(k, [v[0]])) for k, v in self.grid.items()}
+
+    def points(self, grid: Mapping[str, Sequence[Any]]) -> list[dict]:
+        """The points of ``grid`` (product of axes, last axis fastest) that ``keep`` keeps."""
+        pts = expand_grid(grid)
+        return [p for p in pts if self.keep is None or self.keep(p)]
+
+    def valid_values(self, axis: str) -> list:
+        """The values ``--set`` accepts for a string/bool axis (see ``choices``)."""
+        if self.choices and axis in self.choices:
+            return list(self.choices[axis])
+        seen = list(self.grid[axis]) + list((self.quick or {}).get(axis, []))
+        return list(dict.fromkeys(seen))
+
+
+def _check_grid(grid, what):
+    if not isinstance(grid, Mapping) or not grid:
+        raise ValueError(f"{what} must be a non-empty dict of axis -> list of values, got {grid!r}")
+    for axis, values in grid.items():
+        if not isinstance(axis, str) or not axis.isidentifier():
+            raise ValueError(f"{what} axis names must be identifiers, got {axis!r}")
+        if axis == "seed":
+            raise ValueError(f"{what} may not have an axis named 'seed' (seeds are separate)")
+        if isinstance(values, str | bytes) or not isinstance(values, Sequence) or not values:
+            raise ValueError(f"{what}[{axis!r}] must be a non-empty list, got {values!r}")
+        _axis_type(values, f"{what}[{axis!r}]")
+
+
+def _axis_type(values, what) -> type:
+    """The type of an axis: bool, int, float or str (ints on a float axis are allowed)."""
+    kinds = set()
+    for v in values:
+        if isinstance(v, bool):
+            kinds.add(bool)
+        elif isinstance(v, int):
+            kinds.add(int)
+        elif isinstance(v, float):
+            kinds.add(float)
+        elif isinstance(v, str):
+            kinds.add(str)
+        else:
+            raise TypeError(
+                f"{what} values must be int, float, str or bool, got {v!r} ({type(v).__name__})"
+            )
+    if kinds <= {int}:
+        return int
+    if kinds <= {int, float}:
+        return float
+    if len(kinds) == 1:
+        return kinds.pop()
+    raise TypeError(f"{what} mixes value types {sorted(k.__name__ for k in kinds)}: {values!r}")
+
+
+def expand_grid(grid: Mapping[str, Sequence[Any]]) -> list[dict]:
+    """All points of a grid: the product of its axes, in axis order, the last axis fastest.
+
+    Parameters
+    ----------
+    grid : dict of str -> list
+        Axis name -> values.
+
+    Returns
+    -------
+    list of dict
+        One dict per point, keys in the grid's axis order.
+
+    Examples
+    --------
+    >>> expand_grid({"a": [1, 2], "b": ["x", "y"]})
+    [{'a': 1, 'b': 'x'}, {'a': 1, 'b': 'y'}, {'a': 2, 'b': 'x'}, {'a': 2, 'b': 'y'}]
+    """
+    axes = list(grid)
+    return [dict(zip(axes, combo, strict=True)) for combo in itertools.product(*grid.values())]
+
+
+def parse_set(experiment: Experiment, specs: Sequence[str], grid: Mapping | None = None) -> dict:
+    """Apply ``--set KEY=V1,V2,...`` overrides to a grid, parsing values to each axis' type.
+
+    Parameters
+    ----------
+    experiment : Experiment
+        Supplies the axes, their types and the valid values of string axes.
+    specs : list of str
+        Each ``"KEY=V1,V2,..."``; a key may appear once.
+    grid : dict, optional
+        The grid to override (default: the experiment's full grid).
+
+    Returns
+    -------
+    dict
+        A new grid with the named axes replaced.
+
+    Raises
+    ------
+    UsageError
+        For a malformed spec, an unknown key (the message lists the valid keys) or a value that
+        does not parse to the axis' type or is not allowed (the message lists what is).
+    """
+    grid = {k: list(v) for k, v in (grid or experiment.grid_for(False)).items()}
+    done = set()
+    for spec in specs:
+        key, sep, raw = spec.partition("=")
+        key = key.strip()
+        if not sep or not key or not raw.strip():
+            raise UsageError(f"--set expects KEY=V1,V2,..., got {spec!r}")
+        if key not in experiment.grid:
+            raise UsageError(
+                f"--set: unknown key {key!r} for experiment {experiment.name!r}; "
+                f"valid keys: {', '.join(experiment.grid)}"
+            )
+        if key in done:
+            raise UsageError(f"--set: key {key!r} given twice")
+        done.add(key)
+        kind = _axis_type(
+            list(experiment.grid[key]) + list((experiment.quick or {}).get(key, [])), key
+        )
+        values = [_parse_value(experiment, key, kind, tok.strip()) for tok in raw.split(",")]
+        grid[key] = list(dict.fromkeys(values))
+    return grid
+
+
+def _parse_value(experiment, key, kind, token):
+    shown = ", ".join(map(str, experiment.valid_values(key)))
+    if kind is bool:
+        low = token.lower()
+        if low in _TRUE:
+            return True
+        if low in _FALSE:
+            return False
+        raise UsageError(f"--set {key}: {token!r} is not a boolean; use true or false")
+    if kind is int:
+        try:
+            return int(token)
+        except ValueError:
+            raise UsageError(
+                f"--set {key}: {token!r} is not an integer (grid values: {shown})"
+            ) from None
+    if kind is float:
+        try:
+            return float(token)
+        except ValueError:
+            raise UsageError(
+                f"--set {key}: {token!r} is not a number (grid values: {shown})"
+            ) from None
+    valid = experiment.valid_values(key)
+    if token not in valid:
+        raise UsageError(
+            f"--set {key}: {token!r} is not a valid value; valid values: {', '.join(valid)}"
+        )
+    return token
+
+
+# --------------------------------------------------------------------------------------------
+# Cache
+# --------------------------------------------------------------------------------------------
+
+
+def _version() -> str:
+    from rnnsim import __version__
+
+    return __version__
+
+
+def point_hash(name: str, point: Mapping[str, Any], seed: int, version: str = "1") -> str:
+    """Cache key of one (point, seed): a hash of the experiment name, the sorted parameters,
+    the seed, the experiment's ``version`` and the rnnsim version (20 hex digits)."""
+    payload = {
+        "experiment": name,
+        "params": sorted((k, v) for k, v in point.items()),
+        "seed": int(seed),
+        "experiment_version": version,
+        "rnnsim": _version(),
+    }
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Call ``write(tmp)`` on a temporary name beside ``path``, then rename it onto ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _write_parquet(df: pd.DataFrame, path: Path) -> None:
+    _atomic_write(path, lambda tmp: df.to_parquet(tmp, index=False))
+
+
+def _write_text(text: str, path: Path) -> None:
+    _atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+# --------------------------------------------------------------------------------------------
+# Running one point (in this process or in a worker)
+# --------------------------------------------------------------------------------------------
+
+
+def _with_params(df: Any, point: Mapping, seed: int, name: str) -> pd.DataFrame:
+    if not isinstance(df, pd.DataFrame):
+        raise TypeError(
+            f"{name}.measure must return a pandas DataFrame, got {type(df).__name__} "
+            f"for point {dict(point)} seed {seed}"
+        )
+    df = df.reset_index(drop=True)
+    for col, value in list(point.items()) + [("seed", seed)]:
+        if col in df.columns:
+            if not (df[col] == value).all():
+                raise ValueError(
+                    f"{name}.measure returned a column {col!r} that disagrees with the "
+                    f"point's value {value!r}"
+                )
+            df = df.drop(columns=col)
+    params = pd.DataFrame({k: [v] * len(df) for k, v in point.items()})
+    params["seed"] = pd.Series([int(seed)] * len(df), dtype="int64")
+    return pd.concat([params, df], axis=1)
+
+
+def run_point(experiment: Experiment, point: Mapping, seed: int) -> pd.DataFrame:
+    """Measure one point and prepend its parameters and ``seed`` as columns."""
+    return _with_params(experiment.measure(dict(point), int(seed)), point, seed, experiment.name)
+
+
+_SCRIPT_CACHE: dict[str, Experiment] = {}
+
+
+def _experiment_from_source(source: str, filename: str, name: str) -> Experiment:
+    """Execute an experiment script's source as a module (once per process) and find ``name``.
+
+    Workers receive the script's text rather than a pickled function, so local processes and
+    remote Dask workers need nothing but rnnsim installed.
+    """
+    key = hashlib.sha256((filename + "\0" + source).encode()).hexdigest()[:16]
+    if key not in _SCRIPT_CACHE:
+        module = _exec_module(source, filename, f"rnnsim_experiments._w{key}")
+        _SCRIPT_CACHE[key] = _find_in_module(module, filename, name)
+    return _SCRIPT_CACHE[key]
+
+
+def _exec_module(source: str, filename: str, modname: str):
+    import types
+
+    module = types.ModuleType(modname)
+    module.__file__ = filename
+    sys.modules[modname] = module  # dataclasses and pickle look the module up by name
+    try:
+        exec(compile(source, filename, "exec"), module.__dict__)
+    except BaseException:
+        sys.modules.pop(modname, None)
+        raise
+    return module
+
+
+def _find_in_module(module, filename, name=None) -> Experiment:
+    exp = getattr(module, "EXPERIMENT", None)
+    if isinstance(exp, Experiment) and (name is None or exp.name == name):
+        return exp
+    for value in vars(module).values():
+        if isinstance(value, Experiment) and (name is None or value.name == name):
+            return value
+    raise UsageError(f"{filename} defines no Experiment" + (f" named {name!r}" if name else ""))
+
+
+def _set_threads(threads: int | None) -> None:
+    if threads is None:
+        return
+    try:
+        import numba
+
+        numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
+    except ImportError:  # pragma: no cover - numba is a dependency
+        pass
+
+
+def _worker_init(threads: int) -> None:
+    """Initializer of local worker processes: size the BLAS and Numba thread pools."""
+    for var in THREAD_ENV_VARS:
+        os.environ[var] = str(threads)
+    _set_threads(threads)
+
+
+def _point_task(source, filename, name, point, seed, threads):
+    """What a worker runs: load the script (cached), measure the point, time it."""
+    _set_threads(
+        threads
+    )  # per call: Numba's thread count is per thread (Dask runs tasks in threads)
+    experiment = _experiment_from_source(source, filename, name)
+    start = time.perf_counter()
+    df = run_point(experiment, point, seed)
+    return df, time.perf_counter() - start
+
+
+# --------------------------------------------------------------------------------------------
+# Executors
+# --------------------------------------------------------------------------------------------
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+@contextmanager
+def _env(values: Mapping[str, str]):
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _run_serial(experiment, jobs):
+    for job in jobs:
+        start = time.perf_counter()
+        try:
+            df = run_point(experiment, job["point"], job["seed"])
+        except Exception as exc:  # noqa: BLE001 - reported by the caller
+            yield job, None, None, exc
+            continue
+        yield job, df, time.perf_counter() - start, None
+
+
+def _run_processes(experiment, jobs, workers, source, filename):
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    threads = max(1, _cores() // workers)
+    # Children are spawned (no fork of a process holding threads) and inherit these variables
+    # before they import NumPy, so their BLAS pools start at the right size.
+    with _env({v: str(threads) for v in THREAD_ENV_VARS}):
+        pool = ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_worker_init,
+            initargs=(threads,),
+        )
+        try:
+            futures = {
+                pool.submit(
+                    _point_task, source, filename, experiment.name, j["point"], j["seed"], threads
+                ): j
+                for j in jobs
+            }
+            for fut in as_completed(futures):
+                job = futures[fut]
+                try:
+                    df, seconds = fut.result()
+                except Exception as exc:  # noqa: BLE001
+                    yield job, None, None, exc
+                    continue
+                yield job, df, seconds, None
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _run_dask(experiment, jobs, workers, scheduler, source, filename):
+    try:
+        from distributed import Client, LocalCluster, as_completed
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise UsageError("--scheduler needs Dask distributed: pip install 'rnnsim[dask]'") from exc
+
+    cluster = None
+    if scheduler == "local":
+        n = workers if workers and workers > 0 else _cores()
+        cluster = LocalCluster(
+            n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None
+        )
+        client = Client(cluster)
+        threads = max(1, _cores() // n)
+    else:
+        try:
+            client = Client(scheduler, timeout="20s")
+        except OSError as exc:
+            raise UsageError(
+                f"--scheduler: cannot reach Dask scheduler {scheduler!r}: {exc}"
+            ) from exc
+        threads = 1
+    run_id = uuid.uuid4().hex[:8]
+    try:
+        futures, by_key = [], {}
+        for j in jobs:
+            fut = client.submit(
+                _point_task,
+                source,
+                filename,
+                experiment.name,
+                j["point"],
+                j["seed"],
+                threads,
+                pure=False,
+                key=f"{experiment.name}-{j['hash']}-{run_id}",
+            )
+            futures.append(fut)
+            by_key[fut.key] = j
+        for fut in as_completed(futures):
+            job = by_key[fut.key]
+            try:
+                df, seconds = fut.result()
+            except Exception as exc:  # noqa: BLE001
+                yield job, None, None, exc
+                continue
+            finally:
+                fut.release()
+            yield job, df, seconds, None
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+# --------------------------------------------------------------------------------------------
+# A whole run
+# --------------------------------------------------------------------------------------------
+
+
+def _script_of(experiment: Experiment) -> tuple[str, str]:
+    """Source text and file name of the script that defines ``experiment.measure``."""
+    import inspect
+
+    filename = inspect.getsourcefile(experiment.measure) or inspect.getfile(experiment.measure)
+    return Path(filename).read_text(encoding="utf-8"), str(Path(filename).resolve())
+
+
+def _versions() -> dict:
+    import numpy
+
+    versions = {
+        "rnnsim": _version(),
+        "numpy": numpy.__version__,
+        "pandas": pd.__version__,
+        "python": platform.python_version(),
+    }
+    try:
+        import numba
+
+        versions["numba"] = numba.__version__
+    except ImportError:  # pragma: no cover
+        versions["numba"] = None
+    return versions
+
+
+def reproduce_command(experiment: Experiment, quick: bool, sets: Sequence[str], seeds) -> str:
+    """The canonical ``rnnsim run`` command line for a run."""
+    parts = ["rnnsim", "run", experiment.name]
+    if quick:
+        parts.append("--quick")
+    for spec in sets:
+        parts += ["--set", spec]
+    if seeds is not None:
+        parts += ["--seeds", str(seeds)]
+    return shlex.join(parts)
+
+
+def _default_summary(table: pd.DataFrame, experiment: Experiment, grid: Mapping) -> pd.DataFrame:
+    varying = [k for k, v in grid.items() if len(v) > 1 and k in table.columns]
+    params = set(grid) | {"seed"}
+    numeric = [
+        c
+        for c in table.columns
+        if c not in params
+        and pd.api.types.is_numeric_dtype(table[c])
+        and not pd.api.types.is_bool_dtype(table[c])
+    ]
+    if not numeric:
+        return table.head(40)
+    if varying:
+        out = table.groupby(varying, sort=False)[numeric].mean().reset_index()
+    else:
+        out = table[numeric].mean().to_frame().T
+    return out.head(40)
+
+
+def run_experiment(
+    experiment: Experiment,
+    *,
+    quick: bool = False,
+    sets: Sequence[str] = (),
+    seeds: int | None = None,
+    out: str | os.PathLike = "results",
+    workers: int = 1,
+    scheduler: str | None = None,
+    force: bool = False,
+    figures: bool = True,
+    progress: bool = True,
+    command: str | None = None,
+) -> pd.DataFrame:
+    """Run (or resume) an experiment and write its table, manifest, summary and figures.
+
+    Parameters
+    ----------
+    experiment : Experiment
+    quick : bool
+        Use the quick grid and ``quick_seeds``.
+    sets : list of str
+        ``--set KEY=V1,V2`` overrides (see :func:`parse_set`).
+    seeds : int, optional
+        Number of seeds, overriding the experiment's.
+    out : path
+        Results root; the experiment writes to ``out/NAME/``.
+    workers : int
+        1 = serial in this process; N > 1 = N local processes (without ``scheduler``), or the
+        number of workers of a ``local`` Dask cluster.
+    scheduler : str, optional
+        ``"local"`` (start a Dask LocalCluster) or a Dask scheduler address.
+    force : bool
+        Recompute every point, ignoring (and overwriting) the cache.
+    figures : bool
+        Draw and save the figures.
+    progress : bool
+        Show a tqdm bar over points.
+    command : str, optional
+        The command line to record in the manifest (default: ``sys.argv``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The whole tidy table, rows in grid order then seed order.
+    """
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise UsageError(f"--workers must be an integer >= 1, got {workers!r}")
+    if seeds is not None and (isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1):
+        raise UsageError(f"--seeds must be an integer >= 1, got {seeds!r}")
+    started = time.time()
+    grid = parse_set(experiment, sets, experiment.grid_for(quick))
+    n_seeds = (
+        seeds if seeds is not None else (experiment.quick_seeds if quick else experiment.seeds)
+    )
+    points = experiment.points(grid)
+    if not points:
+        raise UsageError(f"{experiment.name}: the grid {grid} has no points left after keep()")
+    root = Path(out) / experiment.name
+    point_dir = root / "points"
+    point_dir.mkdir(parents=True, exist_ok=True)
+
+    jobs = []
+    for index, point in enumerate(points):
+        for seed in range(n_seeds):
+            h = point_hash(experiment.name, point, seed, experiment.version)
+            jobs.append(
+                {
+                    "index": index,
+                    "point": point,
+                    "seed": seed,
+                    "hash": h,
+                    "path": point_dir / f"{h}.parquet",
+                    "seconds": None,
+                }
+            )
+    todo = [j for j in jobs if force or not j["path"].exists()]
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(
+        total=len(jobs),
+        initial=len(jobs) - len(todo),
+        desc=experiment.name,
+        unit="point",
+        disable=not progress or None,
+        leave=True,
+        dynamic_ncols=True,
+    )
+    failures = []
+    compute_start = time.perf_counter()
+    try:
+        if not todo:
+            results = iter(())
+        elif scheduler is not None:
+            source, filename = _script_of(experiment)
+            results = _run_dask(experiment, todo, workers, scheduler, source, filename)
+        elif workers > 1:
+            source, filename = _script_of(experiment)
+            results = _run_processes(experiment, todo, min(workers, len(todo)), source, filename)
+        else:
+            results = _run_serial(experiment, todo)
+        for job, df, seconds, exc in results:
+            if exc is not None:
+                failures.append((job, exc))
+                tqdm.write(
+                    f"{experiment.name}: point {job['point']} seed {job['seed']} failed:\n"
+                    + "".join(traceback.format_exception(exc)).rstrip(),
+                    file=sys.stderr,
+                )
+            else:
+                _write_parquet(df, job["path"])
+                job["seconds"] = seconds
+            bar.update(1)
+    finally:
+        bar.close()
+    compute_seconds = time.perf_counter() - compute_start
+    if failures:
+        job, exc = failures[0]
+        raise RuntimeError(
+            f"{experiment.name}: {len(failures)} of {len(todo)} points failed (finished points "
+            f"are cached; rerun to retry the rest); first: point {job['point']} seed {job['seed']}"
+        ) from exc
+
+    table = pd.concat([pd.read_parquet(j["path"]) for j in jobs], ignore_index=True)
+    _write_parquet(table, root / "table.parquet")
+    _atomic_write(root / "table.csv", lambda tmp: table.to_csv(tmp, index=False))
+
+    summary_fn = experiment.summary or (lambda t: _default_summary(t, experiment, grid))
+    summary = summary_fn(table)
+    if isinstance(summary, pd.DataFrame):
+        summary = summary.reset_index() if not isinstance(summary.index, pd.RangeIndex) else summary
+        summary.columns = [str(c) for c in summary.columns]
+        _write_parquet(summary, root / "summary.parquet")
+
+    figure_seconds = 0.0
+    figure_names = []
+    if figures and experiment.figures is not None:
+        t0 = time.perf_counter()
+        figure_names = _save_figures(experiment, table, root / "figures")
+        figure_seconds = time.perf_counter() - t0
+
+    manifest = {
+        "experiment": experiment.name,
+        "description": experiment.description,
+        "notes": experiment.notes,
+        "quick": bool(quick),
+        "set": list(sets),
+        "grid": grid,
+        "seeds": list(range(n_seeds)),
+        "n_points": len(points),
+        "n_runs": len(jobs),
+        "n_computed": len(todo),
+        "n_cached": len(jobs) - len(todo),
+        "rows": len(table),
+        "figures": figure_names,
+        "versions": _versions(),
+        "timings": {
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
+            "wall_seconds": round(time.time() - started, 3),
+            "compute_seconds": round(compute_seconds, 3),
+            "figure_seconds": round(figure_seconds, 3),
+            "point_seconds_sum": round(sum(j["seconds"] or 0.0 for j in jobs), 3),
+        },
+        "executor": ("dask:" + scheduler)
+        if scheduler
+        else ("processes" if workers > 1 else "serial"),
+        "workers": workers,
+        "command": command if command is not None else shlex.join(sys.argv),
+        "reproduce": reproduce_command(experiment, quick, sets, seeds),
+        "points": [
+            {
+                "hash": j["hash"],
+                "seed": j["seed"],
+                "params": j["point"],
+                "seconds": None if j["seconds"] is None else round(j["seconds"], 4),
+            }
+            for j in jobs
+        ],
+    }
+    _write_text(json.dumps(manifest, indent=2, default=str) + "\n", root / "manifest.json")
+    return table
+
+
+def _save_figures(experiment: Experiment, table: pd.DataFrame, fig_dir: Path) -> list[str]:
+    from rnnsim import plots
+
+    plots.theme()
+    import matplotlib.pyplot as plt
+
+    figs = experiment.figures(table)
+    if not isinstance(figs, Mapping):
+        raise TypeError(
+            f"{experiment.name}.figures must return a dict name -> Figure, got "
+            f"{type(figs).__name__}"
+        )
+    names = []
+    try:
+        for name, fig in figs.items():
+            if not isinstance(name, str) or not name or "/" in name:
+                raise ValueError(f"{experiment.name}.figures: bad figure name {name!r}")
+            plots.save(fig, fig_dir / name)
+            names.append(name)
+    finally:
+        for fig in figs.values():
+            plt.close(fig)
+    # Drop figures an earlier version of the script drew but this one no longer does.
+    for stale in fig_dir.glob("*"):
+        if stale.suffix in (".png", ".svg") and stale.stem not in names:
+            stale.unlink()
+    return names
+
+
+# --------------------------------------------------------------------------------------------
+# Discovery and the command line
+# --------------------------------------------------------------------------------------------
+
+
+def experiments_dir(override: str | os.PathLike | None = None) -> Path:
+    """Where experiment scripts live: ``override``, else ``./experiments`` if it exists, else
+    the ``experiments/`` folder beside the rnnsim source tree (the repository root)."""
+    if override is not None:
+        path = Path(override)
+        if not path.is_dir():
+            raise UsageError(f"--experiments: {str(path)!r} is not a directory")
+        return path
+    local = Path.cwd() / "experiments"
+    if local.is_dir() and any(local.glob("*.py")):
+        return local
+    return Path(__file__).resolve().parent.parent / "experiments"
+
+
+def find_experiments(directory: str | os.PathLike | None = None) -> dict[str, Path]:
+    """Experiment scripts by name (file stem), sorted; files starting with ``_`` are skipped."""
+    path = experiments_dir(directory)
+    if not path.is_dir():
+        return {}
+    return {p.stem: p for p in sorted(path.glob("*.py")) if not p.name.startswith("_")}
+
+
+def load_experiment(path: str | os.PathLike) -> Experiment:
+    """Import an experiment script and return its ``EXPERIMENT``."""
+    path = Path(path).resolve()
+    modname = f"rnnsim_experiments.{path.stem}"
+    spec = importlib.util.spec_from_file_location(modname, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[modname] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(modname, None)
+        raise
+    return _find_in_module(module, str(path))
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every experiment accepts (shared by ``rnnsim run`` and the scripts)."""
+    parser.add_argument("--quick", action="store_true", help="use the small quick grid")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=V1,V2",
+        help="override a grid axis (repeatable); values are parsed to the axis' type",
+    )
+    parser.add_argument(
+        "--seeds",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="number of seeds (0..N-1), overriding the experiment's",
+    )
+    parser.add_argument(
+        "--out", default="results", metavar="DIR", help="results root (default: results/)"
+    )
+    parser.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="local worker processes (default 1 = serial in this process)",
+    )
+    parser.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS|local",
+        help="run the points on a Dask cluster ('local' starts a LocalCluster of --workers)",
+    )
+    parser.add_argument("--force", action="store_true", help="ignore the cache; recompute all")
+    parser.add_argument("--no-figures", action="store_true", help="skip drawing figures")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
+def run_from_args(experiment: Experiment, args: argparse.Namespace) -> pd.DataFrame:
+    """Run an experiment with parsed command-line options and print where the results went."""
+    table = run_experiment(
+        experiment,
+        quick=args.quick,
+        sets=args.set,
+        seeds=args.seeds,
+        out=args.out,
+        workers=args.workers,
+        scheduler=args.scheduler,
+        force=args.force,
+        figures=not args.no_figures,
+        progress=not args.no_progress,
+    )
+    root = Path(args.out) / experiment.name
+    print(
+        f"{experiment.name}: {len(table)} rows -> {root}/table.parquet, figures in {root}/figures/"
+    )
+    return table
+
+
+def main(experiment: Experiment, argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python experiments/NAME.py [options]`` (same options as ``rnnsim run``).
+
+    Exits with status 2 and a one-line message on a usage error.
+    """
+    parser = argparse.ArgumentParser(
+        prog=f"python {Path(sys.argv[0]).name}" if argv is None else experiment.name,
+        description=experiment.description,
+    )
+    add_run_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        run_from_args(experiment, args)
+    except UsageError as exc:
+        parser.exit(2, f"{parser.prog}: error: {exc}\n")
+    return 0

@@ -1,0 +1,446 @@
+"""Figures from tidy tables: one seaborn theme for the project and a few reusable helpers.
+
+Every figure function of an experiment takes the tidy table and returns a matplotlib Figure; the
+framework saves it as PNG and SVG. The helpers here carry the project's conventions: axes
+labelled in words with units (:func:`label`), log scales where norms span decades, legends that
+name the parameters, confidence bands over seeds, theory as dashed lines (:func:`theory_line`).
+
+matplotlib is switched to the non-interactive Agg backend on import: figures are files.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+from matplotlib.colors import LogNorm  # noqa: E402
+
+__all__ = [
+    "LABELS",
+    "theme",
+    "label",
+    "save",
+    "line_with_band",
+    "facets",
+    "theory_line",
+    "heatmap",
+    "legend_outside",
+    "mean_ci",
+    "summarize",
+]
+
+#: Axis labels in words (with units) for common column names; experiments may add their own
+#: (``plots.LABELS["my_col"] = "..."``) or pass ``xlabel``/``ylabel`` explicitly.
+LABELS: dict[str, str] = {
+    "layer": "layer l (0 = input)",
+    "depth": "depth L (hidden layers)",
+    "width": "width n (units per layer)",
+    "step": "time step t",
+    "lag": "lag T - k (steps)",
+    "T": "sequence length T (steps)",
+    "seed": "seed",
+    "gain": "weight scale g",
+    "sigma_w": "weight scale sigma_w",
+    "sigma_b": "bias scale sigma_b",
+    "lr": "learning rate",
+    "loss": "loss",
+    "grad_norm": "gradient norm ||dL/dtheta||",
+    "grad_W_norm": "||dL/dW_l||_F",
+    "grad_h_norm": "||dL/dh_l|| (one sample)",
+    "act_mean": "mean activation",
+    "act_std": "std of activations",
+    "frac_saturated": "fraction of saturated units",
+    "log_spectral": "ln ||J||_2 (nats)",
+    "log_frobenius": "ln ||J||_F (nats)",
+    "singular_value": "singular value",
+}
+
+_THEME = {
+    "context": "notebook",
+    "style": "whitegrid",
+    "palette": "colorblind",
+    "rc": {
+        "figure.dpi": 100,
+        "savefig.dpi": 150,
+        "savefig.bbox": "tight",
+        "axes.titlesize": "medium",
+        "legend.fontsize": "small",
+        "legend.title_fontsize": "small",
+        "svg.hashsalt": "rnnsim",  # stable SVG ids: re-drawing an unchanged figure changes no byte
+        "svg.fonttype": "none",
+    },
+}
+
+
+def theme() -> None:
+    """Apply the project's seaborn theme (idempotent; call it at the top of figure functions)."""
+    sns.set_theme(**_THEME)
+
+
+def label(column: str, unit: str | None = None) -> str:
+    """Words for a column name (from :data:`LABELS`), optionally with a unit in brackets."""
+    text = LABELS.get(column, column.replace("_", " "))
+    return f"{text} [{unit}]" if unit else text
+
+
+def save(fig, path, formats: Sequence[str] = ("png", "svg"), dpi: int = 150) -> list[Path]:
+    """Save ``fig`` as ``path.png`` and ``path.svg`` (atomically: temporary name, then rename).
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+    path : str or Path
+        Destination without extension; parent folders are created.
+    formats : sequence of str
+        File formats, each also the extension.
+    dpi : int
+        Resolution of raster formats.
+
+    Returns
+    -------
+    list of Path
+        The files written.
+    """
+    base = Path(path)
+    base.parent.mkdir(parents=True, exist_ok=True)
+    written = []
+    for fmt in formats:
+        target = base.with_name(f"{base.name}.{fmt}")
+        tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        try:
+            metadata = {"Date": None} if fmt in ("svg", "pdf") else None
+            fig.savefig(tmp, format=fmt, dpi=dpi, metadata=metadata)
+            os.replace(tmp, target)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+        written.append(target)
+    return written
+
+
+def _new_ax(ax, figsize=(6.0, 4.0)):
+    if ax is not None:
+        return ax.figure, ax
+    theme()
+    fig, ax = plt.subplots(figsize=figsize, layout="constrained")
+    return fig, ax
+
+
+def summarize(
+    table: pd.DataFrame,
+    x: str,
+    y: str,
+    by: Sequence[str] = (),
+    *,
+    log: bool = False,
+    level: float = 0.95,
+) -> pd.DataFrame:
+    """Mean of ``y`` and its Student-t confidence interval for every ``(by..., x)`` group.
+
+    The rows of one group (seeds, samples) are the repeated measurements. With ``log=True`` the
+    statistics are taken on ln(y) (positive entries) and mapped back: a geometric mean whose
+    interval stays positive and symmetric on a log axis. Vectorised over groups (seaborn's own
+    bootstrap loops in Python and takes minutes on per-layer tables).
+
+    Returns
+    -------
+    DataFrame
+        Columns ``by..., x, y`` (the estimate), ``y_low``, ``y_high``, ``n``; low = high = the
+        estimate for groups of one row.
+    """
+    from scipy import stats
+
+    keys = [k for k in dict.fromkeys([*by, x]) if k is not None]
+    v = pd.to_numeric(table[y], errors="coerce").astype(float)
+    if log:
+        v = np.log(v.where(v > 0))
+    frame = table[keys].assign(_v=v.to_numpy()).dropna(subset=["_v"])
+    frame = frame[np.isfinite(frame["_v"])]
+    agg = frame.groupby(keys, sort=False, observed=True)["_v"].agg(["mean", "std", "count"])
+    n = agg["count"].to_numpy()
+    dof = np.maximum(n - 1, 1)
+    half = np.where(n > 1, stats.t.ppf(0.5 + level / 2, dof) * agg["std"].fillna(0) / np.sqrt(n), 0)
+    est, low, high = agg["mean"].to_numpy(), agg["mean"] - half, agg["mean"] + half
+    out = agg.index.to_frame(index=False)
+    trans = np.exp if log else np.asarray
+    out[y], out[f"{y}_low"], out[f"{y}_high"] = trans(est), trans(low), trans(high)
+    out["n"] = n
+    return out  # groups in order of first appearance (seaborn keeps that order)
+
+
+def mean_ci(values, log: bool = False, level: float = 0.95):
+    """``(estimate, low, high)`` of one sample, as :func:`summarize` computes per group."""
+    s = summarize(
+        pd.DataFrame({"x": 0, "y": np.asarray(values, dtype=float)}), "x", "y", log=log, level=level
+    )
+    if s.empty:
+        return (np.nan, np.nan, np.nan)
+    return tuple(float(s.loc[0, c]) for c in ("y", "y_low", "y_high"))
+
+
+def _palette(table, hue, palette):
+    """An explicit level -> colour dict (categorical; a sequential map for numeric hues)."""
+    if hue is None or isinstance(palette, dict):
+        return palette
+    levels = list(pd.unique(table[hue].dropna()))
+    if pd.api.types.is_numeric_dtype(table[hue]) and not pd.api.types.is_bool_dtype(table[hue]):
+        levels = sorted(levels)
+        colors = sns.color_palette(palette or "viridis", len(levels))
+    else:
+        colors = sns.color_palette(palette, len(levels))
+    return dict(zip(levels, colors, strict=True))
+
+
+def _bands(ax, agg, x, y, hue, style, palette, alpha=0.2):
+    """Shade ``y_low .. y_high`` for every line (hue, style) drawn on ``ax``."""
+    keys = [k for k in (hue, style) if k is not None]
+    groups = agg.groupby(keys, sort=False, observed=True) if keys else [((), agg)]
+    for level, part in groups:
+        level = level if isinstance(level, tuple) else (level,)
+        if (part["n"] < 2).all():
+            continue
+        color = palette[level[0]] if hue is not None else sns.color_palette()[0]
+        part = part.sort_values(x)
+        ax.fill_between(
+            part[x], part[f"{y}_low"], part[f"{y}_high"], color=color, alpha=alpha, linewidth=0
+        )
+
+
+def line_with_band(
+    table: pd.DataFrame,
+    x: str,
+    y: str,
+    hue: str | None = None,
+    style: str | None = None,
+    ax=None,
+    logy: bool = False,
+    logx: bool = False,
+    *,
+    xlabel: str | None = None,
+    ylabel: str | None = None,
+    title: str | None = None,
+    band: bool = True,
+    markers: bool = False,
+    palette=None,
+):
+    """Mean of ``y`` against ``x`` with a 95% confidence band over the rows that share ``x``.
+
+    Rows repeated over seeds (or samples) become the band (:func:`summarize`: the mean and its
+    Student-t interval; with ``logy`` both on the logs, i.e. a geometric mean).
+
+    Parameters
+    ----------
+    table : DataFrame
+        Tidy table with columns ``x``, ``y`` and the ``hue``/``style`` parameters.
+    x, y : str
+        Columns on the axes.
+    hue, style : str, optional
+        Parameter columns that set colour and line style (the legend names them).
+    ax : matplotlib Axes, optional
+        Draw into this axes; otherwise a new figure is made.
+    logy, logx : bool
+        Log scales (for norms that span decades).
+    band : bool
+        Shade the confidence band.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure holding the axes.
+    """
+    fig, ax = _new_ax(ax)
+    agg = summarize(table, x, y, [hue, style], log=logy)
+    palette = _palette(agg, hue, palette)
+    sns.lineplot(
+        data=agg,
+        x=x,
+        y=y,
+        hue=hue,
+        style=style,
+        ax=ax,
+        estimator=None,
+        markers=markers,
+        palette=palette,
+        sort=True,
+    )
+    if band:
+        _bands(ax, agg, x, y, hue, style, palette)
+    if logy:
+        ax.set_yscale("log")
+    if logx:
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel or label(x))
+    ax.set_ylabel(ylabel or label(y))
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def facets(
+    table: pd.DataFrame,
+    x: str,
+    y: str,
+    *,
+    hue: str | None = None,
+    style: str | None = None,
+    col: str | None = None,
+    row: str | None = None,
+    col_wrap: int | None = None,
+    logy: bool = False,
+    logx: bool = False,
+    xlabel: str | None = None,
+    ylabel: str | None = None,
+    title: str | None = None,
+    band: bool = True,
+    sharey: bool = True,
+    height: float = 3.0,
+    aspect: float = 1.3,
+    palette=None,
+):
+    """A grid of :func:`line_with_band` panels, one per value of ``col`` (and ``row``).
+
+    Same band and log conventions as :func:`line_with_band`; ``sharey=False`` for rows of
+    different quantities. Panel titles name the ``col``/``row`` parameter.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure of the seaborn FacetGrid.
+    """
+    theme()
+    agg = summarize(table, x, y, [row, col, hue, style], log=logy)
+    palette = _palette(agg, hue, palette)
+    grid = sns.relplot(
+        data=agg,
+        x=x,
+        y=y,
+        hue=hue,
+        style=style,
+        col=col,
+        row=row,
+        col_wrap=col_wrap,
+        kind="line",
+        estimator=None,
+        height=height,
+        aspect=aspect,
+        palette=palette,
+        facet_kws={"sharey": sharey},
+        sort=True,
+    )
+    for key, ax in grid.axes_dict.items() if (col or row) else [((), grid.ax)]:
+        key = key if isinstance(key, tuple) else (key,)
+        part = agg
+        for name, value in zip([k for k in (row, col) if k], key, strict=True):
+            part = part[part[name] == value]
+        if band:
+            _bands(ax, part, x, y, hue, style, palette)
+        if logy:
+            ax.set_yscale("log")
+        if logx:
+            ax.set_xscale("log")
+    grid.set_axis_labels(xlabel or label(x), ylabel or label(y))
+    if col or row:
+        grid.set_titles(
+            col_template="{col_var} = {col_name}", row_template="{row_var} = {row_name}"
+        )
+    if title:
+        grid.figure.suptitle(title)
+        grid.figure.subplots_adjust(top=0.88 if row is None else 0.92)
+    return grid.figure
+
+
+def theory_line(ax, x, y, label: str, color=None, **kwargs):
+    """Overlay a theoretical prediction as a dashed line (the project's convention).
+
+    Parameters
+    ----------
+    ax : matplotlib Axes
+    x, y : array_like
+        The prediction's abscissae and values.
+    label : str
+        Legend entry, e.g. ``"theory: chi1^(L-l)"``.
+    color : optional
+        Line colour (default: black, or pass the colour of the matching data line).
+    """
+    kwargs.setdefault("linewidth", 1.5)
+    (line,) = ax.plot(
+        np.asarray(x), np.asarray(y), linestyle="--", color=color or "black", label=label, **kwargs
+    )
+    ax.legend()
+    return line
+
+
+def heatmap(
+    table: pd.DataFrame,
+    x: str,
+    y: str,
+    value: str,
+    ax=None,
+    *,
+    log: bool = False,
+    cmap: str = "viridis",
+    annot: bool = False,
+    fmt: str = ".2g",
+    center: float | None = None,
+    xlabel: str | None = None,
+    ylabel: str | None = None,
+    colorbar_label: str | None = None,
+    title: str | None = None,
+    aggfunc: str = "mean",
+):
+    """Heat map of ``value`` over two parameters (the mean over seeds and repeated rows).
+
+    Parameters
+    ----------
+    table : DataFrame
+    x, y : str
+        Parameter columns on the horizontal and vertical axes (y increases upwards).
+    value : str
+        Column to colour by.
+    log : bool
+        Logarithmic colour scale (positive values).
+    center : float, optional
+        Centre of a diverging colour map (e.g. 0 for a log-ratio).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    fig, ax = _new_ax(ax, figsize=(6.0, 4.5))
+    pivot = table.pivot_table(index=y, columns=x, values=value, aggfunc=aggfunc)
+    pivot = pivot.sort_index(ascending=False)
+    norm = None
+    if log:
+        positive = pivot.to_numpy()[np.isfinite(pivot.to_numpy()) & (pivot.to_numpy() > 0)]
+        if positive.size:
+            norm = LogNorm(vmin=positive.min(), vmax=positive.max())
+    sns.heatmap(
+        pivot,
+        ax=ax,
+        cmap=cmap,
+        annot=annot,
+        fmt=fmt,
+        center=center,
+        norm=norm,
+        cbar_kws={"label": colorbar_label or label(value)},
+    )
+    ax.set_xlabel(xlabel or label(x))
+    ax.set_ylabel(ylabel or label(y))
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def legend_outside(ax, title: str | None = None) -> None:
+    """Move the legend of ``ax`` to the right of it (for figures with many hue levels)."""
+    sns.move_legend(ax, "upper left", bbox_to_anchor=(1.02, 1.0), title=title)

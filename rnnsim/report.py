@@ -1,0 +1,175 @@
+"""The report: one static HTML page over every experiment found in a results folder.
+
+``rnnsim report [--out DIR]`` reads ``DIR/*/manifest.json`` (written by every run) and writes
+``DIR/index.html``: for each experiment its description and notes, the command that reproduces
+it, its figures, its summary table and the run's versions and timings.
+
+Figures are referenced as relative ``<img src="NAME/figures/FIG.png">`` links by default: the
+page sits beside the files it shows, stays small enough to read and diff, and each image links to
+its SVG. The page has no scripts and no external resources (CSS inline), so it opens offline from
+the results folder. ``embed=True`` (``--embed``) inlines the PNGs as base64 instead, giving a
+single file that can be mailed or attached on its own.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import os
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from rnnsim.experiment import _write_text
+
+__all__ = ["write_report", "collect"]
+
+_CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; max-width: 1100px;
+       margin: 2em auto; padding: 0 1em; color: #222; line-height: 1.45; }
+h1 { border-bottom: 2px solid #ccc; padding-bottom: .2em; }
+h2 { margin-top: 2.2em; border-bottom: 1px solid #ddd; }
+code, pre { background: #f4f4f4; padding: .1em .3em; border-radius: 3px; }
+pre { padding: .6em; overflow-x: auto; }
+figure { margin: 1em 0; }
+figure img { max-width: 100%; border: 1px solid #eee; }
+figcaption { font-size: .9em; color: #555; }
+table.dataframe { border-collapse: collapse; font-size: .85em; margin: .5em 0; }
+table.dataframe th, table.dataframe td { border: 1px solid #ddd; padding: .2em .5em;
+       text-align: right; }
+table.dataframe thead th { background: #f0f0f0; }
+.meta { font-size: .85em; color: #555; }
+nav ul { columns: 2; }
+"""
+
+
+def collect(out: str | os.PathLike = "results") -> list[dict]:
+    """Every experiment under ``out`` that has a ``manifest.json``, sorted by name.
+
+    Returns
+    -------
+    list of dict
+        The manifest of each, plus ``dir`` (its folder), ``figure_files`` (the PNGs that exist,
+        sorted) and ``summary`` (DataFrame or None).
+    """
+    root = Path(out)
+    entries = []
+    for manifest_path in sorted(root.glob("*/manifest.json")):
+        try:
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            continue
+        folder = manifest_path.parent
+        manifest["dir"] = folder
+        manifest["figure_files"] = sorted((folder / "figures").glob("*.png"))
+        summary = folder / "summary.parquet"
+        manifest["summary"] = pd.read_parquet(summary) if summary.exists() else None
+        entries.append(manifest)
+    return entries
+
+
+def _img_src(png: Path, root: Path, embed: bool) -> str:
+    if embed:
+        data = base64.b64encode(png.read_bytes()).decode("ascii")
+        return f"data:image/png;base64,{data}"
+    return png.relative_to(root).as_posix()
+
+
+def _section(entry: dict, root: Path, embed: bool) -> str:
+    name = entry.get("experiment", entry["dir"].name)
+    esc = html.escape
+    parts = [f'<h2 id="{esc(name)}">{esc(name)}</h2>']
+    parts.append(f"<p>{esc(entry.get('description', ''))}</p>")
+    if entry.get("notes"):
+        for para in str(entry["notes"]).strip().split("\n\n"):
+            parts.append(f"<p>{esc(' '.join(para.split()))}</p>")
+    parts.append(
+        f"<p>Reproduce: <code>{esc(entry.get('reproduce', 'rnnsim run ' + name))}</code></p>"
+    )
+    for png in entry["figure_files"]:
+        svg = png.with_suffix(".svg")
+        src = esc(_img_src(png, root, embed))
+        img = f'<img src="{src}" alt="{esc(name)}: {esc(png.stem)}">'
+        if svg.exists():
+            img = f'<a href="{esc(svg.relative_to(root).as_posix())}">{img}</a>'
+        parts.append(
+            f"<figure>{img}<figcaption>{esc(name)} / {esc(png.stem)}</figcaption></figure>"
+        )
+    summary = entry.get("summary")
+    if summary is not None and len(summary):
+        parts.append("<h3>Summary</h3>")
+        parts.append(
+            summary.to_html(
+                index=False, border=0, float_format=lambda v: f"{v:.4g}", na_rep="", max_rows=60
+            )
+        )
+    table_csv = entry["dir"] / "table.csv"
+    timings = entry.get("timings", {})
+    versions = entry.get("versions", {})
+    meta = [
+        f"{entry.get('rows', '?')} rows, {entry.get('n_runs', '?')} point runs "
+        f"({entry.get('n_cached', '?')} from cache)",
+        f"wall {timings.get('wall_seconds', '?')} s, started {timings.get('started', '?')}",
+        "versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()),
+    ]
+    if table_csv.exists():
+        meta.append(f'<a href="{esc(table_csv.relative_to(root).as_posix())}">table.csv</a>')
+    parts.append(
+        '<p class="meta">'
+        + " &middot; ".join(m if m.startswith("<a ") else esc(m) for m in meta)
+        + "</p>"
+    )
+    return "\n".join(parts)
+
+
+def write_report(out: str | os.PathLike = "results", *, embed: bool = False) -> Path:
+    """Write ``out/index.html`` over every experiment in ``out`` (see the module docstring).
+
+    Parameters
+    ----------
+    out : path
+        The results root that ``rnnsim run --out`` wrote to.
+    embed : bool
+        Inline the PNG figures as base64 (one portable file) instead of linking them.
+
+    Returns
+    -------
+    Path
+        The page written.
+
+    Raises
+    ------
+    ValueError
+        If ``out`` is not a directory.
+    """
+    root = Path(out)
+    if not root.is_dir():
+        raise ValueError(f"out: {str(root)!r} is not a directory (run an experiment first)")
+    entries = collect(root)
+    esc = html.escape
+    body = ["<h1>rnnsim results</h1>"]
+    body.append(
+        f'<p class="meta">Generated {esc(time.strftime("%Y-%m-%d %H:%M:%S %Z"))} from '
+        f"{len(entries)} experiment(s) in <code>{esc(str(root))}</code>.</p>"
+    )
+    if entries:
+        body.append("<nav><ul>")
+        for e in entries:
+            name = esc(e.get("experiment", e["dir"].name))
+            body.append(f'<li><a href="#{name}">{name}</a>: {esc(e.get("description", ""))}</li>')
+        body.append("</ul></nav>")
+    else:
+        body.append("<p>No results yet: run <code>rnnsim run all --quick</code>.</p>")
+    body += [_section(e, root, embed) for e in entries]
+    page = (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>rnnsim results</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
+        + "\n".join(body)
+        + "\n</body>\n</html>\n"
+    )
+    path = root / "index.html"
+    _write_text(page, path)
+    return path
