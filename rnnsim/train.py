@@ -105,17 +105,12 @@ def _long_lag_norm(model, x, target, loss, long_lag):
         return None
     if not isinstance(table, pd.DataFrame) or "lag" not in table.columns:
         return None
-    cols = [c for c in table.columns if "W" in c and "norm" in c.lower() and "U" not in c]
-    if not cols:
+    if "grad_W_norm" not in table.columns:
         return None
-    col = cols[0]
-    per_lag = (
-        table.groupby("lag")[col].mean()
-        if "sample" in table.columns
-        else table.set_index("lag")[col]
-    )
-    total = float(np.sum(per_lag.to_numpy()))
-    long = float(np.sum(per_lag[per_lag.index >= long_lag].to_numpy()))
+    lag = table["lag"].to_numpy()
+    norms = table["grad_W_norm"].to_numpy(dtype=np.float64)
+    total = float(np.nansum(norms))
+    long = float(np.nansum(norms[lag >= long_lag]))
     return {
         "long_lag_grad_norm": long,
         "long_lag_fraction": long / total if total > 0 else float("nan"),

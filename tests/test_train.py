@@ -148,3 +148,14 @@ def test_optimizer_object_and_errors():
         train(tiny_rnn(), tasks.make("teacher"), lr=0.1, steps=1)
     with pytest.raises(ValueError, match="model must be an RNN"):
         train(MLP.random(4, 1, n_in=10, n_out=1), task, lr=0.1, steps=1)
+
+
+def test_long_lag_gradient_column():
+    pytest.importorskip("rnnsim.jacobians")
+    task = tasks.make("adding", 12, variant="arjovsky2016")
+    _, df = train(tiny_rnn(), task, lr=0.01, steps=5, lag_every=2, long_lag=6, eval_every=0)
+    got = df["long_lag_grad_norm"]
+    assert got.notna().tolist() == [True, False, True, False, True]
+    assert (got.dropna() > 0).all()
+    frac = df["long_lag_fraction"].dropna()
+    assert ((frac > 0) & (frac < 1)).all()
