@@ -275,6 +275,12 @@ def gaussian_expectation(f, q, *, density=DENSITY, quadrature="trapezoid", n_nod
     tested in ``tests/test_theory.py``.
     """
     q = _check_nonneg("q", q)
+    if quadrature == "hermite" and not 2 <= _check_int("n_nodes", n_nodes, 2) <= 350:
+        raise ValueError(
+            f"n_nodes must be in [2, 350] (NumPy's Hermite weights overflow); got {n_nodes}"
+        )
+    if quadrature == "trapezoid":
+        _check_positive("density", density)
     z, w = _rule(q, density, quadrature, n_nodes)
     return float(w @ f(math.sqrt(q) * z))
 
@@ -818,7 +824,8 @@ def fixed_point_input(activation, sigma_w2, sigma_b2, batch, width, seed=0):
     sigma_w2, sigma_b2 : float
     batch, width : int
         Shape of ``x``: ``(batch, width)``.
-    seed : int or numpy.random.Generator
+    seed : int, sequence of int or numpy.random.Generator
+        Passed to ``numpy.random.default_rng``.
 
     Returns
     -------

@@ -296,6 +296,12 @@ def test_bad_input_is_rejected():
         T.pascanu_criteria(object())
     with pytest.raises(ValueError, match="N"):
         T.newman_lyapunov(0)
+    with pytest.raises(ValueError, match="n_nodes"):
+        T.gaussian_expectation(np.tanh, 1.0, quadrature="hermite", n_nodes=400)
+    with pytest.raises(ValueError, match="quadrature"):
+        T.gaussian_expectation(np.tanh, 1.0, quadrature="simpson")
+    with pytest.raises(ValueError, match="activation"):
+        T.rnn_max_lyapunov("relu", 2.0)
 
 
 def test_rnn_max_lyapunov_matches_simulation():
