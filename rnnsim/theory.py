@@ -1276,8 +1276,9 @@ def single_unit_fixed_points(w, b, n_grid=2001):
         One row per fixed point, by increasing ``h_star``: ``w``, ``b``, ``h_star``, ``x_star``
         (= ``w h_star + b``, Pascanu's pre-activation state), ``slope`` (= ``w h*(1 - h*)``, the map's
         derivative there) and ``stable`` (``|slope| < 1``). One row, or three when
-        ``b_low < b < b_high`` (:func:`saddle_node_curve`); a tangent (double) point has slope 1 and is
-        reported once, not stable.
+        ``b_low < b < b_high`` (:func:`saddle_node_curve`); exactly on that curve the tangent
+        (double) point has slope 1 and, depending on rounding, is reported once (not stable) or
+        missed.
 
     Notes
     -----
