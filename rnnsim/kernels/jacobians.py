@@ -301,18 +301,27 @@ def mlp_jacobian_norms(params, widths, d_out, Hbuf, B, code, backward, u0, tol, 
 
 @njit(cache=True)
 def lower_solve_rows(L, Zt):
-    """``L^{-1} Zt`` for lower-triangular L (k, k) and Zt (k, n), by row forward substitution."""
+    """``L^{-1} Zt`` for lower-triangular L (k, k) and Zt (k, n): blocked forward substitution.
+
+    Blocks of 32 rows: the update from all earlier rows is one BLAS matrix product, the
+    32-row triangle is solved by row operations.
+    """
     k, n = Zt.shape
     X = Zt.copy()
-    for i in range(k):
-        for j in range(i):
-            c = L[i, j]
-            if c != 0.0:
-                for q in range(n):
-                    X[i, q] -= c * X[j, q]
-        inv = 1.0 / L[i, i]
-        for q in range(n):
-            X[i, q] *= inv
+    nb = 32
+    for i0 in range(0, k, nb):
+        i1 = min(i0 + nb, k)
+        if i0 > 0:
+            X[i0:i1] -= np.dot(np.ascontiguousarray(L[i0:i1, :i0]), X[:i0])
+        for i in range(i0, i1):
+            for j in range(i0, i):
+                c = L[i, j]
+                if c != 0.0:
+                    for q in range(n):
+                        X[i, q] -= c * X[j, q]
+            inv = 1.0 / L[i, i]
+            for q in range(n):
+                X[i, q] *= inv
     return X
 
 
