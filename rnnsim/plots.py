@@ -279,8 +279,8 @@ def line_with_band(
         ax.set_yscale("log")
     if logx:
         ax.set_xscale("log")
-    ax.set_xlabel(xlabel or label(x))
-    ax.set_ylabel(ylabel or label(y))
+    ax.set_xlabel(label(x) if xlabel is None else xlabel)
+    ax.set_ylabel(label(y) if ylabel is None else ylabel)
     if title:
         ax.set_title(title)
     return fig
@@ -334,7 +334,7 @@ def facets(
         height=height,
         aspect=aspect,
         palette=palette,
-        facet_kws={"sharey": sharey},
+        facet_kws={"sharey": sharey, "margin_titles": bool(row and col)},
         sort=True,
     )
     for key, ax in grid.axes_dict.items() if (col or row) else [((), grid.ax)]:
@@ -348,10 +348,13 @@ def facets(
             ax.set_yscale("log")
         if logx:
             ax.set_xscale("log")
-    grid.set_axis_labels(xlabel or label(x), ylabel or label(y))
+    grid.set_axis_labels(
+        label(x) if xlabel is None else xlabel, label(y) if ylabel is None else ylabel
+    )
     if col or row:
         grid.set_titles(
-            col_template="{col_var} = {col_name}", row_template="{row_var} = {row_name}"
+            col_template="{col_var} = {col_name}",
+            row_template="{row_name}" if col else "{row_var} = {row_name}",
         )
     if title:
         grid.figure.suptitle(title)
@@ -434,8 +437,8 @@ def heatmap(
         norm=norm,
         cbar_kws={"label": colorbar_label or label(value)},
     )
-    ax.set_xlabel(xlabel or label(x))
-    ax.set_ylabel(ylabel or label(y))
+    ax.set_xlabel(label(x) if xlabel is None else xlabel)
+    ax.set_ylabel(label(y) if ylabel is None else ylabel)
     if title:
         ax.set_title(title)
     return fig

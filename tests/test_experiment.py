@@ -312,3 +312,57 @@ def test_figures_are_saved_as_png_and_svg(toy, tmp_path):
     assert sorted(p.name for p in figs.iterdir()) == ["value_by_i.png", "value_by_i.svg"]
     assert (figs / "value_by_i.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert b"<svg" in (figs / "value_by_i.svg").read_bytes()[:2000]
+
+
+# ------------------------------------------------------------------------------ mlp_depth
+
+
+@pytest.fixture(scope="module")
+def mlp_depth():
+    return load_experiment(Path(__file__).resolve().parent.parent / "experiments" / "mlp_depth.py")
+
+
+def _point(**kw):
+    return {"activation": "tanh", "init": "uniform", "sigma_w": 1.0, "depth": 20, "width": 32, **kw}
+
+
+def test_mlp_depth_linear_orthogonal_preserves_gradient_norms_exactly(mlp_depth):
+    t = mlp_depth.measure(_point(activation="linear", init="orthogonal"), 0)
+    assert list(t.layer) == list(range(21))
+    np.testing.assert_allclose(t.grad_h_norm, t.grad_h_norm.iloc[-1], rtol=1e-10)
+    assert t.frac_saturated.iloc[1:].eq(0).all() and np.isnan(t.grad_W_norm.iloc[0])
+
+
+def test_mlp_depth_standard_init_vanishes_normalised_does_not(mlp_depth):
+    def ratio(**kw):
+        t = mlp_depth.measure(_point(**kw), 0)
+        return t.grad_h_norm.iloc[0] / t.grad_h_norm.iloc[-1]
+
+    # standard init, tanh: n Var W = 1/3, so each layer shrinks the norm by about sqrt(1/3)
+    assert ratio() < 3.0 ** (-20 / 2) * 30
+    assert ratio(activation="sigmoid") < 1e-10
+    assert 0.1 < ratio(init="glorot_uniform") < 10
+    assert 0.1 < ratio(activation="relu", init="he") < 10
+
+
+def test_mlp_depth_mean_field_matches_linear_exactly(mlp_depth):
+    module = sys.modules[mlp_depth.measure.__module__]
+    r = module.mean_field("linear", 1 / 3, 10)
+    np.testing.assert_allclose(r, (1 / 3) ** (np.arange(10, -1, -1) / 2), rtol=1e-12)
+    r = module.mean_field("relu", 2.0, 5)
+    np.testing.assert_allclose(r, 1.0, rtol=1e-12)
+
+
+def test_mlp_depth_quick_figures_and_summary(mlp_depth, tmp_path):
+    t = run_experiment(
+        mlp_depth,
+        quick=True,
+        sets=["activation=tanh,linear", "init=uniform,he", "depth=10"],
+        seeds=2,
+        out=tmp_path,
+        progress=False,
+    )
+    names = sorted(p.name for p in (tmp_path / "mlp_depth" / "figures").glob("*.png"))
+    assert names == ["activation_stats.png", "grad_W_by_layer.png", "grad_h_by_layer.png"]
+    s = pd.read_parquet(tmp_path / "mlp_depth" / "summary.parquet")
+    assert len(s) == 4 and set(t.activation) == {"tanh", "linear"}
