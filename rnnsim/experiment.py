@@ -645,7 +645,7 @@ def run_experiment(
     sets: Sequence[str] = (),
     seeds: int | None = None,
     out: str | os.PathLike = "results",
-    workers: int = 1,
+    workers: int | None = None,
     scheduler: str | None = None,
     force: bool = False,
     figures: bool = True,
@@ -665,9 +665,9 @@ def run_experiment(
         Number of seeds, overriding the experiment's.
     out : path
         Results root; the experiment writes to ``out/NAME/``.
-    workers : int
-        1 = serial in this process; N > 1 = N local processes (without ``scheduler``), or the
-        number of workers of a ``local`` Dask cluster.
+    workers : int, optional
+        None or 1 = serial in this process; N > 1 = N local processes (without ``scheduler``).
+        With ``scheduler="local"``: the number of Dask workers (default: one per core).
     scheduler : str, optional
         ``"local"`` (start a Dask LocalCluster) or a Dask scheduler address.
     force : bool
@@ -684,7 +684,9 @@ def run_experiment(
     pandas.DataFrame
         The whole tidy table, rows in grid order then seed order.
     """
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+    if workers is not None and (
+        isinstance(workers, bool) or not isinstance(workers, int) or workers < 1
+    ):
         raise UsageError(f"--workers must be an integer >= 1, got {workers!r}")
     if seeds is not None and (isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1):
         raise UsageError(f"--seeds must be an integer >= 1, got {seeds!r}")
@@ -735,7 +737,7 @@ def run_experiment(
         elif scheduler is not None:
             source, filename = _script_of(experiment)
             results = _run_dask(experiment, todo, workers, scheduler, source, filename)
-        elif workers > 1:
+        elif (workers or 1) > 1:
             source, filename = _script_of(experiment)
             results = _run_processes(experiment, todo, min(workers, len(todo)), source, filename)
         else:
@@ -804,7 +806,7 @@ def run_experiment(
         },
         "executor": ("dask:" + scheduler)
         if scheduler
-        else ("processes" if workers > 1 else "serial"),
+        else ("processes" if (workers or 1) > 1 else "serial"),
         "workers": workers,
         "command": command if command is not None else shlex.join(sys.argv),
         "reproduce": reproduce_command(experiment, quick, sets, seeds),
@@ -916,9 +918,10 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--workers",
         type=_positive_int,
-        default=1,
+        default=None,
         metavar="N",
-        help="local worker processes (default 1 = serial in this process)",
+        help="local worker processes (default: serial in this process); with --scheduler local, "
+        "the number of Dask workers (default: one per core)",
     )
     parser.add_argument(
         "--scheduler",
