@@ -223,6 +223,64 @@ def curvature_suite(quick, repeats):
     return rows
 
 
+# ---------------------------------------------------------------------------------------------
+# Issue 4: Jacobian products, spectra and Lyapunov exponents (rnnsim/jacobians.py)
+# ---------------------------------------------------------------------------------------------
+
+
+@suite("jacobians")
+def jacobians_suite(quick, repeats):
+    """The issue-4 targets: jacobian_norms (tanh n=128, T=500, every k), every singular value of
+    dh_L/dh_0 (tanh MLP width 256, depth 64), the full Lyapunov spectrum (n=128, 5,000 steps,
+    QR every step); against the plain NumPy twins (SVD per step, Householder QR per step)."""
+    from rnnsim import MLP, RNN
+    from rnnsim import reference as ref
+    from rnnsim.jacobians import jacobian_norms, jacobian_spectrum, lyapunov_spectrum
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for n, T in [(128, 500)] if quick else [(64, 1000), (128, 500), (256, 200)]:
+        model = RNN.random(1, n, 1, gain=1.0, seed=0)
+        x = rng.normal(size=(T, 1, 1))
+        Js, _ = ref.rnn_step_jacobians(model.W, model.U, model.b, x[:, 0], np.zeros(n), "tanh")
+        rows.append(
+            row(
+                "jacobians", "jacobian_norms backward (tanh, spectral+Frobenius, every k)",
+                lambda m=model, x=x: jacobian_norms(m, x),
+                lambda Js=Js: ref.product_norms(Js, "backward"),
+                repeats, flops=2.0 * T * n**3, n=n, T=T,
+            )
+        )  # fmt: skip
+    for width, depth, with_ref in [(64, 16, True), (256, 64, False)]:
+        net = MLP.random(width, depth, seed=0)
+        xm = rng.normal(size=(1, width))
+        Js = ref.mlp_layer_jacobians(net.weights, net.biases, "tanh", xm[0])
+        rows.append(
+            row(
+                "jacobians", "jacobian_spectrum dh_L/dh_0 (tanh MLP, every singular value)",
+                lambda m=net, x=xm, L=depth: jacobian_spectrum(m, x, steps=[L]),
+                (lambda Js=Js, L=depth: ref.product_log_singular_values(Js, "forward", {L}))
+                if with_ref else None,
+                repeats, flops=7.0 * depth * width**3, n=width, depth=depth,
+            )
+        )  # fmt: skip
+    n, steps = 128, 5000
+    model = RNN.random(1, n, 1, gain=1.0, seed=0)
+    h0 = rng.normal(size=n)
+    Q0 = np.linalg.qr(np.random.default_rng(0).normal(size=(n, n)))[0]
+    rows.append(
+        row(
+            "jacobians", "lyapunov_spectrum (tanh, full, QR every step)",
+            lambda: lyapunov_spectrum(model, steps=steps, transient=0, h0=h0),
+            None if quick else lambda: ref.lyapunov_exponents(
+                model.W, model.U, model.b, None, h0, "tanh", 0, steps, Q0
+            ),
+            max(1, repeats // 3), flops=5.0 * steps * n**3, n=n, T=steps,
+        )
+    )  # fmt: skip
+    return rows
+
+
 def main(argv=None):
     """Entry point of ``rnnsim bench``."""
     parser = argparse.ArgumentParser(prog="rnnsim bench", description=__doc__.splitlines()[0])
