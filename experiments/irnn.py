@@ -61,8 +61,8 @@ def figures(table: pd.DataFrame) -> dict:
         ["T", "model", "seed", "window"], as_index=False)["grad_norm"].median()  # fmt: skip
     tr = tr[np.isfinite(tr["grad_norm"])]
     f2 = plots.facets(tr, x="window", y="grad_norm", hue="model", col="T", logy=True,
-                      xlabel="update", ylabel="gradient norm (median per 50 updates)",
-                      title="Gradient norm before clipping; threshold dashed")  # fmt: skip
+                      xlabel="update", ylabel="gradient norm",
+                      title="Gradient norm before clipping (median of 50 updates); threshold dashed")  # fmt: skip
     for ax in f2.axes:
         ax.axhline(CLIP[1], ls="--", color="black", lw=1)
     f2.subplots_adjust(top=0.8)
