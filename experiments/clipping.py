@@ -71,7 +71,7 @@ def figures(table: pd.DataFrame) -> dict:
             lo, hi = wilson(d["diverged"], d["runs"])
             err = [d["divergence_rate"] - lo, hi - d["divergence_rate"]]
             axes[1, j].errorbar(x, d["divergence_rate"], yerr=err, marker="s", capsize=3)
-        axes[0, j].set(title=f"{name} (Pascanu 2013), {int(d['runs'].max())} seeds per point",
+        axes[0, j].set(title=f"{name} (Pascanu 2013), seeds per point: {int(d['runs'].max())}",
                        ylabel="success rate (95 % Wilson CI)")  # fmt: skip
         axes[1, j].set(xlabel="sequence length T [steps]", ylabel="divergence rate (95 % CI)")
         axes[0, j].legend(title="clipping, threshold")
