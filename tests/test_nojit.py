@@ -23,6 +23,8 @@ SUITES = {
         "rnnsim/kernels/rnn.py",
         "rnnsim/kernels/mlp.py",
     ],
+    "tests/test_hvp.py": ["rnnsim/kernels/hvp.py"],
+    "tests/test_landscape.py": ["rnnsim/kernels/cliff.py"],
 }
 MIN_LINE_COVERAGE = 0.9
 
