@@ -57,11 +57,14 @@ def mean_field(act, sw2, depth):
     return np.exp(0.5 * np.append(np.cumsum(logs[::-1])[::-1], 0.0))
 
 
-def deepest(table):  # largest depth and width; one legend entry per init (sigma_w named if varied)
-    t = table[(table.depth == table.depth.max()) & (table.width == table.width.max())]
+def named(t):  # one legend entry per init, sigma_w named for the gaussian ones
     return t.assign(
         init=np.where(t.init == "gaussian", "gaussian " + t.sigma_w.astype(str), t.init)
     )
+
+
+def deepest(table):  # the largest depth and width
+    return named(table[(table.depth == table.depth.max()) & (table.width == table.width.max())])
 
 
 def figures(table: pd.DataFrame) -> dict:
@@ -99,6 +102,21 @@ def figures(table: pd.DataFrame) -> dict:
         palette=pal,
         title=f"Activations (saturated: phi' < 5% of its max), depth {L}, width {n}",
     )
+    if table.depth.nunique() > 1:  # vanishing compounds with depth
+        ends = table[table.width == n].groupby(
+            ["activation", "init", "sigma_w", "depth", "seed"], sort=False
+        )
+        r = ends.grad_h_norm.agg(lambda g: g.iloc[0] / g.iloc[-1]).rename("ratio").reset_index()
+        r = r.assign(
+            init=np.where(r.init == "gaussian", "gaussian " + r.sigma_w.astype(str), r.init)
+        )
+        figs["input_over_top_by_depth"] = plots.facets(
+            r,
+            y="ratio",
+            ylabel="||dL/dh_0|| / ||dL/dh_L||",
+            title=f"Gradient at the input over gradient at the top, width {n}",
+            **{**kw, "x": "depth"},
+        )
     return figs
 
 
@@ -144,7 +162,8 @@ EXPERIMENT = Experiment(
     for tanh, sigmoid and linear units; normalised/orthogonal init keeps it nearly flat for tanh and linear,
     He init for ReLU, and no init here rescues the sigmoid (phi' <= 1/4). Dashed: mean-field prediction
     prod_k sqrt(sigma_w^2 E[phi'(a_k)^2]) with Var a_k from the length map (Poole et al. 2016, Schoenholz
-    et al. 2017). sigma_w is the gain of every init; it varies only for 'gaussian' (N(0, sigma_w^2/n)).""",
+    et al. 2017). sigma_w is the gain of every init; it varies only for 'gaussian' (N(0, sigma_w^2/n)).
+    Quick grid: under a minute; full grid: about 20-30 min on 2 cores (depth 200 x width 256 dominates).""",
 )
 
 if __name__ == "__main__":
