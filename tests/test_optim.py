@@ -114,7 +114,7 @@ vectors = arrays(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(g=vectors, thr=st.floats(1e-3, 1e3))
 def test_norm_clipping_bounds_norm_and_keeps_direction(g, thr):
     c, n0, n1, clipped = optim.clip_gradient(g, ("norm", thr))
@@ -129,7 +129,7 @@ def test_norm_clipping_bounds_norm_and_keeps_direction(g, thr):
         assert np.array_equal(c, g)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(g=vectors, thr=st.floats(1e-3, 1e3))
 def test_value_clipping_bounds_components(g, thr):
     c, n0, n1, clipped = optim.clip_gradient(g, ("value", thr))

@@ -159,3 +159,9 @@ def test_long_lag_gradient_column():
     assert (got.dropna() > 0).all()
     frac = df["long_lag_fraction"].dropna()
     assert ((frac > 0) & (frac < 1)).all()
+
+
+def test_progress_bar_runs(capsys):
+    task = tasks.make("adding", 10, variant="arjovsky2016")
+    _, df = train(tiny_rnn(), task, lr=0.01, steps=3, eval_every=0, progress=True)
+    assert len(df) == 3
