@@ -16,19 +16,20 @@ from rnnsim.curvature import curvature_callback
 from rnnsim.experiment import Experiment, main
 from rnnsim.train import train
 
-HIDDEN, EVERY, SMOOTH = 32, 10, 50
+HIDDEN, EVERY, SMOOTH, LANCZOS = 32, 10, 50, 12
 
 
 def measure(point: dict, seed: int) -> pd.DataFrame:
     task = tasks.make("adding", point["T"], variant="pascanu2013")
     model = RNN.random(task.d_in, HIDDEN, task.d_out, seed=seed)
-    cb = curvature_callback(point["lr"], loss=task.loss, seed=seed)
+    cb = curvature_callback(point["lr"], loss=task.loss, seed=seed, lanczos_steps=LANCZOS)
     _, table = train(
         model, task, lr=point["lr"], steps=point["steps"], seed=seed, callback=cb,
         callback_every=EVERY, eval_every=0, early_stop=False,
     )  # fmt: skip
     keep = ["step", "loss", "grad_norm", "gTg", "gTHg", "eps_star", "first_order", "second_order"]
     keep += ["predicted_change", "actual_change", "predicts_increase", "raised_loss"]
+    keep += ["lambda_max", "lambda_min", "kappa"]
     out = table[keep].copy()
     out["loss_smooth"] = out["loss"].rolling(SMOOTH, min_periods=1).mean()
     out["grad_norm_smooth"] = out["grad_norm"].rolling(SMOOTH, min_periods=1).mean()
@@ -74,6 +75,13 @@ def figures(table: pd.DataFrame) -> dict:
         f3.axes[0], [0, cb["step"].max()], [1, 1], "eps = eps*: quadratic model raises the loss"
     )
     figs["step_over_safe_step"] = f3
+    f4 = plots.line_with_band(
+        cb, x="step", y="lambda_max", hue="lr", style="T", logy=True, xlabel="SGD step",
+        ylabel="top Hessian eigenvalue (Lanczos)", title="Sharpness along training vs 2/eps",
+    )  # fmt: skip
+    for lr in sorted(cb["lr"].unique()):
+        plots.theory_line(f4.axes[0], [0, cb["step"].max()], [2 / lr, 2 / lr], f"2/eps, eps={lr}")
+    figs["sharpness"] = f4
     return figs
 
 
@@ -87,6 +95,7 @@ def summary(table: pd.DataFrame) -> pd.DataFrame:
             "steps that raised the loss": g["raised_loss"].sum(),
             "of them predicted": (pred & act).groupby([cb["T"], cb["lr"], cb["seed"]]).sum(),
             "predicted raises": g["predicts_increase"].sum(),
+            "median condition number": g["kappa"].median(),
             "final loss / baseline": table.groupby(["T", "lr", "seed"]).apply(
                 lambda t: t["loss_smooth"].iloc[-1] / t["baseline"].iloc[0]
             ),
@@ -108,9 +117,12 @@ EXPERIMENT = Experiment(
     summary=summary,
     seeds=3,
     quick_seeds=1,
+    version="2",
     notes="""DL book eq. 8.10: a step raises the loss when 1/2 eps^2 g^T H g > eps g^T g. On this task
     the penalty term stays within a factor of a few of the gain (eps near eps*), and ||g|| does not
-    shrink as the loss falls (for T = 20 it rises when the model starts to solve the task).""",
+    shrink as the loss falls (for T = 20 it rises when the model starts to solve the task).
+    lambda_max (12 Lanczos steps) climbs to about 2/eps and hovers there, where plain gradient
+    descent on a quadratic would become unstable (cf. Cohen et al. 2021, "edge of stability").""",
 )
 
 if __name__ == "__main__":
