@@ -731,17 +731,17 @@ def run_experiment(
     )
     failures = []
     compute_start = time.perf_counter()
+    # each executor is a generator of (job, table, seconds, exception), in completion order
+    if not todo:
+        results = iter(())
+    elif scheduler is not None:
+        results = _run_dask(experiment, todo, workers, scheduler, *_script_of(experiment))
+    elif (workers or 1) > 1:
+        n = min(workers, len(todo))
+        results = _run_processes(experiment, todo, n, *_script_of(experiment))
+    else:
+        results = _run_serial(experiment, todo)
     try:
-        if not todo:
-            results = iter(())
-        elif scheduler is not None:
-            source, filename = _script_of(experiment)
-            results = _run_dask(experiment, todo, workers, scheduler, source, filename)
-        elif (workers or 1) > 1:
-            source, filename = _script_of(experiment)
-            results = _run_processes(experiment, todo, min(workers, len(todo)), source, filename)
-        else:
-            results = _run_serial(experiment, todo)
         for job, df, seconds, exc in results:
             if exc is not None:
                 failures.append((job, exc))
@@ -755,6 +755,8 @@ def run_experiment(
                 job["seconds"] = seconds
             bar.update(1)
     finally:
+        if hasattr(results, "close"):  # shut pools and clusters down at once, even on Ctrl-C
+            results.close()
         bar.close()
     compute_seconds = time.perf_counter() - compute_start
     if failures:

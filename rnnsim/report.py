@@ -63,7 +63,12 @@ def collect(out: str | os.PathLike = "results") -> list[dict]:
             continue
         folder = manifest_path.parent
         manifest["dir"] = folder
-        manifest["figure_files"] = sorted((folder / "figures").glob("*.png"))
+        pngs = sorted((folder / "figures").glob("*.png"))
+        order = {name: i for i, name in enumerate(manifest.get("figures", []))}
+        # the experiment's own order first, then any other PNG found there, by name
+        manifest["figure_files"] = sorted(
+            pngs, key=lambda p: (order.get(p.stem, len(order)), p.stem)
+        )
         summary = folder / "summary.parquet"
         manifest["summary"] = pd.read_parquet(summary) if summary.exists() else None
         entries.append(manifest)
