@@ -59,24 +59,24 @@ def step_factor(W, h, code, backward, out):
     Pascanu et al. 2013, eq. 5 (in rnnsim's post-activation form, REFERENCES.md section 0).
     """
     n_out, n_in = W.shape
+    d = np.empty(n_out)
+    for i in range(n_out):
+        d[i] = dphi_from_h(code, h[i])
     if backward:
         for i in range(n_out):
-            d = dphi_from_h(code, h[i])
             for j in range(n_in):
-                out[i, j] = d * W[i, j]
+                out[i, j] = d[i] * W[i, j]
     else:
-        for j in range(n_in):
-            for i in range(n_out):
-                out[j, i] = W[i, j] * dphi_from_h(code, h[i])
+        for i in range(n_out):
+            for j in range(n_in):
+                out[j, i] = W[i, j] * d[i]
 
 
 @njit(cache=True)
 def renormalise(P):
     """Divide ``P`` in place by its Frobenius norm; return ln ||P||_F (-inf for P = 0)."""
-    s = 0.0
     flat = P.reshape(-1)
-    for i in range(flat.size):
-        s += flat[i] * flat[i]
+    s = np.dot(flat, flat)
     if s == 0.0:
         return -np.inf
     inv = 1.0 / math.sqrt(s)
