@@ -582,10 +582,20 @@ def _run_dask(experiment, jobs, workers, scheduler, source, filename):
 
 
 def _script_of(experiment: Experiment) -> tuple[str, str]:
-    """Source text and file name of the script that defines ``experiment.measure``."""
+    """Source text and file name of the script that defines ``experiment``.
+
+    Workers execute this text to rebuild the experiment: the path recorded by
+    :func:`load_experiment`, else the ``__main__`` script that holds it (``python NAME.py``), else
+    the file that defines ``measure``.
+    """
     import inspect
 
-    filename = inspect.getsourcefile(experiment.measure) or inspect.getfile(experiment.measure)
+    filename = getattr(experiment, "_script_path", None)
+    main_module = sys.modules.get("__main__")
+    if filename is None and any(v is experiment for v in vars(main_module).values()):
+        filename = getattr(main_module, "__file__", None)
+    if filename is None:
+        filename = inspect.getsourcefile(experiment.measure) or inspect.getfile(experiment.measure)
     return Path(filename).read_text(encoding="utf-8"), str(Path(filename).resolve())
 
 
@@ -894,7 +904,9 @@ def load_experiment(path: str | os.PathLike) -> Experiment:
     except BaseException:
         sys.modules.pop(modname, None)
         raise
-    return _find_in_module(module, str(path))
+    experiment = _find_in_module(module, str(path))
+    object.__setattr__(experiment, "_script_path", str(path))  # for the workers (_script_of)
+    return experiment
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
@@ -961,9 +973,8 @@ def run_from_args(experiment: Experiment, args: argparse.Namespace) -> pd.DataFr
         progress=not args.no_progress,
     )
     root = Path(args.out) / experiment.name
-    print(
-        f"{experiment.name}: {len(table)} rows -> {root}/table.parquet, figures in {root}/figures/"
-    )
+    figs = "" if args.no_figures or experiment.figures is None else f", figures in {root}/figures/"
+    print(f"{experiment.name}: {len(table)} rows -> {root}/table.parquet{figs}")
     return table
 
 
