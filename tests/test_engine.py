@@ -61,12 +61,13 @@ def test_rnn_kernel_matches_reference(activation, loss, rng):
     assert_grads_match_reference(model, x, target, loss, h0)
 
 
-@pytest.mark.parametrize("n,B", [(40, 32), (200, 4)])
-def test_rnn_blas_path_matches_reference(n, B, rng):
-    """Large enough per-step products take the BLAS branch of the kernels."""
+@pytest.mark.parametrize("n,B,T", [(40, 32, 6), (200, 4, 60)])
+def test_rnn_blas_and_parallel_paths_match_reference(n, B, T, rng):
+    """Large enough per-step products take the BLAS branch; (200, 4, 60) also splits the batch
+    and the weight-gradient product over threads."""
     model = rnnsim.RNN.random(2, n, 3, gain=1.1, bias_std=0.1, seed=3)
-    x = rng.normal(size=(6, B, 2))
-    target = rng.normal(size=(6, B, 3))
+    x = rng.normal(size=(T, B, 2))
+    target = rng.normal(size=(T, B, 3))
     assert_grads_match_reference(model, x, target, "mse_all", None)
 
 

@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SUITES = {
     "tests/test_engine.py": [
         "rnnsim/kernels/activations.py",
+        "rnnsim/kernels/blas.py",
         "rnnsim/kernels/losses.py",
         "rnnsim/kernels/rnn.py",
         "rnnsim/kernels/mlp.py",

@@ -6,15 +6,17 @@ first, ``Y`` (T, B, d_out). Weights in PyTorch orientation: W (n, n), U (n, d_in
 
 Work that does not depend on the recurrence (input drive ``U x_t`` for all t, readout ``V h_t``,
 the weight gradients ``sum_t dA_t^T h_{t-1}``) is done as one matrix product over all T*B rows;
-only the recurrence itself runs step by step. Small per-step products use hand loops written as
+only the recurrence itself runs step by step, in parallel over chunks of the batch (samples are
+independent). Small per-step products use hand loops written as
 row updates (``out += w_j * h_j``, which vectorise without reordering any sum), large ones call
 BLAS through ``np.dot``.
 """
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from rnnsim.kernels.activations import activate, times_dphi
+from rnnsim.kernels.blas import THREADS, at_b
 from rnnsim.kernels.jit import JIT
 from rnnsim.kernels.losses import mse, xent
 
@@ -41,6 +43,77 @@ def add_rows_times(M, h, out):
 
 
 @njit(**JIT)
+def forward_rows(WT, A, H, b0, b1, code):
+    """The recurrence for batch rows b0:b1: ``H[t] = phi(A[t-1] + H[t-1] W^T)`` for t = 1..T.
+
+    WT (n, n) is W transposed; A (T, B, n) holds ``U x_t + b`` and is overwritten with the full
+    pre-activations; H (T+1, B, n) with H[0] set is written for t >= 1.
+    """
+    T = A.shape[0]
+    n = WT.shape[0]
+    blas = (b1 - b0) * n * n >= BLAS_MIN_FLOPS
+    rec = np.empty((b1 - b0, n))
+    for t in range(1, T + 1):
+        at = A[t - 1, b0:b1]
+        if blas:
+            np.dot(H[t - 1, b0:b1], WT, rec)
+            at += rec
+        else:
+            add_rows_times(WT, H[t - 1, b0:b1], at)
+        activate(code, at, H[t, b0:b1])
+
+
+@njit(**JIT)
+def backward_rows(W, G, dA, H, b0, b1, code):
+    """Backpropagation through time for batch rows b0:b1.
+
+    G (T+1, B, n) holds ``V^T dL/dy_t`` on entry and the total dL/dh_t on exit; dA (T, B, n) receives
+    dL/da_t = dL/dh_t * phi'(a_t); H (T+1, B, n) are the states.
+    """
+    T = dA.shape[0]
+    n = W.shape[0]
+    blas = (b1 - b0) * n * n >= BLAS_MIN_FLOPS
+    back = np.empty((b1 - b0, n))
+    for t in range(T, 0, -1):
+        at = dA[t - 1, b0:b1]
+        times_dphi(code, G[t, b0:b1], H[t, b0:b1], at)
+        if blas:
+            np.dot(at, W, back)
+            G[t - 1, b0:b1] += back
+        else:
+            add_rows_times(W, at, G[t - 1, b0:b1])
+
+
+@njit(**JIT, parallel=True)
+def forward_chunks(WT, A, H, code, chunks):
+    """`forward_rows` on ``chunks`` slices of the batch in parallel (samples are independent).
+
+    Only this loop is compiled with ``parallel=True``: in a parallel function Numba also turns
+    every array expression into a parallel region, whose thread wake-ups cost more than they save.
+    """
+    B = A.shape[1]
+    for k in prange(chunks):
+        forward_rows(WT, A, H, k * B // chunks, (k + 1) * B // chunks, code)
+
+
+@njit(**JIT, parallel=True)
+def backward_chunks(W, G, dA, H, code, chunks):
+    """`backward_rows` on ``chunks`` slices of the batch in parallel."""
+    B = dA.shape[1]
+    for k in prange(chunks):
+        backward_rows(W, G, dA, H, k * B // chunks, (k + 1) * B // chunks, code)
+
+
+@njit(**JIT)
+def batch_chunks(B, n):
+    """How many independent batch chunks to run in parallel: one per thread, but only when each
+    step's work is large enough to pay for a thread."""
+    if B * n * n < 4 * BLAS_MIN_FLOPS:
+        return 1
+    return max(1, min(B, THREADS))
+
+
+@njit(**JIT)
 def rnn_forward(W, U, b, V, c, x, h0, code):
     """Run the RNN over a batch.
 
@@ -55,29 +128,27 @@ def rnn_forward(W, U, b, V, c, x, h0, code):
     -------
     H : float64 array (T+1, B, n), states with ``H[0] = h0``.
     Y : float64 array (T, B, d_out), outputs ``y_t = V h_t + c`` for t = 1..T.
+
+    Notes
+    -----
+    Batch samples are independent: chunks of them run their recurrences in parallel threads.
     """
     T, B, d_in = x.shape
     n = W.shape[0]
     d_out = V.shape[0]
     H = np.empty((T + 1, B, n))
     H[0] = h0
-    # pre-activations: input drive and bias for every step at once, recurrent part added per step
     A = np.dot(x.reshape(T * B, d_in), U.T).reshape(T, B, n)
     for t in range(T):
         for bb in range(B):
             for i in range(n):
                 A[t, bb, i] += b[i]
-    blas = B * n * n >= BLAS_MIN_FLOPS
     WT = np.ascontiguousarray(W.T)
-    rec = np.empty((B, n))
-    for t in range(1, T + 1):
-        at = A[t - 1]
-        if blas:
-            np.dot(H[t - 1], WT, rec)
-            at += rec
-        else:
-            add_rows_times(WT, H[t - 1], at)
-        activate(code, at.reshape(B * n), H[t].reshape(B * n))
+    chunks = batch_chunks(B, n)
+    if chunks == 1:  # no parallel region: waking threads costs more than a small recurrence
+        forward_rows(WT, A, H, 0, B, code)
+    else:
+        forward_chunks(WT, A, H, code, chunks)
     Y = np.dot(H[1:].reshape(T * B, n), V.T).reshape(T, B, d_out)
     for t in range(T):
         for bb in range(B):
@@ -112,25 +183,20 @@ def rnn_backward(W, U, V, x, H, dY, code):
     T, B, d_in = x.shape
     n = W.shape[0]
     d_out = V.shape[0]
-    G = np.dot(dY.reshape(T * B, d_out), V).reshape(T, B, n)  # V^T dL/dy_t, t = 1..T
-    G = np.concatenate((np.zeros((1, B, n)), G))  # G[t] = dL/dh_t once the loop has passed t
+    G = np.zeros((T + 1, B, n))
+    G[1:] = np.dot(dY.reshape(T * B, d_out), V).reshape(T, B, n)  # V^T dL/dy_t
     dA = np.empty((T, B, n))
-    blas = B * n * n >= BLAS_MIN_FLOPS
-    back = np.empty((B, n))
-    for t in range(T, 0, -1):
-        at = dA[t - 1]
-        times_dphi(code, G[t].reshape(B * n), H[t].reshape(B * n), at.reshape(B * n))
-        if blas:
-            np.dot(at, W, back)
-            G[t - 1] += back
-        else:
-            add_rows_times(W, at, G[t - 1])
+    chunks = batch_chunks(B, n)
+    if chunks == 1:
+        backward_rows(W, G, dA, H, 0, B, code)
+    else:
+        backward_chunks(W, G, dA, H, code, chunks)
     dA2 = dA.reshape(T * B, n)
-    gW = np.dot(dA2.T, H[:T].reshape(T * B, n))
-    gU = np.dot(dA2.T, x.reshape(T * B, d_in))
+    gW = at_b(dA2, H[:T].reshape(T * B, n))
+    gU = at_b(dA2, x.reshape(T * B, d_in))
     gb = dA2.sum(axis=0)
     dY2 = dY.reshape(T * B, d_out)
-    gV = np.dot(dY2.T, H[1:].reshape(T * B, n))
+    gV = at_b(dY2, H[1:].reshape(T * B, n))
     gc = dY2.sum(axis=0)
     return gW, gU, gb, gV, gc, G
 

@@ -1,0 +1,70 @@
+"""BLAS threading policy and a parallel product for the kernels.
+
+The kernels parallelise over independent work themselves (batch chunks, blocks of rows, with
+``prange``) and call BLAS from inside those threads, so the BLAS that Numba uses (SciPy's) must run
+one thread per call: a multi-threaded BLAS called from several threads oversubscribes the cores,
+and on a loaded machine a small multi-threaded product can take a thousand times longer than a
+single-threaded one. `single_threaded_numba_blas` limits SciPy's BLAS only; NumPy's is left alone.
+"""
+
+import os
+
+import numpy as np
+from numba import config, njit, prange
+
+from rnnsim.kernels.jit import JIT
+
+# Chunks of independent work per parallel region. Read at compile time (a call to
+# numba.get_num_threads() would make the kernels uncacheable); prange still runs them on however
+# many threads are active.
+THREADS = config.NUMBA_NUM_THREADS
+
+# Fewer multiply-adds than this per chunk and a parallel region costs more than it saves.
+PARALLEL_MIN_FLOPS = 1 << 22
+
+_DONE = []
+
+
+def single_threaded_numba_blas():
+    """Limit the BLAS library that Numba's ``np.dot`` calls (SciPy's) to one thread, once."""
+    if _DONE:
+        return
+    _DONE.append(True)
+    try:
+        import scipy
+        import scipy.linalg.cython_blas  # noqa: F401 (loads the library Numba will call)
+        from threadpoolctl import ThreadpoolController
+    except ImportError:  # pragma: no cover - scipy and threadpoolctl are dependencies
+        return
+    scipy_dir = os.path.dirname(os.path.dirname(scipy.__file__))
+    for lib in ThreadpoolController().lib_controllers:
+        path = os.path.realpath(lib.filepath)
+        if path.startswith(scipy_dir) and "numpy" not in os.path.basename(os.path.dirname(path)):
+            lib.set_num_threads(1)
+
+
+@njit(**JIT, parallel=True)
+def at_b_partials(A, B, chunks):
+    """Partial products ``A[k0:k1]^T B[k0:k1]`` of ``chunks`` row blocks, in parallel."""
+    K, m = A.shape
+    partial = np.empty((chunks, m, B.shape[1]))
+    for c in prange(chunks):
+        k0 = c * K // chunks
+        k1 = (c + 1) * K // chunks
+        partial[c] = np.dot(A[k0:k1].T, B[k0:k1])
+    return partial
+
+
+@njit(**JIT)
+def at_b(A, B):
+    """``A^T B`` for A (K, m) and B (K, p), the K rows split over threads when large (partial
+    products, then a serial sum): the weight gradients ``sum_t dA_t^T h_{t-1}`` of all T*B rows."""
+    K, m = A.shape
+    chunks = min(THREADS, K * m * B.shape[1] // PARALLEL_MIN_FLOPS)
+    if chunks <= 1:
+        return np.dot(A.T, B)
+    partial = at_b_partials(A, B, chunks)
+    out = partial[0].copy()
+    for c in range(1, chunks):
+        out += partial[c]
+    return out
