@@ -40,22 +40,26 @@ BLAS_MIN_FLOPS = 1 << 15
 
 
 @njit(cache=True)
-def step_matmul(Hprev, W, out):
-    """``out = Hprev W^T`` (``out[b, i] = sum_j W[i, j] Hprev[b, j]``), overwritten.
+def step_matmul(Hprev, WT, out):
+    """``out = Hprev W^T`` given ``WT = W^T`` (C-contiguous), overwritten.
 
-    Hprev (B, n), W (m, n), out (B, m).
+    Hprev (B, n), WT (n, m), out (B, m). Small products run as row updates
+    ``out[b, :] += Hprev[b, j] WT[j, :]``, which vectorise without reordering any sum.
     """
     B, n = Hprev.shape
-    m = W.shape[0]
+    m = WT.shape[1]
     if B * n * m >= BLAS_MIN_FLOPS:
-        np.dot(Hprev, W.T, out)
+        np.dot(Hprev, WT, out)
         return
     for bb in range(B):
+        o = out[bb]
         for i in range(m):
-            s = 0.0
-            for j in range(n):
-                s += W[i, j] * Hprev[bb, j]
-            out[bb, i] = s
+            o[i] = 0.0
+        for j in range(n):
+            h = Hprev[bb, j]
+            row = WT[j]
+            for i in range(m):
+                o[i] += h * row[i]
 
 
 @njit(cache=True)
@@ -137,8 +141,9 @@ def rnn_hvp(W, U, b, V, c, x, h0, code, target, labels, loss_code, v):
     RH = np.zeros((T + 1, B, n))
     RA = np.empty((T, B, n))
     rec = np.empty((B, n))
+    WT = np.ascontiguousarray(W.T)
     for t in range(1, T + 1):
-        step_matmul(RH[t - 1], W, rec)
+        step_matmul(RH[t - 1], WT, rec)
         for bb in range(B):
             for i in range(n):
                 ra = rec[bb, i] + Rdrive[t - 1, bb, i] + db[i]
