@@ -163,7 +163,7 @@ def lanczos(hvp, dim, n_steps, *, v0=None, seed=0):
 
     Notes
     -----
-    Standard Lanczos (Golub & Van Loan, Algorithm 10.1.1) with every new vector orthogonalised twice
+    Standard Lanczos (Golub & Van Loan, Matrix Computations) with every new vector orthogonalised twice
     against all previous ones in float64, as PyHessian does (Yao et al. 2020).
     """
     _check_hvp(hvp)

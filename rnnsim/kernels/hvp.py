@@ -3,7 +3,7 @@
 ``R{f} = d/dr f(theta + r v) |_{r=0}``. Applied to every line of the forward pass (the forward
 R-pass) and then of the backward pass (the backward R-pass), it gives ``R{grad L} = H v`` exactly,
 at the cost of about two gradients (Pearlmutter 1994, "Fast exact multiplication by the Hessian",
-sections 3-4). The rules, next to the lines they differentiate (RNN; v = (dW, dU, db, dV, dc)):
+Neural Computation 6(1)). The rules, next to the lines they differentiate (RNN; v = (dW, dU, db, dV, dc)):
 
     forward                                  forward R-pass
     a_t = W h_{t-1} + U x_t + b              R a_t = dW h_{t-1} + W R h_{t-1} + dU x_t + db
