@@ -67,8 +67,8 @@ def step_factor(W, h, code, backward, out):
             for j in range(n_in):
                 out[i, j] = d[i] * W[i, j]
     else:
-        for i in range(n_out):
-            for j in range(n_in):
+        for j in range(n_in):
+            for i in range(n_out):
                 out[j, i] = W[i, j] * d[i]
 
 
@@ -393,10 +393,11 @@ def accumulate_triangular(Lt, Y, sigma):
     """
     k = Y.shape[0]
     C = np.zeros((k, k))
+    Rp = np.ascontiguousarray(Lt.T)  # R' (upper triangular), rows contiguous
     mrow = np.full(k, -np.inf)
     for i in range(k):
         for j in range(i, k):
-            if Lt[j, i] != 0.0 and sigma[j] > mrow[i]:
+            if Rp[i, j] != 0.0 and sigma[j] > mrow[i]:
                 mrow[i] = sigma[j]
     smax = -np.inf
     smin = np.inf
@@ -413,14 +414,14 @@ def accumulate_triangular(Lt, Y, sigma):
                 continue
             f = math.exp(smax - mrow[i])
             for j in range(i, k):
-                C[i, j] = Lt[j, i] * (e[j] * f)
+                C[i, j] = Rp[i, j] * (e[j] * f)
     else:
         for i in range(k):
             if mrow[i] == -np.inf:
                 continue
             for j in range(i, k):
-                if Lt[j, i] != 0.0 and sigma[j] > -np.inf:
-                    C[i, j] = Lt[j, i] * math.exp(sigma[j] - mrow[i])
+                if Rp[i, j] != 0.0 and sigma[j] > -np.inf:
+                    C[i, j] = Rp[i, j] * math.exp(sigma[j] - mrow[i])
     Ynew = np.dot(C, Y)
     for i in range(k):
         s = 0.0
