@@ -62,8 +62,9 @@ def figures(table: pd.DataFrame) -> dict:
 
     cliff = table[(table["kind"] == "cliff")]
     steep = pd.concat(
-        [cliff[cliff["resolved"] == True].assign(what="exact peak (walls wider than 1 ulp)"),  # noqa: E712
-         cliff.assign(what="max over the grid's b samples", peak_abs_dE_db=cliff["grid_max_abs_dE_db"])]
+        [cliff[cliff["resolved"].astype(bool)].assign(what="exact peak (walls wider than 1 ulp)"),
+         cliff.assign(what="max over the grid's b samples",
+                      peak_abs_dE_db=cliff["grid_max_abs_dE_db"])]
     )  # fmt: skip
     f2 = plots.line_with_band(
         steep, x="w", y="peak_abs_dE_db", hue="what", style="T", logy=True,
@@ -75,8 +76,8 @@ def figures(table: pd.DataFrame) -> dict:
             f2.axes[0], g["w"], g["boundary_abs_dE_db"], f"|dE/db| on the basin boundary, T={T}"
         )
     figs["cliff_steepness"] = f2
-    tr = tr.assign(distance=np.hypot(tr["w"] - tr.groupby("start")["w"].transform("first"),
-                                     tr["b"] - tr.groupby("start")["b"].transform("first")))  # fmt: skip
+    first = tr.groupby(["start", "clipping"])[["w", "b"]].transform("first")
+    tr = tr.assign(distance=np.hypot(tr["w"] - first["w"], tr["b"] - first["b"]))
     figs["trajectories"] = plots.facets(
         tr.melt(id_vars=["start", "clipping", "step"], value_vars=["loss", "distance"]),
         x="step", y="value", hue="clipping", style="start", row="variable", sharey=False,
@@ -96,11 +97,11 @@ EXPERIMENT = Experiment(
     figures=figures,
     seeds=1,
     quick_seeds=1,
-    notes="""The wall is the basin boundary b = x0 - w h0 of the unstable fixed point (derived; dashed
-    red): across it h_T jumps between the two attractors, within ~ (w h0 (1-h0))^-T in b, below one
-    ulp for w >~ 8 at T = 50. Grid samples miss it entirely (steepness figure). Unclipped gradient
-    descent that lands on the wall is catapulted far away onto the upper plateau; with norm
-    clipping (Algorithm 1) the step stays short and descent continues.""",
+    notes="""The wall is the basin boundary b = x0 - w h0 of the unstable fixed point (derived;
+    dashed red): across it h_T jumps between the two attractors, within ~ (w h0 (1-h0))^-T in b,
+    below one ulp for w >~ 8 at T = 50. Grid samples miss it entirely (steepness figure).
+    Unclipped gradient descent that lands on the wall is catapulted far away onto the upper
+    plateau; with norm clipping (Algorithm 1) the step stays short and descent continues.""",
 )
 
 if __name__ == "__main__":

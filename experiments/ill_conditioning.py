@@ -2,8 +2,8 @@
 
 A tanh RNN learns the adding problem (Pascanu et al. 2013 variant) by plain SGD. Every few steps
 `rnnsim.curvature.curvature_callback` records the two terms of the second-order model of the step
-w -> w - eps g: the first-order gain eps g^T g and the curvature penalty 1/2 eps^2 g^T H g (one exact
-Hessian-vector product), whether the quadratic model predicts the step to raise the loss, and
+w -> w - eps g: the first-order gain eps g^T g and the curvature penalty 1/2 eps^2 g^T H g (one
+exact Hessian-vector product), whether the quadratic model predicts the step to raise the loss, and
 whether it actually does (loss re-evaluated at w - eps g on the same batch).
 """
 
@@ -53,7 +53,8 @@ def figures(table: pd.DataFrame) -> dict:
     cb["eps g^T g"] = -cb["first_order"]
     cb["1/2 eps^2 g^T H g"] = cb["second_order"].where(cb["second_order"] > 0)
     terms = cb.melt(
-        id_vars=["T", "lr", "seed", "step"], value_vars=["eps g^T g", "1/2 eps^2 g^T H g"], var_name="term"
+        id_vars=["T", "lr", "seed", "step"], value_vars=["eps g^T g", "1/2 eps^2 g^T H g"],
+        var_name="term",
     )  # fmt: skip
     fig = plots.facets(
         terms, x="step", y="value", hue="term", col="lr", row="T", logy=True,
@@ -109,7 +110,7 @@ def summary(table: pd.DataFrame) -> pd.DataFrame:
 
 EXPERIMENT = Experiment(
     name="ill_conditioning",
-    description="Gradient norm, g^T H g and unlearning steps while an RNN learns the adding problem.",
+    description="Gradient norm, g^T H g and unlearning steps while an RNN learns adding.",
     grid={"T": [20, 10], "lr": [0.1, 0.05], "steps": [8000]},
     quick={"T": [10], "lr": [0.1], "steps": [1500]},
     measure=measure,
@@ -118,7 +119,7 @@ EXPERIMENT = Experiment(
     seeds=3,
     quick_seeds=1,
     version="2",
-    notes="""DL book eq. 8.10: a step raises the loss when 1/2 eps^2 g^T H g > eps g^T g. On this task
+    notes="""DL book eq. 8.10: a step raises the loss when 1/2 eps^2 g^T H g > eps g^T g. Here
     the penalty term stays within a factor of a few of the gain (eps near eps*), and ||g|| does not
     shrink as the loss falls (for T = 20 it rises when the model starts to solve the task).
     lambda_max (12 Lanczos steps) climbs to about 2/eps and hovers there, where plain gradient

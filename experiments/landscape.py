@@ -49,8 +49,12 @@ def measure(point: dict, seed: int) -> pd.DataFrame:
         "slice": L.slice_2d(final, x, t, span=1.0, n=15, seed=seed, **kw).drop(columns="seed"),
         "ravine": ravine.assign(step=[s for s, _ in path]),
         "minimum": L.minima_summary([final], x, t, lanczos_steps=30, **kw).drop(columns="model"),
-        "plateau": L.detect_plateaus(log, grad_tol=g0 / 2, loss_tol=1e-5, window=50, min_length=100),
-        "params": pd.DataFrame({"index": np.arange(final.n_params), "value": final.params_vector()}),
+        "plateau": L.detect_plateaus(
+            log, grad_tol=g0 / 2, loss_tol=1e-5, window=50, min_length=100
+        ),
+        "params": pd.DataFrame(
+            {"index": np.arange(final.n_params), "value": final.params_vector()}
+        ),
     }  # fmt: skip
     return pd.concat([p.assign(kind=k) for k, p in parts.items()], ignore_index=True)
 
@@ -121,7 +125,8 @@ EXPERIMENT = Experiment(
     notes="""Sharpness is lambda_max of the exact Hessian on a held-out batch of 200 (Lanczos, 30
     steps). Relative distance = ||theta_i - theta_j|| / mean norm over pairs of seeds (permutation
     symmetry makes distinct-looking solutions equivalent). Plateaus: at least 100 steps with the
-    50-step running mean of ||g|| below half its initial value and of the loss changing < 1e-5 per step.""",
+    50-step running mean of ||g|| below half its initial value and of the loss changing by less
+    than 1e-5 per step.""",
 )
 
 if __name__ == "__main__":

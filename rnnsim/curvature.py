@@ -1,4 +1,4 @@
-"""Curvature of the loss: the second-order model of a gradient step, Hessian spectra, condition numbers.
+"""Curvature of the loss: the quadratic model of a gradient step, Hessian spectra, conditioning.
 
 Everything here is written against a generic Hessian-vector product ``hvp(v) -> H v`` (a callable on
 flat float64 vectors) and a gradient ``g``, so it applies to any model; `model_hvp` builds that
@@ -163,8 +163,8 @@ def lanczos(hvp, dim, n_steps, *, v0=None, seed=0):
 
     Notes
     -----
-    Standard Lanczos (Golub & Van Loan, Matrix Computations) with every new vector orthogonalised twice
-    against all previous ones in float64, as PyHessian does (Yao et al. 2020).
+    Standard Lanczos (Golub & Van Loan, Matrix Computations) with every new vector orthogonalised
+    twice against all previous ones in float64, as PyHessian does (Yao et al. 2020).
     """
     _check_hvp(hvp)
     dim = _posint("dim", dim)

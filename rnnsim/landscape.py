@@ -1,4 +1,4 @@
-"""Loss landscapes: the single-unit cliff, interpolation lines, 2-D slices, ravines, plateaus, minima.
+"""Loss landscapes: the single-unit cliff, lines, 2-D slices, ravines, plateaus and minima.
 
 Cliffs (Pascanu, Mikolov & Bengio 2013, section 2.3, eq. 8, Fig. 6): one logistic unit,
 ``h_0 = sigmoid(x0)``, ``h_t = sigmoid(w h_{t-1} + b)``, ``E = (h_T - target)^2``, defaults
@@ -190,7 +190,8 @@ def cliff_line(w_values, b_range=(-10.0, 10.0), *, n_b=2001, level=0.5, x0=0.5, 
     -------
     pandas.DataFrame
         One row per crossing: ``w``, ``crossing`` (0, 1, ... along b), ``b_cliff`` (midpoint of the
-        final bracket), ``b_lo``, ``b_hi``, ``bracket_width``, ``n_bisect``, ``loss_lo``, ``loss_hi``
+        final bracket), ``b_lo``, ``b_hi``, ``bracket_width``, ``n_bisect``, ``loss_lo``,
+        ``loss_hi``
         (E at the bracket's ends), ``jump`` (``loss_hi - loss_lo``), ``h_T_lo``, ``h_T_hi``,
         ``b_peak``, ``peak_abs_dE_db``, ``grid_max_abs_dE_db`` (what the coarse scan saw),
         ``resolved`` (h_T changes by less than `RESOLVED_STEP` across the final one-ulp bracket:
@@ -476,7 +477,8 @@ def filter_normalized_direction(model, seed=0):
 
     A Gaussian vector shaped like the parameters; each filter is rescaled to the norm of the
     matching filter of the model, ``d_f <- d_f ||theta_f|| / ||d_f||``. **In rnnsim a filter is one
-    row of W, U or V (RNN) or of W_l or V (MLP): one unit's incoming weights.** The direction is zero
+    row of W, U or V (RNN) or of W_l or V (MLP): one unit's incoming weights.** The direction is
+    zero
     on every bias (b, c, b_l), as in Li et al.'s code (which also zeroes batch-norm parameters).
 
     Parameters
@@ -604,7 +606,8 @@ def ravine_metrics(
     """Largest versus typical curvature at points along a path in parameter space.
 
     At each point: the top Hessian eigenvalue (Lanczos), the root-mean-square eigenvalue
-    ``sqrt(tr(H^2) / P)`` (Hutchinson on ``||H v||^2``, Rademacher v), their ratio (``ravine_ratio``:
+    ``sqrt(tr(H^2) / P)`` (Hutchinson on ``||H v||^2``, Rademacher v), their ratio
+    (``ravine_ratio``:
     >> 1 in a ravine, where one or a few directions are far steeper than the rest), and the
     curvature along the path itself, ``u^T H u`` with u the unit tangent (small along a valley
     floor).

@@ -3,7 +3,8 @@
 ``R{f} = d/dr f(theta + r v) |_{r=0}``. Applied to every line of the forward pass (the forward
 R-pass) and then of the backward pass (the backward R-pass), it gives ``R{grad L} = H v`` exactly,
 at the cost of about two gradients (Pearlmutter 1994, "Fast exact multiplication by the Hessian",
-Neural Computation 6(1)). The rules, next to the lines they differentiate (RNN; v = (dW, dU, db, dV, dc)):
+Neural Computation 6(1)). The rules, next to the lines they differentiate (RNN;
+v = (dW, dU, db, dV, dc)):
 
     forward                                  forward R-pass
     a_t = W h_{t-1} + U x_t + b              R a_t = dW h_{t-1} + W R h_{t-1} + dU x_t + db
@@ -12,7 +13,8 @@ Neural Computation 6(1)). The rules, next to the lines they differentiate (RNN; 
     e_t = dL/dy_t                            R e_t = s R y_t                       (mse)
                                              R e_t = s (p * R y_t - p (p . R y_t)) (softmax xent)
     backward                                 backward R-pass
-    g_t = V^T e_t + W^T d_{t+1}              R g_t = V^T R e_t + dV^T e_t + W^T R d_{t+1} + dW^T d_{t+1}
+    g_t = V^T e_t + W^T d_{t+1}              R g_t = V^T R e_t + dV^T e_t
+                                                     + W^T R d_{t+1} + dW^T d_{t+1}
     d_t = phi'(a_t) g_t                      R d_t = phi'(a_t) R g_t + phi''(a_t) R a_t g_t
     dL/dW = sum d_t h_{t-1}^T                (H v)_W = sum R d_t h_{t-1}^T + d_t R h_{t-1}^T
     dL/dU = sum d_t x_t^T                    (H v)_U = sum R d_t x_t^T
