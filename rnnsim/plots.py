@@ -169,8 +169,9 @@ def summarize(
     agg = frame.groupby(keys, sort=False, observed=True)["_v"].agg(["mean", "std", "count"])
     n = agg["count"].to_numpy()
     dof = np.maximum(n - 1, 1)
-    half = np.where(n > 1, stats.t.ppf(0.5 + level / 2, dof) * agg["std"].fillna(0) / np.sqrt(n), 0)
-    est, low, high = agg["mean"].to_numpy(), agg["mean"] - half, agg["mean"] + half
+    mean, std = agg["mean"].to_numpy(), agg["std"].fillna(0.0).to_numpy()
+    half = np.where(n > 1, stats.t.ppf(0.5 + level / 2, dof) * std / np.sqrt(n), 0.0)
+    est, low, high = mean, mean - half, mean + half
     out = agg.index.to_frame(index=False)
     trans = np.exp if log else np.asarray
     out[y], out[f"{y}_low"], out[f"{y}_high"] = trans(est), trans(low), trans(high)
