@@ -160,7 +160,9 @@ EXPERIMENT = Experiment(
     notes="""Glorot & Bengio 2010: 'uniform' is their standard init U[-1/sqrt(n), 1/sqrt(n)] (n Var W = 1/3),
     glorot_* their normalised one. With standard init ||dL/dh_l|| shrinks geometrically toward the input
     for tanh, sigmoid and linear units; normalised/orthogonal init keeps it nearly flat for tanh and linear,
-    He init for ReLU, and no init here rescues the sigmoid (phi' <= 1/4). Dashed: mean-field prediction
+    He init for ReLU, and no init here rescues the sigmoid (phi' <= 1/4).
+    ||dL/dW_l|| stays level across layers (activations shrink as gradients grow), yet with
+    standard init its overall scale collapses with depth. Dashed: mean-field prediction
     prod_k sqrt(sigma_w^2 E[phi'(a_k)^2]) with Var a_k from the length map (Poole et al. 2016, Schoenholz
     et al. 2017). sigma_w is the gain of every init; it varies only for 'gaussian' (N(0, sigma_w^2/n)).
     Quick grid: under a minute; full grid: about 20-30 min on 2 cores (depth 200 x width 256 dominates).""",
