@@ -159,7 +159,7 @@ EXPERIMENT = Experiment(
     quick_seeds=3,
     notes="""Glorot & Bengio 2010: 'uniform' is their standard init U[-1/sqrt(n), 1/sqrt(n)] (n Var W = 1/3),
     glorot_* their normalised one. With standard init ||dL/dh_l|| shrinks geometrically toward the input
-    for tanh, sigmoid and linear units; normalised/orthogonal init keeps it nearly flat for tanh and linear,
+    for every activation; normalised/orthogonal init keeps it nearly flat for tanh and linear,
     He init for ReLU, and no init here rescues the sigmoid (phi' <= 1/4).
     ||dL/dW_l|| stays level across layers (activations shrink as gradients grow), yet with
     standard init its overall scale collapses with depth. Dashed: mean-field prediction
