@@ -343,8 +343,11 @@ def orthonormalise(Zt, kappa_max):
     """Orthonormalise the rows of ``Zt`` (k, n), k <= n: ``Zt = Lt Qt`` with Lt lower triangular.
 
     (Equivalently ``Z = Q R`` for Z = Zt^T, R = Lt^T.) Cholesky QR: ``Lt = chol(Zt Zt^T)``,
-    ``Qt = Lt^{-1} Zt``; a second pass (CholQR2) when max/min of diag(Lt) exceeds ``kappa_max``;
-    Householder (LAPACK) when the Gram matrix is not numerically positive definite.
+    ``Qt = Lt^{-1} Zt``. Its accuracy depends on the condition number of Z with equilibrated
+    columns (Cholesky's errors scale with sqrt(G_ii G_jj)), estimated by ``1 / min_i Lt_ii /
+    sqrt(G_ii)`` (the sine of the angle between z_i and the earlier columns): one pass when that
+    is below ``kappa_max``, a second pass (CholQR2) below 1e5 when the second Gram matrix is within
+    1e-2 of the identity, Householder (LAPACK) otherwise or when Cholesky breaks down.
 
     Returns
     -------
@@ -354,23 +357,28 @@ def orthonormalise(Zt, kappa_max):
 
     Notes
     -----
-    Yamamoto, Nakatsukasa, Yanagisawa & Fukaya 2015 (CholeskyQR2): orthogonality O(eps) for
-    condition numbers up to ~1e8 after two passes.
+    Yamamoto, Nakatsukasa, Yanagisawa & Fukaya 2015 (CholeskyQR2); single-pass orthogonality
+    error O(eps kappa^2).
     """
     k = Zt.shape[0]
-    L1 = _chol_lower(np.dot(Zt, Zt.T))
+    G = np.dot(Zt, Zt.T)
+    L1 = _chol_lower(G)
     if L1.shape[0] == k:
-        dmax = 0.0
-        dmin = np.inf
+        smin = np.inf
         for i in range(k):
-            dmax = max(dmax, L1[i, i])
-            dmin = min(dmin, L1[i, i])
+            smin = min(smin, L1[i, i] / math.sqrt(G[i, i]))
         Q1 = lower_solve_rows(L1, Zt)
-        if dmax <= kappa_max * dmin:
+        if smin * kappa_max >= 1.0:
             return Q1, L1, 1
-        L2 = _chol_lower(np.dot(Q1, Q1.T))
-        if L2.shape[0] == k:
-            return lower_solve_rows(L2, Q1), np.ascontiguousarray(np.dot(L2, L1)), 2
+        if smin * 1e5 >= 1.0:
+            G2 = np.dot(Q1, Q1.T)
+            dev = 0.0
+            for i in range(k):
+                for j in range(k):
+                    dev = max(dev, abs(G2[i, j] - (1.0 if i == j else 0.0)))
+            L2 = _chol_lower(G2)
+            if dev <= 1e-2 and L2.shape[0] == k:
+                return lower_solve_rows(L2, Q1), np.ascontiguousarray(np.dot(L2, L1)), 2
     Q, R = np.linalg.qr(np.ascontiguousarray(Zt.T))
     Qt = np.ascontiguousarray(Q.T)
     Lt = np.ascontiguousarray(R.T)
