@@ -52,6 +52,7 @@ __all__ = [
     "add_run_arguments",
     "find_experiments",
     "load_experiment",
+    "progress",
 ]
 
 #: Environment variables that size the BLAS/OpenMP thread pools of a worker process.
@@ -440,8 +441,26 @@ def _worker_init(threads: int) -> None:
     _set_threads(threads)
 
 
+_IN_WORKER = False
+
+
+def progress(iterable, desc: str | None = None, total: int | None = None):
+    """A nested progress bar for long loops inside ``measure`` (e.g. training steps).
+
+    Shown under the run's bar when points run in this process; a plain iterator in worker
+    processes (whose output would interleave). Usage: ``for step in progress(range(n), "train")``.
+    """
+    if _IN_WORKER:
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, desc=desc, total=total, position=1, leave=False, disable=None)
+
+
 def _point_task(source, filename, name, point, seed, threads):
     """What a worker runs: load the script (cached), measure the point, time it."""
+    global _IN_WORKER
+    _IN_WORKER = True
     _set_threads(
         threads
     )  # per call: Numba's thread count is per thread (Dask runs tasks in threads)

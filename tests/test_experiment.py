@@ -366,3 +366,9 @@ def test_mlp_depth_quick_figures_and_summary(mlp_depth, tmp_path):
     assert names == ["activation_stats.png", "grad_W_by_layer.png", "grad_h_by_layer.png"]
     s = pd.read_parquet(tmp_path / "mlp_depth" / "summary.parquet")
     assert len(s) == 4 and set(t.activation) == {"tanh", "linear"}
+
+
+def test_inner_progress_is_transparent():
+    from rnnsim.experiment import progress
+
+    assert list(progress(range(3), "steps")) == [0, 1, 2]
