@@ -150,3 +150,13 @@ def test_script_entry_point_reports_usage_errors(tmp_path):
     )
     assert proc.returncode == 2
     assert "unknown key 'bogus'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_dask_is_imported_only_for_scheduler_runs():
+    code = (
+        "import sys, rnnsim.cli, rnnsim.experiment, rnnsim.report; "
+        "print(sorted(m for m in ('dask', 'distributed') if m in sys.modules))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
