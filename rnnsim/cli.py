@@ -59,6 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _seeds(n: int) -> str:
+    return f"{n} seed" if n == 1 else f"{n} seeds"
+
+
 def _format_grid(grid) -> str:
     return "; ".join(f"{k} = {', '.join(map(str, v))}" for k, v in grid.items())
 
@@ -77,10 +81,10 @@ def _cmd_list(args) -> int:
         n_full = len(exp.points(exp.grid_for(False)))
         n_quick = len(exp.points(exp.grid_for(True)))
         print(f"{exp.name}\n    {exp.description}")
-        print(f"    grid ({n_full} points x {exp.seeds} seeds): {_format_grid(exp.grid)}")
+        print(f"    grid ({n_full} points x {_seeds(exp.seeds)}): {_format_grid(exp.grid)}")
         if exp.quick is not None:
             print(
-                f"    quick ({n_quick} points x {exp.quick_seeds} seeds): {_format_grid(exp.quick)}"
+                f"    quick ({n_quick} points x {_seeds(exp.quick_seeds)}): {_format_grid(exp.quick)}"
             )
         print()
     return 0
