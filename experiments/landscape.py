@@ -5,15 +5,18 @@ teacher network) and measures, on a fixed held-out batch: the loss on the line f
 initialisation to the solution (Goodfellow, Vinyals & Saxe 2015), a 2-D slice around the solution
 along random filter-normalised directions (Li et al. 2018), the ravine ratio (top Hessian eigenvalue
 over the RMS eigenvalue) along the training path, plateaus of training, and the solution's
-sharpness (top Hessian eigenvalue, Lanczos on exact Hessian-vector products).
+sharpness (top Hessian eigenvalue, Lanczos on exact Hessian-vector products) and Hessian spectral
+density (stochastic Lanczos quadrature, as in PyHessian).
 """
 
 import numpy as np
 import pandas as pd
+import seaborn as sns
 from matplotlib import pyplot as plt
 
 from rnnsim import MLP, RNN, plots, tasks
 from rnnsim import landscape as L
+from rnnsim.curvature import density_on_grid, model_hvp, spectral_density
 from rnnsim.experiment import Experiment, main
 from rnnsim.train import train
 
@@ -43,11 +46,15 @@ def measure(point: dict, seed: int) -> pd.DataFrame:
     kw = {"loss": task.loss} if kind == "rnn" else {}
     ravine = L.ravine_metrics(model, [p for _, p in path], x, t, lanczos_steps=20, n_probe=10, **kw)
     g0 = log["grad_norm"].iloc[:50].mean()
+    nodes = spectral_density(model_hvp(final, x, t, **kw), final.n_params, n_vectors=5, n_steps=40)
+    lo, hi = nodes["node"].min(), nodes["node"].max()
+    grid = np.linspace(lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo), 300)
     parts = {
         "train": log[["step", "loss", "grad_norm"]].iloc[::10],
         "interpolation": L.interpolate(model, final, x, t, alphas=np.linspace(-0.5, 1.5, 41), **kw),
         "slice": L.slice_2d(final, x, t, span=1.0, n=15, seed=seed, **kw).drop(columns="seed"),
         "ravine": ravine.assign(step=[s for s, _ in path]),
+        "density": density_on_grid(nodes, grid, sigma=0.02 * (hi - lo)),
         "minimum": L.minima_summary([final], x, t, lanczos_steps=30, **kw).drop(columns="model"),
         "plateau": L.detect_plateaus(
             log, grad_tol=g0 / 2, loss_tol=1e-5, window=50, min_length=100
@@ -79,6 +86,18 @@ def figures(table: pd.DataFrame) -> dict:
             title="Flat vs sharp minima across seeds (mean and 95% band)",
         ),
     }  # fmt: skip
+    dens = part["density"].assign(
+        density=lambda d: d["density"].clip(lower=1e-6),
+        batch_size=lambda d: d["batch_size"].astype(str),
+    )
+    g = sns.relplot(
+        dens, x="eigenvalue", y="density", hue="batch_size", units="seed", estimator=None,
+        col="model", kind="line", height=3, aspect=1.3, facet_kws={"sharex": False},
+    )  # fmt: skip
+    g.set(yscale="log", ylim=(1e-6, None))
+    g.set_axis_labels("Hessian eigenvalue at the solution", "spectral density (one line per seed)")
+    g.figure.suptitle("Hessian spectral density (stochastic Lanczos quadrature, 5 x 40 steps)")
+    figs["hessian_density"] = g.figure
     sl = part["slice"][part["slice"]["seed"] == 0]
     panels = list(sl.groupby(["model", "batch_size"]))
     fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.6), layout="constrained")
@@ -122,6 +141,7 @@ EXPERIMENT = Experiment(
     summary=summary,
     seeds=5,
     quick_seeds=2,
+    version="2",
     notes="""Sharpness is lambda_max of the exact Hessian on a held-out batch of 200 (Lanczos, 30
     steps). Relative distance = ||theta_i - theta_j|| / mean norm over pairs of seeds (permutation
     symmetry makes distinct-looking solutions equivalent). Plateaus: at least 100 steps with the
