@@ -152,10 +152,18 @@ class Experiment:
             _axis_type(values, f"choices[{axis!r}]")
 
     def grid_for(self, quick: bool = False) -> dict:
-        """The grid a run uses: ``grid``, or ``quick`` completed with each axis' first value."""
+        """The grid a run uses: ``grid``, or ``quick`` completed with each axis' first value.
+
+        Values on a float axis are made floats, so that ``1`` and ``1.0`` share a cache entry.
+        """
         if not quick or self.quick is None:
-            return {k: list(v) for k, v in self.grid.items()}
-        return {k: list(self.quick.get(k, [v[0]])) for k, v in self.grid.items()}
+            grid = {k: list(v) for k, v in self.grid.items()}
+        else:
+            grid = {k: list(self.quick.get(k, [v[0]])) for k, v in self.grid.items()}
+        for k, values in grid.items():
+            if _axis_type(list(self.grid[k]) + list((self.quick or {}).get(k, [])), k) is float:
+                grid[k] = [float(v) for v in values]
+        return grid
 
     def points(self, grid: Mapping[str, Sequence[Any]]) -> list[dict]:
         """The points of ``grid`` (product of axes, last axis fastest) that ``keep`` keeps."""

@@ -372,3 +372,9 @@ def test_inner_progress_is_transparent():
     from rnnsim.experiment import progress
 
     assert list(progress(range(3), "steps")) == [0, 1, 2]
+
+
+def test_float_axes_hold_floats():
+    exp = make(grid={"a": [1, 2], "b": ["x"], "c": [1, 0.5], "d": [True]}, quick={"c": [2]})
+    assert exp.grid_for(False)["c"] == [1.0, 0.5] and type(exp.grid_for(False)["c"][0]) is float
+    assert type(exp.grid_for(True)["c"][0]) is float and type(exp.grid_for(True)["a"][0]) is int
