@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rnnsim import MLP, RNN, reference
 from rnnsim.curvature import hessian_matrix, model_hvp, top_eigenvalues
@@ -209,3 +211,20 @@ def test_spectral_tools_on_an_explicit_model_hessian():
     np.testing.assert_allclose(np.sort(nodes["node"]), exact, rtol=0, atol=1e-8 * scale)
     est = hutchinson_trace(hvp, m.n_params, n_samples=200, seed=4)
     assert abs(est["trace"] - np.trace(Hm)) < 5 * est["stderr"]
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    T=st.integers(1, 4), B=st.integers(1, 3), n=st.integers(1, 4), d_in=st.integers(1, 3),
+    d_out=st.integers(1, 3), activation=st.sampled_from(ACTS), loss=st.sampled_from(list(LOSSES)),
+    seed=st.integers(0, 2**16),
+)  # fmt: skip
+def test_rnn_hvp_matches_reference_for_any_shape(T, B, n, d_in, d_out, activation, loss, seed):
+    m, x, target, h0 = rnn_case(
+        activation, loss, seed=seed, T=T, B=B, n=n, d_in=d_in, d_out=d_out, with_h0=seed % 2 == 0
+    )
+    v = np.random.default_rng(seed).standard_normal(m.n_params)
+    hv = m.hvp(x, target, v, loss=loss, h0=h0)
+    h0r = np.zeros((B, n)) if h0 is None else h0  # the reference takes an explicit h0
+    r_hv = reference.rnn_hvp(m.W, m.U, m.b, m.V, m.c, x, h0r, activation, target, loss, v)[2]
+    np.testing.assert_allclose(hv, r_hv, rtol=RTOL, atol=RTOL * max(np.abs(r_hv).max(), 1e-300))
