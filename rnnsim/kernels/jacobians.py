@@ -91,6 +91,68 @@ def renormalise(P):
 
 
 @njit(cache=True)
+def tridiag_top(alpha, beta, m, s):
+    """Largest eigenvalue of the symmetric tridiagonal T (diagonal alpha[:m], off-diagonal
+    beta[:m-1]) and its unit eigenvector written into s[:m].
+
+    The eigenvalue by bisection on the Sturm sequence count (to rounding), the eigenvector by two
+    steps of inverse iteration with theta I - T, which is positive semi-definite for the top
+    eigenvalue theta, so its LDL^T factorisation needs no pivoting.
+    """
+    lo = np.inf
+    hi = -np.inf
+    for i in range(m):
+        r = 0.0
+        if i > 0:
+            r += abs(beta[i - 1])
+        if i < m - 1:
+            r += abs(beta[i])
+        lo = min(lo, alpha[i] - r)
+        hi = max(hi, alpha[i] + r)
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if mid <= lo or mid >= hi:
+            break
+        count = 0  # eigenvalues > mid
+        q = 1.0
+        for i in range(m):
+            q = alpha[i] - mid - (beta[i - 1] * beta[i - 1] / q if i > 0 else 0.0)
+            if q == 0.0:
+                q = -1e-300
+            if q > 0.0:
+                count += 1
+        if count >= 1:
+            lo = mid
+        else:
+            hi = mid
+    theta = hi
+    shift = theta + 4e-16 * max(abs(theta), 1e-300)
+    d = np.empty(m)
+    for i in range(m):
+        s[i] = 1.0
+    for _ in range(2):
+        # solve (shift I - T) y = s by LDL^T (tridiagonal, positive definite)
+        for i in range(m):
+            d[i] = shift - alpha[i]
+            if i > 0:
+                lfac = -beta[i - 1] / d[i - 1]
+                d[i] -= lfac * (-beta[i - 1])
+                s[i] -= lfac * s[i - 1]
+            if d[i] <= 0.0:
+                d[i] = 1e-300
+        s[m - 1] /= d[m - 1]
+        for i in range(m - 2, -1, -1):
+            s[i] = (s[i] + beta[i] * s[i + 1]) / d[i]
+        nrm = 0.0
+        for i in range(m):
+            nrm += s[i] * s[i]
+        nrm = math.sqrt(nrm)
+        for i in range(m):
+            s[i] /= nrm
+    return theta
+
+
+@njit(cache=True)
 def top_singular(P, u, tol, maxit, Qb):
     """Largest squared singular value of ``P`` by Lanczos on ``P P^T`` started from ``u``.
 
@@ -123,7 +185,7 @@ def top_singular(P, u, tol, maxit, Qb):
         Qb[0, i] = u[i] / nu
     alpha = np.zeros(kmax)
     beta = np.zeros(kmax)
-    s_top = np.zeros(1)
+    s_top = np.zeros(kmax)
     theta = 0.0
     for j in range(kmax):
         w = np.dot(P, np.dot(Qb[j], P))
@@ -135,19 +197,11 @@ def top_singular(P, u, tol, maxit, Qb):
         beta[j] = b
         if j == 0:
             theta = alpha[0]
-            s_top = np.ones(1)
+            s_top[0] = 1.0
         else:
-            Tm = np.zeros((j + 1, j + 1))
-            for i in range(j + 1):
-                Tm[i, i] = alpha[i]
-                if i > 0:
-                    Tm[i, i - 1] = beta[i - 1]
-                    Tm[i - 1, i] = beta[i - 1]
-            evals, evecs = np.linalg.eigh(Tm)
-            theta = evals[j]
-            s_top = evecs[:, j].copy()
+            theta = tridiag_top(alpha, beta, j + 1, s_top)
         if b * abs(s_top[j]) <= tol * theta or b == 0.0:
-            u[:] = np.dot(s_top, Qb[: j + 1])
+            u[:] = np.dot(s_top[: j + 1], Qb[: j + 1])
             return theta, j + 1
         if j + 1 < kmax:
             for i in range(m):
