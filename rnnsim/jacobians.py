@@ -440,6 +440,31 @@ def _rnn_step_contribution_norms(H, G, x, code):
     return gW, gU, gb
 
 
+def warmup():
+    """Compile (or load from Numba's on-disk cache) this module's kernels on tiny inputs.
+
+    Call once before timing (`rnnsim.warmup` covers the engine); returns the seconds it took.
+    """
+    import time
+
+    from rnnsim.models import MLP, RNN
+
+    t0 = time.perf_counter()
+    x = np.zeros((3, 1, 1))
+    for activation in ("tanh", "relu", "sigmoid", "linear"):
+        rnn = RNN.random(1, 3, 1, activation=activation)
+        mlp = MLP.random(3, 2, activation=activation)
+        for direction in _DIRECTIONS:
+            jacobian_norms(rnn, x, direction)
+            jacobian_norms(mlp, np.ones((1, 3)), direction)
+            jacobian_spectrum(rnn, x, direction, steps=1)
+            jacobian_spectrum(mlp, np.ones((1, 3)), direction, steps=1)
+        lyapunov_spectrum(rnn, steps=2, transient=1)
+        lyapunov_spectrum(rnn, x[:, 0], transient=1)
+    K.scaled_jacobi_logsv(np.eye(2), np.array([0.0, -700.0]), JACOBI_TOL, JACOBI_SWEEPS)
+    return time.perf_counter() - t0
+
+
 __all__ = [
     "gradient_contributions",
     "jacobian_norms",
@@ -447,4 +472,5 @@ __all__ = [
     "log_singular_values",
     "lyapunov_spectrum",
     "lyapunov_sum_rule",
+    "warmup",
 ]

@@ -255,3 +255,9 @@ def test_inputs_are_not_written(rng):
     jacobian_spectrum(model, x, h0=h0, steps=3)
     for a, b in zip(before, (x, h0, model.W), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_warmup_compiles_every_path():
+    from rnnsim.jacobians import warmup
+
+    assert warmup() > 0.0
