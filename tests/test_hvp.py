@@ -228,3 +228,18 @@ def test_rnn_hvp_matches_reference_for_any_shape(T, B, n, d_in, d_out, activatio
     h0r = np.zeros((B, n)) if h0 is None else h0  # the reference takes an explicit h0
     r_hv = reference.rnn_hvp(m.W, m.U, m.b, m.V, m.c, x, h0r, activation, target, loss, v)[2]
     np.testing.assert_allclose(hv, r_hv, rtol=RTOL, atol=RTOL * max(np.abs(r_hv).max(), 1e-300))
+
+
+@pytest.mark.parametrize("loss", list(LOSSES))
+def test_model_hvp_closure_equals_method(loss):
+    m, x, target, h0 = rnn_case("tanh", loss, seed=21)
+    hvp = model_hvp(m, x, target, loss=loss, h0=h0)
+    rng = np.random.default_rng(22)
+    for _ in range(2):
+        v = rng.standard_normal(m.n_params)
+        np.testing.assert_array_equal(hvp(v), m.hvp(x, target, v, loss=loss, h0=h0))
+    mm, xm, tm = mlp_case("sigmoid", readout=False)
+    v = rng.standard_normal(mm.n_params)
+    np.testing.assert_array_equal(model_hvp(mm, xm, tm)(v), mm.hvp(xm, tm, v))
+    with pytest.raises(ValueError, match="v must"):
+        hvp(np.ones(2))

@@ -108,21 +108,29 @@ def rnn_hvp(W, U, b, V, c, x, h0, code, target, labels, loss_code, v):
     Notes
     -----
     Pearlmutter 1994, eqs. for R{.} of the forward and backward passes (module docstring).
+    `rnn_hvp_prepare` followed by `rnn_hvp_apply`.
+    """
+    loss, grad, H, Y, dY, G, dA = rnn_hvp_prepare(
+        W, U, b, V, c, x, h0, code, target, labels, loss_code
+    )
+    return loss, grad, rnn_hvp_apply(W, V, x, code, loss_code, H, Y, dY, G, dA, v)
+
+
+@njit(cache=True)
+def rnn_hvp_prepare(W, U, b, V, c, x, h0, code, target, labels, loss_code):
+    """The forward and backward passes that every H v at one point shares (arguments as in
+    `rnn_hvp`).
+
+    Returns
+    -------
+    loss : float
+    grad : float64 array (P,), dL/dtheta in the flat order.
+    H : (T+1, B, n) states; Y : (T, B, d_out) outputs; dY : (T, B, d_out) dL/dy_t;
+    G : (T+1, B, n) dL/dh_t; dA : (T, B, n) dL/da_t. Pass them to `rnn_hvp_apply`.
     """
     T, B, d_in = x.shape
     n = W.shape[0]
     d_out = V.shape[0]
-    o1 = n * n
-    o2 = o1 + n * d_in
-    o3 = o2 + n
-    o4 = o3 + d_out * n
-    dW = v[0:o1].reshape(n, n)
-    dU = v[o1:o2].reshape(n, d_in)
-    db = v[o2:o3]
-    dV = v[o3:o4].reshape(d_out, n)
-    dc = v[o4 : o4 + d_out]
-
-    # forward and backward passes (the gradient)
     H, Y = rnn_forward(W, U, b, V, c, x, h0, code)
     dY = np.zeros_like(Y)
     last = loss_code == 0 or loss_code == 2
@@ -136,6 +144,40 @@ def rnn_hvp(W, U, b, V, c, x, h0, code, target, labels, loss_code, v):
         for bb in range(B):
             for i in range(n):
                 dA[t - 1, bb, i] = G[t, bb, i] * dphi_from_h(code, H[t, bb, i])
+    o1 = n * n
+    o2 = o1 + n * d_in
+    o3 = o2 + n
+    o4 = o3 + d_out * n
+    grad = np.empty(o4 + d_out)
+    grad[0:o1] = gW.reshape(-1)
+    grad[o1:o2] = gU.reshape(-1)
+    grad[o2:o3] = gb
+    grad[o3:o4] = gV.reshape(-1)
+    grad[o4:] = gc
+    return loss, grad, H, Y, dY, G, dA
+
+
+@njit(cache=True)
+def rnn_hvp_apply(W, V, x, code, loss_code, H, Y, dY, G, dA, v):
+    """H v from the passes of `rnn_hvp_prepare`: the forward and backward R-passes only.
+
+    Returns
+    -------
+    hv : float64 array (P,), in the flat order W, U, b, V, c.
+    """
+    T, B, d_in = x.shape
+    n = W.shape[0]
+    d_out = V.shape[0]
+    o1 = n * n
+    o2 = o1 + n * d_in
+    o3 = o2 + n
+    o4 = o3 + d_out * n
+    dW = v[0:o1].reshape(n, n)
+    dU = v[o1:o2].reshape(n, d_in)
+    db = v[o2:o3]
+    dV = v[o3:o4].reshape(d_out, n)
+    dc = v[o4 : o4 + d_out]
+    last = loss_code == 0 or loss_code == 2
 
     # forward R-pass
     Hprev2 = H[:T].copy().reshape(T * B, n)
@@ -210,13 +252,7 @@ def rnn_hvp(W, U, b, V, c, x, h0, code, target, labels, loss_code, v):
     hv[o2:o3] = RdA2.sum(axis=0)
     hv[o3:o4] = (np.dot(RdY2.T, Hout2) + np.dot(dY2.T, RHout2)).reshape(-1)
     hv[o4:P] = RdY2.sum(axis=0)
-    grad = np.empty(P)
-    grad[0:o1] = gW.reshape(-1)
-    grad[o1:o2] = gU.reshape(-1)
-    grad[o2:o3] = gb
-    grad[o3:o4] = gV.reshape(-1)
-    grad[o4:P] = gc
-    return loss, grad, hv
+    return hv
 
 
 @njit(cache=True)
@@ -242,13 +278,25 @@ def mlp_hvp(params, widths, d_out, code, x, target, v):
     Notes
     -----
     Pearlmutter 1994 (R-operator); the layer rules are the RNN's of the module docstring with
-    layers for time steps.
+    layers for time steps. `rnnsim.kernels.mlp.mlp_loss_grad` followed by `mlp_hvp_apply`.
+    """
+    loss, grad, Hbuf, Gbuf = mlp_loss_grad(params, widths, d_out, code, x, target)
+    return loss, grad, mlp_hvp_apply(params, widths, d_out, code, x, target, Hbuf, Gbuf, v)
+
+
+@njit(cache=True)
+def mlp_hvp_apply(params, widths, d_out, code, x, target, Hbuf, Gbuf, v):
+    """H v from the states ``Hbuf`` and dL/dh buffers ``Gbuf`` of `rnnsim.kernels.mlp.mlp_loss_grad`
+    at the same point: the forward and backward R-passes only (arguments as in `mlp_hvp`).
+
+    Returns
+    -------
+    hv : float64 array (P,), in the flat order.
     """
     B = x.shape[0]
     L = widths.size - 1
     w_off, b_off, P = layer_offsets(widths, d_out)
     s_off, size = state_offsets(widths, B)
-    loss, grad, Hbuf, Gbuf = mlp_loss_grad(params, widths, d_out, code, x, target)
     hv = np.zeros(P)
     RHbuf = np.zeros(size)  # R h_l, same layout as the states (R h_0 = 0)
     RAbuf = np.zeros(size)  # R a_l for l >= 1
@@ -312,4 +360,4 @@ def mlp_hvp(params, widths, d_out, code, x, target, v):
         ).reshape(-1)
         hv[b_off[l] : b_off[l] + n_out] = RdA.sum(axis=0)
         Rg = np.dot(RdA, Wl) + np.dot(dA, dWl)
-    return loss, grad, hv
+    return hv
