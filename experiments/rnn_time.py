@@ -47,11 +47,13 @@ def figures(table: pd.DataFrame) -> dict:
     colors = dict(zip(gains, sns.color_palette("viridis", len(gains)), strict=True))
     per = t.groupby(["activation", "init", "gain"])[["bound_slope", "lyapunov_max"]].mean()
     lags = np.array([0, t["T"].max()])
-    lo, hi = jac["log_spectral"].min() - 5, jac["log_spectral"].max() + 5
+    finite = jac["log_spectral"][np.isfinite(jac["log_spectral"])]  # -inf: exactly zero (ReLU)
+    lo, hi = finite.min() - 5, finite.max() + 5
     for (a, i, g), r in per.iterrows():
         ax = axes[rows.index(a), cols.index(i)]
-        ax.plot(lags, r.lyapunov_max * lags, "--", color=colors[g], lw=1)
-        ax.plot(lags, r.bound_slope * lags, ":", color=colors[g], lw=1.2)
+        for slope, style in ((r.lyapunov_max, "--"), (r.bound_slope, ":")):
+            if np.isfinite(slope):
+                ax.plot(lags, slope * lags, style, color=colors[g], lw=1.2)
         ax.set_ylim(lo, hi)
     return figs
 
