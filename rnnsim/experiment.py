@@ -807,18 +807,28 @@ def run_experiment(
     _write_parquet(table, root / "table.parquet")
     _atomic_write(root / "table.csv", lambda tmp: table.to_csv(tmp, index=False))
 
+    # A failing summary or figure function must not lose the table or the manifest: record the
+    # error, finish writing, then raise.
+    errors = []
     summary_fn = experiment.summary or (lambda t: _default_summary(t, experiment, grid))
-    summary = summary_fn(table)
-    if isinstance(summary, pd.DataFrame):
-        summary = summary.reset_index() if not isinstance(summary.index, pd.RangeIndex) else summary
-        summary.columns = [str(c) for c in summary.columns]
-        _write_parquet(summary, root / "summary.parquet")
+    try:
+        summary = summary_fn(table)
+        if isinstance(summary, pd.DataFrame):
+            if not isinstance(summary.index, pd.RangeIndex):
+                summary = summary.reset_index()
+            summary.columns = [str(c) for c in summary.columns]
+            _write_parquet(summary, root / "summary.parquet")
+    except Exception as exc:  # noqa: BLE001
+        errors.append(("summary", exc))
 
     figure_seconds = 0.0
     figure_names = []
     if figures and experiment.figures is not None:
         t0 = time.perf_counter()
-        figure_names = _save_figures(experiment, table, root / "figures")
+        try:
+            figure_names = _save_figures(experiment, table, root / "figures")
+        except Exception as exc:  # noqa: BLE001
+            errors.append(("figures", exc))
         figure_seconds = time.perf_counter() - t0
 
     manifest = {
@@ -859,7 +869,14 @@ def run_experiment(
             for j in jobs
         ],
     }
+    if errors:
+        manifest["errors"] = {what: f"{type(exc).__name__}: {exc}" for what, exc in errors}
     _write_text(json.dumps(manifest, indent=2, default=str) + "\n", root / "manifest.json")
+    if errors:
+        what, exc = errors[0]
+        raise RuntimeError(
+            f"{experiment.name}: {what} failed (the table and manifest are written)"
+        ) from exc
     return table
 
 

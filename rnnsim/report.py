@@ -93,6 +93,8 @@ def _section(entry: dict, root: Path, embed: bool) -> str:
     parts.append(
         f"<p>Reproduce: <code>{esc(entry.get('reproduce', 'rnnsim run ' + name))}</code></p>"
     )
+    for what, message in (entry.get("errors") or {}).items():
+        parts.append(f"<p><strong>{esc(what)} failed:</strong> <code>{esc(message)}</code></p>")
     for png in entry["figure_files"]:
         svg = png.with_suffix(".svg")
         src = esc(_img_src(png, root, embed))

@@ -378,3 +378,16 @@ def test_float_axes_hold_floats():
     exp = make(grid={"a": [1, 2], "b": ["x"], "c": [1, 0.5], "d": [True]}, quick={"c": [2]})
     assert exp.grid_for(False)["c"] == [1.0, 0.5] and type(exp.grid_for(False)["c"][0]) is float
     assert type(exp.grid_for(True)["c"][0]) is float and type(exp.grid_for(True)["a"][0]) is int
+
+
+def test_failing_figures_keep_table_and_manifest(tmp_path):
+    def figures(table):
+        raise KeyError("no such column")
+
+    exp = make(figures=figures, seeds=1)
+    with pytest.raises(RuntimeError, match="figures failed") as info:
+        run_experiment(exp, quick=True, out=tmp_path, progress=False)
+    assert isinstance(info.value.__cause__, KeyError)
+    manifest = json.loads((tmp_path / "count" / "manifest.json").read_text())
+    assert "no such column" in manifest["errors"]["figures"]
+    assert (tmp_path / "count" / "table.parquet").exists()
