@@ -9,12 +9,8 @@ from rnnsim.experiment import Experiment, main
 from rnnsim.kernels.activations import GAMMA
 
 BATCH, N_OUT, SAT = 64, 10, 0.05  # saturated unit: phi'(a) < 5% of sup |phi'|
-DPHI = {
-    "tanh": lambda h: 1 - h**2,
-    "sigmoid": lambda h: h * (1 - h),
-    "linear": np.ones_like,
-    "relu": lambda h: (h > 0).astype(float),
-}  # phi' from h = phi(a)
+DPHI = {"tanh": lambda h: 1 - h**2, "sigmoid": lambda h: h * (1 - h)}  # phi' from h = phi(a)
+DPHI |= {"linear": np.ones_like, "relu": lambda h: (h > 0).astype(float)}
 PHI = {"tanh": np.tanh, "sigmoid": theory.sigmoid}
 EXACT = {"relu": 0.5, "linear": 1.0}  # E[phi'^2], any q (quadrature cost grows with sqrt(q))
 SW2 = {"uniform": 1 / 3, "he": 2.0}  # n Var[W_ij] at gain 1 (equal widths); 1 for the others
@@ -22,15 +18,8 @@ SW2 = {"uniform": 1 / 3, "he": 2.0}  # n Var[W_ij] at gain 1 (equal widths); 1 f
 
 def measure(point: dict, seed: int) -> pd.DataFrame:
     act, n, depth = point["activation"], point["width"], point["depth"]
-    net = MLP.random(
-        n,
-        depth,
-        activation=act,
-        init=point["init"],
-        sigma_w=point["sigma_w"],
-        seed=seed,
-        n_out=N_OUT,
-    )
+    kw = {k: point[k] for k in ("activation", "init", "sigma_w")}
+    net = MLP.random(n, depth, **kw, seed=seed, n_out=N_OUT)
     rng = np.random.default_rng([seed, 7])  # data: its own stream
     x, target = rng.standard_normal((BATCH, n)), rng.standard_normal((BATCH, N_OUT))
     _, grads = net.loss_and_grad(x, target)
@@ -107,11 +96,8 @@ def figures(table: pd.DataFrame) -> dict:
             ["activation", "init", "sigma_w", "depth", "seed"], sort=False
         )
         r = ends.grad_h_norm.agg(lambda g: g.iloc[0] / g.iloc[-1]).rename("ratio").reset_index()
-        r = r.assign(
-            init=np.where(r.init == "gaussian", "gaussian " + r.sigma_w.astype(str), r.init)
-        )
         figs["input_over_top_by_depth"] = plots.facets(
-            r,
+            named(r),
             y="ratio",
             ylabel="||dL/dh_0|| / ||dL/dh_L||",
             title=f"Gradient at the input over gradient at the top, width {n}",
@@ -149,9 +135,8 @@ EXPERIMENT = Experiment(
         "init": ["uniform", "glorot_uniform", "he", "orthogonal"],
         "depth": [50],
     },
-    keep=lambda p: (
-        p["init"] == "gaussian" or p["sigma_w"] == 1.0
-    ),  # sigma_w varies for gaussian only
+    # sigma_w (the gain of every init) varies for the gaussian init only
+    keep=lambda p: p["init"] == "gaussian" or p["sigma_w"] == 1.0,
     measure=measure,
     figures=figures,
     summary=summary,
