@@ -71,10 +71,10 @@ def figures(table: pd.DataFrame) -> dict:
         xlabel="recurrent weight w", ylabel="max |dE/db| across the cliff",
         title="Steepness of the wall: exact vs sampled on the grid",
     )  # fmt: skip
-    for T, g in table[table["kind"] == "theory"].groupby("T"):
-        plots.theory_line(
-            f2.axes[0], g["w"], g["boundary_abs_dE_db"], f"|dE/db| on the basin boundary, T={T}"
-        )
+    theory = table[table["kind"] == "theory"].groupby("T")
+    for (T, g), grey in zip(theory, ["0.0", "0.35", "0.6"], strict=False):
+        label = f"|dE/db| on the basin boundary (exact), T={T}"
+        plots.theory_line(f2.axes[0], g["w"], g["boundary_abs_dE_db"], label, color=grey)
     figs["cliff_steepness"] = f2
     first = tr.groupby(["start", "clipping"])[["w", "b"]].transform("first")
     tr = tr.assign(distance=np.hypot(tr["w"] - first["w"], tr["b"] - first["b"]))
