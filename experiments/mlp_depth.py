@@ -37,7 +37,7 @@ def measure(point: dict, seed: int) -> pd.DataFrame:
 
 
 def mean_field(act, sw2, depth):
-    """||dL/dh_l|| / ||dL/dh_L|| = prod_{k>l} sqrt(sw2 E[phi'(a_k)^2]), Var a_k by the length map."""
+    """||dL/dh_l|| / ||dL/dh_L|| = prod_{k>l} sqrt(sw2 E[phi'(a_k)^2]), Var a_k: length map."""
     q, logs = sw2, []  # inputs N(0, 1): Var a_1 = sw2
     for _ in range(depth):
         e = EXACT.get(act) or theory.gaussian_expectation(lambda a: DPHI[act](PHI[act](a)) ** 2, q)
@@ -122,7 +122,8 @@ def summary(table: pd.DataFrame) -> pd.DataFrame:
 
 EXPERIMENT = Experiment(
     name="mlp_depth",
-    description="Per-layer gradient norms and activation statistics of deep MLPs by init, activation, depth and width.",
+    description="Per-layer gradient norms and activation statistics of deep MLPs by init, "
+    "activation, depth and width (Glorot & Bengio 2010).",
     grid={
         "activation": ["tanh", "sigmoid", "relu", "linear"],
         "init": ["uniform", "glorot_uniform", "glorot_normal", "he", "orthogonal", "gaussian"],
@@ -142,15 +143,16 @@ EXPERIMENT = Experiment(
     summary=summary,
     seeds=3,
     quick_seeds=3,
-    notes="""Glorot & Bengio 2010: 'uniform' is their standard init U[-1/sqrt(n), 1/sqrt(n)] (n Var W = 1/3),
-    glorot_* their normalised one. With standard init ||dL/dh_l|| shrinks geometrically toward the input
-    for every activation; normalised/orthogonal init keeps it nearly flat for tanh and linear,
-    He init for ReLU, and no init here rescues the sigmoid (phi' <= 1/4).
-    ||dL/dW_l|| stays level across layers (activations shrink as gradients grow), yet with
-    standard init its overall scale collapses with depth. Dashed: mean-field prediction
-    prod_k sqrt(sigma_w^2 E[phi'(a_k)^2]) with Var a_k from the length map (Poole et al. 2016, Schoenholz
-    et al. 2017). sigma_w is the gain of every init; it varies only for 'gaussian' (N(0, sigma_w^2/n)).
-    Quick grid: under a minute; full grid: about 20-30 min on 2 cores (depth 200 x width 256 dominates).""",
+    notes="""Glorot & Bengio 2010: 'uniform' is their standard init U[-1/sqrt(n), 1/sqrt(n)]
+    (n Var W = 1/3), glorot_* their normalised one. With standard init ||dL/dh_l|| shrinks
+    geometrically toward the input for every activation; normalised/orthogonal init keeps it
+    nearly flat for tanh and linear units, He init for ReLU, and no init here rescues the
+    sigmoid (phi' <= 1/4). ||dL/dW_l|| stays level across layers (activations shrink as
+    gradients grow), yet with standard init its overall scale collapses with depth. Dashed:
+    mean-field prediction prod_k sqrt(sigma_w^2 E[phi'(a_k)^2]) with Var a_k from the length
+    map (Poole et al. 2016, Schoenholz et al. 2017). sigma_w is the gain of every init; it
+    varies only for 'gaussian' (N(0, sigma_w^2/n)). Quick grid: under a minute; full grid:
+    about 20-30 min on 2 cores (depth 200 x width 256 dominates).""",
 )
 
 if __name__ == "__main__":

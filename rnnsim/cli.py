@@ -83,9 +83,8 @@ def _cmd_list(args) -> int:
         print(f"{exp.name}\n    {exp.description}")
         print(f"    grid ({n_full} points x {_seeds(exp.seeds)}): {_format_grid(exp.grid)}")
         if exp.quick is not None:
-            print(
-                f"    quick ({n_quick} points x {_seeds(exp.quick_seeds)}): {_format_grid(exp.quick)}"
-            )
+            seeds = _seeds(exp.quick_seeds)
+            print(f"    quick ({n_quick} points x {seeds}): {_format_grid(exp.quick)}")
         print()
     return 0
 
