@@ -11,6 +11,7 @@ import numpy as np
 
 from rnnsim import init as initialisers
 from rnnsim.kernels.activations import ACTIVATIONS
+from rnnsim.kernels.blas import single_threaded_blas
 from rnnsim.kernels.mlp import mlp_forward, mlp_loss_grad, state_offsets
 from rnnsim.kernels.rnn import rnn_forward, rnn_loss_grad
 from rnnsim.validation import choice, finite_float, float_array, positive_int
@@ -181,7 +182,8 @@ class RNN:
         Y : float64 array (T, B, d_out), outputs y_1..y_T.
         """
         x, h0 = self.check_input(x, h0)
-        H, Y = rnn_forward(self.W, self.U, self.b, self.V, self.c, x, h0, self.act_code)
+        with single_threaded_blas():  # the kernel runs batch chunks in parallel threads
+            H, Y = rnn_forward(self.W, self.U, self.b, self.V, self.c, x, h0, self.act_code)
         _warn_if_overflowed(H, "the hidden state")
         return H, Y
 
@@ -204,10 +206,11 @@ class RNN:
         """
         x, h0 = self.check_input(x, h0)
         target, labels = self.check_target(target, loss, x.shape[0], x.shape[1])
-        value, gW, gU, gb, gV, gc, H, G = rnn_loss_grad(
-            self.W, self.U, self.b, self.V, self.c, x, h0, self.act_code, target, labels,
-            LOSSES[loss],
-        )  # fmt: skip
+        with single_threaded_blas():
+            value, gW, gU, gb, gV, gc, H, G = rnn_loss_grad(
+                self.W, self.U, self.b, self.V, self.c, x, h0, self.act_code, target, labels,
+                LOSSES[loss],
+            )  # fmt: skip
         _warn_if_overflowed(H, "the hidden state")
         return float(value), {"W": gW, "U": gU, "b": gb, "V": gV, "c": gc, "h": G}
 

@@ -132,45 +132,38 @@ def d2phi_from_h(code, h):
 
 @njit(**JIT)
 def activate(code, pre, out):
-    """``out[r, i] = phi(pre[r, i])`` over 2-D arrays (rows, n); the branch on ``code`` sits
-    outside the loops so that each loop vectorises. ``pre`` and ``out`` may be the same array."""
-    rows, n = pre.shape
-    for r in range(rows):
-        p = pre[r]
-        o = out[r]
-        if code == TANH:
-            for i in range(n):
-                o[i] = tanh(p[i])
-        elif code == SIGMOID:
-            for i in range(n):
-                o[i] = sigmoid(p[i])
-        elif code == RELU:
-            for i in range(n):
-                a = p[i]
-                o[i] = 0.0 if a <= 0.0 else a
-        else:
-            for i in range(n):
-                o[i] = p[i]
+    """``out[i] = phi(pre[i])`` over 1-D C-contiguous arrays; the branch on ``code`` sits outside
+    the loops so that each loop vectorises. ``pre`` and ``out`` may be the same array."""
+    n = pre.size
+    if code == TANH:
+        for i in range(n):
+            out[i] = tanh(pre[i])
+    elif code == SIGMOID:
+        for i in range(n):
+            out[i] = sigmoid(pre[i])
+    elif code == RELU:
+        for i in range(n):
+            a = pre[i]
+            out[i] = 0.0 if a <= 0.0 else a
+    else:
+        for i in range(n):
+            out[i] = pre[i]
 
 
 @njit(**JIT)
 def times_dphi(code, g, h, out):
-    """``out[r, i] = g[r, i] * phi'(a_ri)`` with phi' from the states ``h``; 2-D arrays (rows, n),
+    """``out[i] = g[i] * phi'(a_i)`` with phi' from the states ``h``; 1-D C-contiguous arrays,
     loops vectorise."""
-    rows, n = g.shape
-    for r in range(rows):
-        gr = g[r]
-        hr = h[r]
-        o = out[r]
-        if code == TANH:
-            for i in range(n):
-                o[i] = gr[i] * (1.0 - hr[i] * hr[i])
-        elif code == SIGMOID:
-            for i in range(n):
-                o[i] = gr[i] * (hr[i] * (1.0 - hr[i]))
-        elif code == RELU:
-            for i in range(n):
-                o[i] = gr[i] * dphi_from_h(RELU, hr[i])
-        else:
-            for i in range(n):
-                o[i] = gr[i]
+    n = g.size
+    if code == TANH:
+        for i in range(n):
+            out[i] = g[i] * (1.0 - h[i] * h[i])
+    elif code == SIGMOID:
+        for i in range(n):
+            out[i] = g[i] * (h[i] * (1.0 - h[i]))
+    elif code == RELU:
+        for i in range(n):
+            out[i] = g[i] * dphi_from_h(RELU, h[i])
+    else:
+        for i in range(n):
+            out[i] = g[i]

@@ -2,12 +2,14 @@
 
 The kernels parallelise over independent work themselves (batch chunks, blocks of rows, with
 ``prange``) and call BLAS from inside those threads, so the BLAS that Numba uses (SciPy's) must run
-one thread per call: a multi-threaded BLAS called from several threads oversubscribes the cores,
-and on a loaded machine a small multi-threaded product can take a thousand times longer than a
-single-threaded one. `single_threaded_numba_blas` limits SciPy's BLAS only; NumPy's is left alone.
+one thread per call while they run: a multi-threaded BLAS called from several threads
+oversubscribes the cores, and on a loaded machine a small multi-threaded product can take a
+thousand times longer than a single-threaded one. `single_threaded_blas` limits SciPy's BLAS
+(the one Numba calls) for the duration of a call; NumPy's is left alone.
 """
 
 import os
+from contextlib import contextmanager
 
 import numpy as np
 from numba import config, njit, prange
@@ -22,25 +24,49 @@ THREADS = config.NUMBA_NUM_THREADS
 # Fewer multiply-adds than this per chunk and a parallel region costs more than it saves.
 PARALLEL_MIN_FLOPS = 1 << 22
 
-_DONE = []
+_NUMBA_BLAS = []
 
 
-def single_threaded_numba_blas():
-    """Limit the BLAS library that Numba's ``np.dot`` calls (SciPy's) to one thread, once."""
-    if _DONE:
+def numba_blas():
+    """The threadpoolctl controller of the BLAS library that Numba's ``np.dot`` calls (SciPy's),
+    found once; None when it cannot be identified."""
+    if not _NUMBA_BLAS:
+        found = None
+        try:
+            import scipy
+            import scipy.linalg.cython_blas  # noqa: F401 (loads the library Numba will call)
+            from threadpoolctl import ThreadpoolController
+
+            scipy_dir = os.path.dirname(os.path.dirname(scipy.__file__))
+            for lib in ThreadpoolController().lib_controllers:
+                path = os.path.realpath(lib.filepath)
+                if path.startswith(scipy_dir) and "numpy" not in os.path.basename(
+                    os.path.dirname(path)
+                ):
+                    found = lib
+        except ImportError:  # pragma: no cover - scipy and threadpoolctl are dependencies
+            pass
+        _NUMBA_BLAS.append(found)
+    return _NUMBA_BLAS[0]
+
+
+@contextmanager
+def single_threaded_blas():
+    """Run the enclosed kernel calls with Numba's BLAS limited to one thread, then restore it.
+
+    For kernels that call BLAS from inside their own parallel threads (batch chunks); kernels
+    that make one large product at a time keep the multi-threaded BLAS.
+    """
+    lib = numba_blas()
+    threads = 1 if lib is None else lib.num_threads
+    if threads == 1:
+        yield
         return
-    _DONE.append(True)
+    lib.set_num_threads(1)
     try:
-        import scipy
-        import scipy.linalg.cython_blas  # noqa: F401 (loads the library Numba will call)
-        from threadpoolctl import ThreadpoolController
-    except ImportError:  # pragma: no cover - scipy and threadpoolctl are dependencies
-        return
-    scipy_dir = os.path.dirname(os.path.dirname(scipy.__file__))
-    for lib in ThreadpoolController().lib_controllers:
-        path = os.path.realpath(lib.filepath)
-        if path.startswith(scipy_dir) and "numpy" not in os.path.basename(os.path.dirname(path)):
-            lib.set_num_threads(1)
+        yield
+    finally:
+        lib.set_num_threads(threads)
 
 
 @njit(**JIT, parallel=True)

@@ -82,7 +82,7 @@ def mlp_forward(params, widths, d_out, code, x):
         for bb in range(B):
             for i in range(n_out):
                 h[bb, i] += bl[i]
-        activate(code, h, h)
+        activate(code, h.reshape(B * n_out), h.reshape(B * n_out))
     hL = Hbuf[s_off[L] : s_off[L] + B * widths[L]].reshape(B, widths[L])
     if d_out == 0:
         return Hbuf, hL.copy()
@@ -142,7 +142,7 @@ def mlp_loss_grad(params, widths, d_out, code, x, target):
         h_prev = Hbuf[s_off[l] : s_off[l] + B * n_in].reshape(B, n_in)
         g_prev = Gbuf[s_off[l] : s_off[l] + B * n_in].reshape(B, n_in)
         dA = np.empty((B, n_out))
-        times_dphi(code, g, h, dA)
+        times_dphi(code, g.reshape(B * n_out), h.reshape(B * n_out), dA.reshape(B * n_out))
         grad[w_off[l] : w_off[l] + n_out * n_in] = np.dot(dA.T, h_prev).reshape(-1)
         grad[b_off[l] : b_off[l] + n_out] = dA.sum(axis=0)
         np.dot(dA, Wl, g_prev)

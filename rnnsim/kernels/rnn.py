@@ -25,21 +25,17 @@ BLAS_MIN_FLOPS = 1 << 15
 
 
 @njit(**JIT)
-def add_rows_times(M, h, out):
-    """``out[b, :] += sum_j h[b, j] M[j, :]``, i.e. ``out += h M``, as row updates.
+def add_row_times(M, h, out):
+    """``out += h M`` for one row: h (k,), M (k, m), out (m,), all C-contiguous.
 
-    h (B, k), M (k, m), out (B, m). Each output element keeps its own accumulator, summed in
-    the order j = 0..k-1, so the loop vectorises without fastmath.
+    Written as row updates ``out += h[j] M[j]``: each output element keeps its own accumulator,
+    summed in the order j = 0..k-1, so the loop vectorises without fastmath.
     """
-    B, k = h.shape
-    m = M.shape[1]
-    for bb in range(B):
-        o = out[bb]
-        for j in range(k):
-            w = h[bb, j]
-            Mj = M[j]
-            for i in range(m):
-                o[i] += w * Mj[i]
+    for j in range(h.size):
+        w = h[j]
+        Mj = M[j]
+        for i in range(out.size):
+            out[i] += w * Mj[i]
 
 
 @njit(**JIT)
@@ -54,13 +50,17 @@ def forward_rows(WT, A, H, b0, b1, code):
     blas = (b1 - b0) * n * n >= BLAS_MIN_FLOPS
     rec = np.empty((b1 - b0, n))
     for t in range(1, T + 1):
-        at = A[t - 1, b0:b1]
         if blas:
             np.dot(H[t - 1, b0:b1], WT, rec)
-            at += rec
-        else:
-            add_rows_times(WT, H[t - 1, b0:b1], at)
-        activate(code, at, H[t, b0:b1])
+        for bb in range(b0, b1):
+            at = A[t - 1, bb]
+            if blas:
+                r = rec[bb - b0]
+                for i in range(n):
+                    at[i] += r[i]
+            else:
+                add_row_times(WT, H[t - 1, bb], at)
+            activate(code, at, H[t, bb])
 
 
 @njit(**JIT)
@@ -75,13 +75,17 @@ def backward_rows(W, G, dA, H, b0, b1, code):
     blas = (b1 - b0) * n * n >= BLAS_MIN_FLOPS
     back = np.empty((b1 - b0, n))
     for t in range(T, 0, -1):
-        at = dA[t - 1, b0:b1]
-        times_dphi(code, G[t, b0:b1], H[t, b0:b1], at)
+        for bb in range(b0, b1):
+            times_dphi(code, G[t, bb], H[t, bb], dA[t - 1, bb])
+            if not blas:
+                add_row_times(W, dA[t - 1, bb], G[t - 1, bb])
         if blas:
-            np.dot(at, W, back)
-            G[t - 1, b0:b1] += back
-        else:
-            add_rows_times(W, at, G[t - 1, b0:b1])
+            np.dot(dA[t - 1, b0:b1], W, back)
+            for bb in range(b0, b1):
+                g = G[t - 1, bb]
+                r = back[bb - b0]
+                for i in range(n):
+                    g[i] += r[i]
 
 
 @njit(**JIT, parallel=True)
