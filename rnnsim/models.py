@@ -246,10 +246,11 @@ class RNN:
         x, h0 = self.check_input(x, h0)
         target, labels = self.check_target(target, loss, x.shape[0], x.shape[1])
         v = float_array("v", v, ndim=1, shape=(self.n_params,))
-        return rnn_hvp(
-            self.W, self.U, self.b, self.V, self.c, x, h0, self.act_code, target, labels,
-            LOSSES[loss], v,
-        )[2]  # fmt: skip
+        with single_threaded_blas():  # the forward and backward passes run batch chunks in threads
+            return rnn_hvp(
+                self.W, self.U, self.b, self.V, self.c, x, h0, self.act_code, target, labels,
+                LOSSES[loss], v,
+            )[2]  # fmt: skip
 
     # -- flat parameter vector -------------------------------------------------------------------
     def params_vector(self):
