@@ -16,6 +16,11 @@ EXACT = {"relu": 0.5, "linear": 1.0}  # E[phi'^2], any q (quadrature cost grows 
 SW2 = {"uniform": 1 / 3, "he": 2.0}  # n Var[W_ij] at gain 1 (equal widths); 1 for the others
 
 
+def norm(g, per_row=False):  # Frobenius (or RMS over rows of row norms), scaled: squares
+    m = np.abs(g).max()  # of gradients as small as 1e-170 would underflow to 0
+    return 0.0 if m == 0 else m * np.sqrt(np.sum((g / m) ** 2) / (len(g) if per_row else 1))
+
+
 def measure(point: dict, seed: int) -> pd.DataFrame:
     act, n, depth = point["activation"], point["width"], point["depth"]
     kw = {k: point[k] for k in ("activation", "init", "sigma_w")}
@@ -25,10 +30,10 @@ def measure(point: dict, seed: int) -> pd.DataFrame:
     _, grads = net.loss_and_grad(x, target)
     hs, nan = net.forward(x), [np.nan]
     return pd.DataFrame(
-        {  # dL/dh_l carries the batch mean's 1/B: B * (row norm) = one sample's
+        {  # dL/dh_l carries the batch mean's 1/B: B * (row norm) is one sample's
             "layer": np.arange(depth + 1),
-            "grad_h_norm": [np.sqrt(np.mean(np.sum((BATCH * g) ** 2, axis=1))) for g in grads["h"]],
-            "grad_W_norm": nan + [np.linalg.norm(g) for g in grads["weights"]],
+            "grad_h_norm": [BATCH * norm(g, per_row=True) for g in grads["h"]],
+            "grad_W_norm": nan + [norm(g) for g in grads["weights"]],
             "act_mean": [h.mean() for h in hs],
             "act_std": [h.std() for h in hs],
             "frac_saturated": nan + [np.mean(DPHI[act](h) < SAT * GAMMA[act]) for h in hs[1:]],
@@ -143,6 +148,7 @@ EXPERIMENT = Experiment(
     summary=summary,
     seeds=3,
     quick_seeds=3,
+    version="2",  # 2: norms scaled against underflow
     notes="""Glorot & Bengio 2010: 'uniform' is their standard init U[-1/sqrt(n), 1/sqrt(n)]
     (n Var W = 1/3), glorot_* their normalised one. With standard init ||dL/dh_l|| shrinks
     geometrically toward the input for every activation; normalised/orthogonal init keeps it

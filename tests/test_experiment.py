@@ -391,3 +391,9 @@ def test_failing_figures_keep_table_and_manifest(tmp_path):
     manifest = json.loads((tmp_path / "count" / "manifest.json").read_text())
     assert "no such column" in manifest["errors"]["figures"]
     assert (tmp_path / "count" / "table.parquet").exists()
+
+
+def test_mlp_depth_norms_do_not_underflow(mlp_depth):
+    t = mlp_depth.measure(_point(activation="sigmoid", depth=200, width=16), 0)
+    assert (t.grad_h_norm > 0).all() and t.grad_h_norm.iloc[0] < 1e-150  # squares would be 0
+    assert (t.grad_W_norm.iloc[1:] > 0).all()
