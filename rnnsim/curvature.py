@@ -439,6 +439,7 @@ def model_hvp(model, x, target, *, loss="mse_last", h0=None):
     Pearlmutter 1994 (R-operator), `rnnsim.kernels.hvp`.
     """
     from rnnsim.kernels import hvp as kh
+    from rnnsim.kernels.blas import single_threaded_blas
     from rnnsim.kernels.mlp import mlp_loss_grad
     from rnnsim.models import LOSSES
     from rnnsim.validation import float_array
@@ -450,9 +451,10 @@ def model_hvp(model, x, target, *, loss="mse_last", h0=None):
         tk, lk = model.check_target(target, loss, xk.shape[0], xk.shape[1])
         lc = LOSSES[loss]
         W, V = model.W, model.V
-        _, _, H, Y, dY, G, dA = kh.rnn_hvp_prepare(
-            W, model.U, model.b, V, model.c, xk, h0k, code, tk, lk, lc
-        )
+        with single_threaded_blas():  # the engine's passes run batch chunks in threads
+            _, _, H, Y, dY, G, dA = kh.rnn_hvp_prepare(
+                W, model.U, model.b, V, model.c, xk, h0k, code, tk, lk, lc
+            )
 
         def hvp(v):
             v = float_array("v", v, ndim=1, shape=(P,))
