@@ -21,6 +21,9 @@ from rnnsim.kernels.jit import JIT
 # many threads are active.
 THREADS = config.NUMBA_NUM_THREADS
 
+# Per-step products with fewer multiply-adds than this use hand loops instead of BLAS.
+BLAS_MIN_FLOPS = 1 << 15
+
 # Fewer multiply-adds than this per chunk and a parallel region costs more than it saves.
 PARALLEL_MIN_FLOPS = 1 << 22
 
@@ -94,3 +97,30 @@ def at_b(A, B):
     for c in range(1, chunks):
         out += partial[c]
     return out
+
+
+@njit(**JIT)
+def add_row_times(M, h, out):
+    """``out += h M`` for one row: h (k,), M (k, m), out (m,), all C-contiguous.
+
+    Written as row updates ``out += h[j] M[j]``: each output element keeps its own accumulator,
+    summed in the order j = 0..k-1, so the loop vectorises without fastmath.
+    """
+    for j in range(h.size):
+        w = h[j]
+        Mj = M[j]
+        for i in range(out.size):
+            out[i] += w * Mj[i]
+
+
+@njit(**JIT)
+def matmul_into(h, M, out):
+    """``out = h M`` (overwritten) for h (B, k), M (k, m), out (B, m): BLAS when large, row
+    updates (`add_row_times`) when a BLAS call would cost more than the arithmetic."""
+    B, k = h.shape
+    if B * k * M.shape[1] >= BLAS_MIN_FLOPS:
+        np.dot(h, M, out)
+        return
+    out[:] = 0.0
+    for bb in range(B):
+        add_row_times(M, h[bb], out[bb])

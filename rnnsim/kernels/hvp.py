@@ -33,58 +33,14 @@ import numpy as np
 from numba import njit
 
 from rnnsim.kernels.activations import d2phi_from_h, dphi_from_h
+from rnnsim.kernels.blas import matmul_into
+from rnnsim.kernels.jit import JIT
 from rnnsim.kernels.losses import mse, xent
 from rnnsim.kernels.mlp import layer_offsets, mlp_loss_grad, state_offsets
 from rnnsim.kernels.rnn import rnn_backward, rnn_forward
 
-# Per-step products with fewer multiply-adds than this use hand loops instead of BLAS.
-BLAS_MIN_FLOPS = 1 << 15
 
-
-@njit(cache=True)
-def step_matmul(Hprev, WT, out):
-    """``out = Hprev W^T`` given ``WT = W^T`` (C-contiguous), overwritten.
-
-    Hprev (B, n), WT (n, m), out (B, m). Small products run as row updates
-    ``out[b, :] += Hprev[b, j] WT[j, :]``, which vectorise without reordering any sum.
-    """
-    B, n = Hprev.shape
-    m = WT.shape[1]
-    if B * n * m >= BLAS_MIN_FLOPS:
-        np.dot(Hprev, WT, out)
-        return
-    for bb in range(B):
-        o = out[bb]
-        for i in range(m):
-            o[i] = 0.0
-        for j in range(n):
-            h = Hprev[bb, j]
-            row = WT[j]
-            for i in range(m):
-                o[i] += h * row[i]
-
-
-@njit(cache=True)
-def step_matmul_t(dA, W, out):
-    """``out = dA W`` (``out[b, j] = sum_i dA[b, i] W[i, j]``), overwritten.
-
-    dA (B, m), W (m, n), out (B, n).
-    """
-    B, m = dA.shape
-    n = W.shape[1]
-    if B * n * m >= BLAS_MIN_FLOPS:
-        np.dot(dA, W, out)
-        return
-    for bb in range(B):
-        for j in range(n):
-            out[bb, j] = 0.0
-        for i in range(m):
-            d = dA[bb, i]
-            for j in range(n):
-                out[bb, j] += d * W[i, j]
-
-
-@njit(cache=True)
+@njit(**JIT)
 def rnn_hvp(W, U, b, V, c, x, h0, code, target, labels, loss_code, v):
     """Loss, gradient and exact Hessian-vector product of the RNN's loss.
 
@@ -116,7 +72,7 @@ def rnn_hvp(W, U, b, V, c, x, h0, code, target, labels, loss_code, v):
     return loss, grad, rnn_hvp_apply(W, V, x, code, loss_code, H, Y, dY, G, dA, v)
 
 
-@njit(cache=True)
+@njit(**JIT)
 def rnn_hvp_prepare(W, U, b, V, c, x, h0, code, target, labels, loss_code):
     """The forward and backward passes that every H v at one point shares (arguments as in
     `rnn_hvp`).
@@ -157,7 +113,7 @@ def rnn_hvp_prepare(W, U, b, V, c, x, h0, code, target, labels, loss_code):
     return loss, grad, H, Y, dY, G, dA
 
 
-@njit(cache=True)
+@njit(**JIT)
 def rnn_hvp_apply(W, V, x, code, loss_code, H, Y, dY, G, dA, v):
     """H v from the passes of `rnn_hvp_prepare`: the forward and backward R-passes only.
 
@@ -187,7 +143,7 @@ def rnn_hvp_apply(W, V, x, code, loss_code, H, Y, dY, G, dA, v):
     rec = np.empty((B, n))
     WT = np.ascontiguousarray(W.T)
     for t in range(1, T + 1):
-        step_matmul(RH[t - 1], WT, rec)
+        matmul_into(RH[t - 1], WT, rec)
         for bb in range(B):
             for i in range(n):
                 ra = rec[bb, i] + Rdrive[t - 1, bb, i] + db[i]
@@ -236,8 +192,8 @@ def rnn_hvp_apply(W, V, x, code, loss_code, H, Y, dY, G, dA, v):
                     rg * dphi_from_h(code, h)
                     + G[t, bb, i] * d2phi_from_h(code, h) * RA[t - 1, bb, i]
                 )
-        step_matmul_t(RdA[t - 1], W, back)
-        step_matmul_t(dA[t - 1], dW, tmp)
+        matmul_into(RdA[t - 1], W, back)
+        matmul_into(dA[t - 1], dW, tmp)
         for bb in range(B):
             for i in range(n):
                 back[bb, i] += tmp[bb, i]
@@ -255,7 +211,7 @@ def rnn_hvp_apply(W, V, x, code, loss_code, H, Y, dY, G, dA, v):
     return hv
 
 
-@njit(cache=True)
+@njit(**JIT)
 def mlp_hvp(params, widths, d_out, code, x, target, v):
     """Loss, gradient and exact Hessian-vector product of the MLP's squared-error loss.
 
@@ -284,7 +240,7 @@ def mlp_hvp(params, widths, d_out, code, x, target, v):
     return loss, grad, mlp_hvp_apply(params, widths, d_out, code, x, target, Hbuf, Gbuf, v)
 
 
-@njit(cache=True)
+@njit(**JIT)
 def mlp_hvp_apply(params, widths, d_out, code, x, target, Hbuf, Gbuf, v):
     """H v from the states ``Hbuf`` and dL/dh buffers ``Gbuf`` of `rnnsim.kernels.mlp.mlp_loss_grad`
     at the same point: the forward and backward R-passes only (arguments as in `mlp_hvp`).

@@ -16,26 +16,9 @@ import numpy as np
 from numba import njit, prange
 
 from rnnsim.kernels.activations import activate, times_dphi
-from rnnsim.kernels.blas import THREADS, at_b
+from rnnsim.kernels.blas import BLAS_MIN_FLOPS, THREADS, add_row_times, at_b
 from rnnsim.kernels.jit import JIT
 from rnnsim.kernels.losses import mse, xent
-
-# Per-step products with fewer multiply-adds than this use hand loops instead of BLAS.
-BLAS_MIN_FLOPS = 1 << 15
-
-
-@njit(**JIT)
-def add_row_times(M, h, out):
-    """``out += h M`` for one row: h (k,), M (k, m), out (m,), all C-contiguous.
-
-    Written as row updates ``out += h[j] M[j]``: each output element keeps its own accumulator,
-    summed in the order j = 0..k-1, so the loop vectorises without fastmath.
-    """
-    for j in range(h.size):
-        w = h[j]
-        Mj = M[j]
-        for i in range(out.size):
-            out[i] += w * Mj[i]
 
 
 @njit(**JIT)
