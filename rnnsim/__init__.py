@@ -9,8 +9,20 @@ from rnnsim.jacobians import (  # noqa: E402
     jacobian_spectrum,
     lyapunov_spectrum,
 )
-from rnnsim.models import MLP, RNN, warmup  # noqa: E402
+from rnnsim.models import MLP, RNN  # noqa: E402
 from rnnsim.train import train  # noqa: E402
+
+
+def warmup():
+    """Compile (or load from Numba's on-disk cache) every kernel once, on tiny inputs.
+
+    Experiments and the test session call it first, so that compile time is paid, and reported,
+    apart from run time. Returns the seconds it took.
+    """
+    from rnnsim import jacobians, models
+
+    return models.warmup() + jacobians.warmup()
+
 
 __all__ = [
     "MLP",

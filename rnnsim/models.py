@@ -497,11 +497,9 @@ def split_states(buf, widths, B):
 
 
 def warmup():
-    """Compile (or load from Numba's on-disk cache) the engine's kernels on tiny inputs, once.
-
-    Experiments and the test session call it first so that compile time is paid, and reported,
-    apart from run time. Returns the seconds it took.
-    """
+    """Compile (or load from Numba's on-disk cache) the engine's kernels (forward, backward,
+    Hessian-vector products) on tiny inputs; returns the seconds it took. `rnnsim.warmup` also
+    covers the Jacobian kernels."""
     import time
 
     t0 = time.perf_counter()
@@ -513,6 +511,8 @@ def warmup():
                 loss, np.zeros((1,) if loss == "xent_last" else (2, 1), dtype=np.int64)
             )
             rnn.loss_and_grad(x, target, loss)
+            rnn.hvp(x, target, np.zeros(rnn.n_params), loss)
         mlp = MLP.random(2, 2, activation=activation, n_out=1)
         mlp.loss_and_grad(np.zeros((1, 2)), np.zeros((1, 1)))
+        mlp.hvp(np.zeros((1, 2)), np.zeros((1, 1)), np.zeros(mlp.n_params))
     return time.perf_counter() - t0
