@@ -119,7 +119,7 @@ def save(fig, path, formats: Sequence[str] = ("png", "svg"), dpi: int = 150) -> 
         tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
         try:
             metadata = {"Date": None} if fmt in ("svg", "pdf") else None
-            fig.savefig(tmp, format=fmt, dpi=dpi, metadata=metadata)
+            fig.savefig(tmp, format=fmt, dpi=dpi, metadata=metadata, bbox_inches="tight")
             os.replace(tmp, target)
         finally:
             if tmp.exists():
@@ -357,9 +357,8 @@ def facets(
             col_template="{col_var} = {col_name}",
             row_template="{row_name}" if col else "{row_var} = {row_name}",
         )
-    if title:
-        grid.figure.suptitle(title)
-        grid.figure.subplots_adjust(top=0.88 if row is None else 0.92)
+    if title:  # above the panels' own titles; `save` crops to what is drawn
+        grid.figure.suptitle(title, y=1.0, va="bottom")
     return grid.figure
 
 
