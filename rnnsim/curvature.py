@@ -16,6 +16,8 @@ from numbers import Integral
 import numpy as np
 import pandas as pd
 
+from rnnsim.validation import float_array, positive_float, positive_int
+
 __all__ = [
     "step_curvature",
     "hessian_matrix",
@@ -37,19 +39,6 @@ def _rng(seed):
     if isinstance(seed, bool) or not isinstance(seed, Integral):
         raise TypeError(f"seed must be an int or numpy.random.Generator, got {seed!r}")
     return np.random.default_rng(int(seed))
-
-
-def _posint(name, value, minimum=1):
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _vector(name, v):
-    arr = np.asarray(v, dtype=np.float64)
-    if arr.ndim != 1:
-        raise ValueError(f"{name} must be a 1-D vector, got shape {arr.shape}")
-    return arr
 
 
 def _check_hvp(hvp):
@@ -83,17 +72,12 @@ def step_curvature(grad, hvp, lr, *, Hg=None):
     -----
     Goodfellow, Bengio & Courville 2016, section 8.2.1, eq. 8.10.
     """
-    g = _vector("grad", grad)
-    try:
-        lr = float(lr)
-    except (TypeError, ValueError):
-        raise TypeError(f"lr must be a real number, got {lr!r}") from None
-    if not (math.isfinite(lr) and lr > 0):
-        raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
+    g = float_array("grad", grad, ndim=1, finite=False)
+    lr = positive_float("lr", lr)
     if Hg is None:
         _check_hvp(hvp)
         Hg = hvp(g.copy())
-    Hg = _vector("Hg", Hg)
+    Hg = float_array("Hg", Hg, ndim=1, finite=False)
     if Hg.shape != g.shape:
         raise ValueError(f"Hg must have the shape of grad {g.shape}, got {Hg.shape}")
     gTg = float(g @ g)
@@ -129,7 +113,7 @@ def hessian_matrix(hvp, dim):
         Column j is ``H e_j``. Not symmetrised, so asymmetry exposes an inexact hvp.
     """
     _check_hvp(hvp)
-    dim = _posint("dim", dim)
+    dim = positive_int("dim", dim)
     H = np.empty((dim, dim))
     for j in range(dim):
         e = np.zeros(dim)
@@ -167,12 +151,12 @@ def lanczos(hvp, dim, n_steps, *, v0=None, seed=0):
     twice against all previous ones in float64, as PyHessian does (Yao et al. 2020).
     """
     _check_hvp(hvp)
-    dim = _posint("dim", dim)
-    m = min(_posint("n_steps", n_steps), dim)
+    dim = positive_int("dim", dim)
+    m = min(positive_int("n_steps", n_steps), dim)
     if v0 is None:
         q = _rng(seed).standard_normal(dim)
     else:
-        q = _vector("v0", v0).copy()
+        q = float_array("v0", v0, ndim=1, finite=False).copy()
         if q.shape != (dim,):
             raise ValueError(f"v0 must have shape ({dim},), got {q.shape}")
     nq = np.linalg.norm(q)
@@ -233,13 +217,13 @@ def top_eigenvalues(hvp, dim, k=1, *, n_steps=None, seed=0, which="largest", ret
     Yao et al. 2020 (PyHessian) use power iteration; Lanczos converges faster for the same number
     of products and returns several eigenvalues at once.
     """
-    dim = _posint("dim", dim)
-    k = _posint("k", k)
+    dim = positive_int("dim", dim)
+    k = positive_int("k", k)
     if k > dim:
         raise ValueError(f"k must be <= dim = {dim}, got {k}")
     if which not in ("largest", "smallest", "magnitude"):
         raise ValueError(f"which must be 'largest', 'smallest' or 'magnitude', got {which!r}")
-    m = min(dim, max(2 * k + 30, 40)) if n_steps is None else _posint("n_steps", n_steps)
+    m = min(dim, max(2 * k + 30, 40)) if n_steps is None else positive_int("n_steps", n_steps)
     alpha, beta, Q = lanczos(hvp, dim, m, seed=seed)
     theta, S = _tridiag_eig(alpha, beta)
     if which == "largest":
@@ -282,9 +266,9 @@ def spectral_density(hvp, dim, *, n_vectors=10, n_steps=80, seed=0):
     Stochastic Lanczos quadrature (Golub & Meurant; Ghorbani, Krishnan & Xiao 2019), as in PyHessian
     (Yao et al. 2020). REFERENCES.md section 8.
     """
-    dim = _posint("dim", dim)
-    n_vectors = _posint("n_vectors", n_vectors)
-    n_steps = _posint("n_steps", n_steps)
+    dim = positive_int("dim", dim)
+    n_vectors = positive_int("n_vectors", n_vectors)
+    n_steps = positive_int("n_steps", n_steps)
     rng = _rng(seed)
     frames = []
     for i in range(n_vectors):
@@ -320,10 +304,8 @@ def density_on_grid(nodes, grid, sigma):
     -----
     ``phi(t) = mean_v sum_i tau_i N(t; theta_i, sigma^2)`` (Yao et al. 2020, PyHessian).
     """
-    grid = _vector("grid", grid)
-    sigma = float(sigma)
-    if not (math.isfinite(sigma) and sigma > 0):
-        raise ValueError(f"sigma must be a finite number > 0, got {sigma!r}")
+    grid = float_array("grid", grid, ndim=1, finite=False)
+    sigma = positive_float("sigma", sigma)
     for col in ("vector", "node", "weight"):
         if col not in nodes:
             raise ValueError(f"nodes must have column {col!r} (from spectral_density)")
@@ -357,8 +339,8 @@ def hutchinson_trace(hvp, dim, *, n_samples=100, seed=0):
     -----
     Hutchinson 1989; PyHessian (Yao et al. 2020). Exact for a diagonal H, since v_i^2 = 1.
     """
-    dim = _posint("dim", dim)
-    n_samples = _posint("n_samples", n_samples)
+    dim = positive_int("dim", dim)
+    n_samples = positive_int("n_samples", n_samples)
     _check_hvp(hvp)
     rng = _rng(seed)
     vals = np.empty(n_samples)
@@ -393,8 +375,8 @@ def condition_number(hvp, dim, *, n_steps=None, seed=0):
     indefinite and is only exact with ``n_steps = dim``. Goodfellow, Bengio & Courville 2016,
     section 8.2.1 (ill-conditioning).
     """
-    dim = _posint("dim", dim)
-    m = min(dim, 60) if n_steps is None else min(_posint("n_steps", n_steps), dim)
+    dim = positive_int("dim", dim)
+    m = min(dim, 60) if n_steps is None else min(positive_int("n_steps", n_steps), dim)
     alpha, beta, _ = lanczos(hvp, dim, m, seed=seed)
     theta = np.linalg.eigvalsh(np.diag(alpha) + np.diag(beta, 1) + np.diag(beta, -1))
     a = np.abs(theta)
@@ -442,7 +424,6 @@ def model_hvp(model, x, target, *, loss="mse_last", h0=None):
     from rnnsim.kernels.blas import single_threaded_blas
     from rnnsim.kernels.mlp import mlp_loss_grad
     from rnnsim.models import LOSSES
-    from rnnsim.validation import float_array
 
     P = model.n_params
     code = model.act_code
@@ -513,12 +494,8 @@ def curvature_callback(lr, *, loss="mse_last", h0=None, lanczos_steps=0, seed=0)
     Goodfellow, Bengio & Courville 2016, section 8.2.1, eq. 8.10 and the advice to monitor
     g^T g and g^T H g.
     """
-    lr = float(lr)
-    if not (math.isfinite(lr) and lr > 0):
-        raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
-    lanczos_steps = int(lanczos_steps)
-    if lanczos_steps < 0:
-        raise ValueError(f"lanczos_steps must be >= 0, got {lanczos_steps!r}")
+    lr = positive_float("lr", lr)
+    lanczos_steps = positive_int("lanczos_steps", lanczos_steps, 0)
     rng = _rng(seed)
 
     def callback(step, model, x, target, grad_flat):

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from rnnsim.kernels import cliff as _ck
+from rnnsim.validation import finite_float, float_vector, positive_float, positive_int
 
 __all__ = [
     "single_unit_loss",
@@ -35,29 +36,6 @@ __all__ = [
 
 #: `cliff_line` calls a wall resolved when h_T changes by less than this across one ulp of b.
 RESOLVED_STEP = 0.01
-
-
-def _check_finite(name, value):
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a real number, got {value!r}") from None
-    if not math.isfinite(v):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    return v
-
-
-def _check_T(T):
-    if isinstance(T, bool) or not isinstance(T, (int, np.integer)) or T < 1:
-        raise ValueError(f"T must be a positive integer, got {T!r}")
-    return int(T)
-
-
-def _grid(name, values):
-    arr = np.ascontiguousarray(np.asarray(values, dtype=np.float64).reshape(-1))
-    if arr.size == 0 or not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} must be a non-empty 1-D array of finite numbers, got {values!r}")
-    return arr.copy()
 
 
 def single_unit_loss(w, b, *, x0=0.5, T=50, target=0.7):
@@ -83,11 +61,11 @@ def single_unit_loss(w, b, *, x0=0.5, T=50, target=0.7):
     -----
     Pascanu et al. 2013, eq. 8; gradient by forward-mode differentiation along the map.
     """
-    w = _check_finite("w", w)
-    b = _check_finite("b", b)
-    x0 = _check_finite("x0", x0)
-    target = _check_finite("target", target)
-    T = _check_T(T)
+    w = finite_float("w", w)
+    b = finite_float("b", b)
+    x0 = finite_float("x0", x0)
+    target = finite_float("target", target)
+    T = positive_int("T", T)
     h, e, gw, gb = _ck.single_unit(w, b, x0, T, target)
     return {"h_T": h, "loss": e, "dE_dw": gw, "dE_db": gb}
 
@@ -115,11 +93,11 @@ def cliff_surface(w_values, b_values, *, x0=0.5, T=50, target=0.7, as_frame=True
     Pascanu et al. 2013, eq. 8 and Fig. 6. The grid samples the surface; it does not resolve the
     wall, whose width falls below one ulp for large w (see `cliff_line`).
     """
-    w = _grid("w_values", w_values)
-    b = _grid("b_values", b_values)
-    x0 = _check_finite("x0", x0)
-    target = _check_finite("target", target)
-    T = _check_T(T)
+    w = float_vector("w_values", w_values)
+    b = float_vector("b_values", b_values)
+    x0 = finite_float("x0", x0)
+    target = finite_float("target", target)
+    T = positive_int("T", T)
     shape = (w.size, b.size)
     hT, E, gw, gb = (np.empty(shape) for _ in range(4))
     _ck.cliff_surface(w, b, x0, T, target, hT, E, gw, gb)
@@ -204,16 +182,15 @@ def cliff_line(w_values, b_range=(-10.0, 10.0), *, n_b=2001, level=0.5, x0=0.5, 
     Pascanu et al. 2013, section 2.3 and Fig. 6. As T grows the crossing tends to the basin
     boundary ``b = logit(h0) - w h0`` (`cliff_theory`).
     """
-    w = _grid("w_values", w_values)
-    lo_b, hi_b = (_check_finite("b_range", v) for v in b_range)
+    w = float_vector("w_values", w_values)
+    lo_b, hi_b = (finite_float("b_range", v) for v in b_range)
     if not hi_b > lo_b:
         raise ValueError(f"b_range must be increasing (lo, hi), got {b_range!r}")
-    if isinstance(n_b, bool) or not isinstance(n_b, (int, np.integer)) or n_b < 3:
-        raise ValueError(f"n_b must be an integer >= 3, got {n_b!r}")
-    level = _check_finite("level", level)
-    x0 = _check_finite("x0", x0)
-    target = _check_finite("target", target)
-    T = _check_T(T)
+    n_b = positive_int("n_b", n_b, 3)
+    level = finite_float("level", level)
+    x0 = finite_float("x0", x0)
+    target = finite_float("target", target)
+    T = positive_int("T", T)
     b = np.linspace(lo_b, hi_b, int(n_b))
     hT, E, gw, gb = (np.empty((w.size, b.size)) for _ in range(4))
     _ck.cliff_surface(w, b, x0, T, target, hT, E, gw, gb)
@@ -299,10 +276,10 @@ def cliff_theory(w_values, *, x0=0.5, T=50, target=0.7):
     Doya 1993 and Pascanu et al. 2013, Fig. 3 (bifurcations of one unit); algebra in the module
     docstring [derived].
     """
-    w = _grid("w_values", w_values)
-    x0 = _check_finite("x0", x0)
-    T = _check_T(T)
-    target = _check_finite("target", target)
+    w = float_vector("w_values", w_values)
+    x0 = finite_float("x0", x0)
+    T = positive_int("T", T)
+    target = finite_float("target", target)
     h0 = float(_sigmoid(x0))
     source = "derived"
     lower = upper = boundary = None
@@ -368,24 +345,19 @@ def cliff_trajectories(starts, *, lr, clips=(None,), n_steps=50, x0=0.5, T=50, t
     -----
     Pascanu et al. 2013, Fig. 6 (dashed arrows: rescaled steps) and Algorithm 1.
     """
-    lr = _check_finite("lr", lr)
-    if lr <= 0:
-        raise ValueError(f"lr must be > 0, got {lr!r}")
-    if isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)) or n_steps < 1:
-        raise ValueError(f"n_steps must be a positive integer, got {n_steps!r}")
-    x0 = _check_finite("x0", x0)
-    target = _check_finite("target", target)
-    T = _check_T(T)
-    starts = [tuple(_check_finite("starts", v) for v in s) for s in starts]
+    lr = positive_float("lr", lr)
+    n_steps = positive_int("n_steps", n_steps)
+    x0 = finite_float("x0", x0)
+    target = finite_float("target", target)
+    T = positive_int("T", T)
+    starts = [tuple(finite_float("starts", v) for v in s) for s in starts]
     if not starts or any(len(s) != 2 for s in starts):
         raise ValueError(f"starts must be a non-empty sequence of (w, b) pairs, got {starts!r}")
     frames = []
     for si, (w0, b0) in enumerate(starts):
         for clip in clips:
             if clip is not None:
-                clip = _check_finite("clips", clip)
-                if clip <= 0:
-                    raise ValueError(f"clips must hold positive thresholds or None, got {clip!r}")
+                clip = positive_float("clips", clip)
             out = np.empty((n_steps + 1, 5))
             _ck.gd_trajectory(
                 w0, b0, lr, -1.0 if clip is None else clip, n_steps, x0, T, target, out
@@ -533,7 +505,7 @@ def interpolate(model0, model1, x, target, *, alphas=None, loss="mse_last", h0=N
     """
     theta0 = model0.params_vector()
     theta1 = _params_of("model1", model1, theta0.size)
-    alphas = _grid("alphas", np.linspace(-0.5, 1.5, 61) if alphas is None else alphas)
+    alphas = float_vector("alphas", np.linspace(-0.5, 1.5, 61) if alphas is None else alphas)
     d = theta1 - theta0
     rows = []
     for a in alphas:
@@ -575,11 +547,8 @@ def slice_2d(
     -----
     Li et al. 2018, section 4 (filter-normalised 2-D plots; REFERENCES.md §8).
     """
-    span = _check_finite("span", span)
-    if span <= 0:
-        raise ValueError(f"span must be > 0, got {span!r}")
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 2:
-        raise ValueError(f"n must be an integer >= 2, got {n!r}")
+    span = positive_float("span", span)
+    n = positive_int("n", n, 2)
     theta = model.params_vector()
     if directions is None:
         rng = np.random.default_rng(seed)
@@ -705,16 +674,10 @@ def detect_plateaus(
     for col in (step_col, loss_col, grad_col):
         if col not in table:
             raise ValueError(f"table must have a column {col!r}; got {list(table.columns)}")
-    grad_tol = _check_finite("grad_tol", grad_tol)
-    loss_tol = _check_finite("loss_tol", loss_tol)
-    if (
-        isinstance(min_length, bool)
-        or not isinstance(min_length, (int, np.integer))
-        or min_length < 1
-    ):
-        raise ValueError(f"min_length must be an integer >= 1, got {min_length!r}")
-    if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 1:
-        raise ValueError(f"window must be an integer >= 1, got {window!r}")
+    grad_tol = finite_float("grad_tol", grad_tol)
+    loss_tol = finite_float("loss_tol", loss_tol)
+    min_length = positive_int("min_length", min_length)
+    window = positive_int("window", window)
     loss = table[loss_col].astype(float).rolling(window, center=True, min_periods=1).mean()
     grad = table[grad_col].astype(float).rolling(window, center=True, min_periods=1).mean()
     change = loss.diff().abs().fillna(0.0)

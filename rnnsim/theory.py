@@ -60,6 +60,13 @@ import numpy as np
 import pandas as pd
 
 from rnnsim.kernels.activations import ACTIVATIONS, GAMMA
+from rnnsim.validation import (
+    choice,
+    finite_float,
+    float_vector,
+    positive_float,
+    positive_int,
+)
 
 __all__ = [
     "DENSITY",
@@ -101,6 +108,7 @@ DENSITY_2D = 4.0
 _Z_MAX = 10.0
 _H_MAX = 0.25
 EULER_GAMMA = 0.57721566490153286061
+_ACTIVATION_NAMES = sorted(ACTIVATIONS)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -158,50 +166,8 @@ def _d2phi(name, a):
 
 
 # --------------------------------------------------------------------------------------------------
-# Validation helpers
+# Depth scales
 # --------------------------------------------------------------------------------------------------
-
-
-def _check_activation(activation):
-    if not isinstance(activation, str):
-        raise TypeError(
-            f"activation must be a str, one of {sorted(ACTIVATIONS)}; got {type(activation).__name__}"
-        )
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}; got {activation!r}")
-    return activation
-
-
-def _check_nonneg(name, value):
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a real number >= 0; got {value!r}") from None
-    if not np.isfinite(v) or v < 0.0:
-        raise ValueError(f"{name} must be a finite number >= 0; got {value!r}")
-    return v
-
-
-def _check_positive(name, value):
-    v = _check_nonneg(name, value)
-    if v == 0.0:
-        raise ValueError(f"{name} must be > 0; got {value!r}")
-    return v
-
-
-def _check_int(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int >= {minimum}; got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}; got {value!r}")
-    return int(value)
-
-
-def _as_1d(name, values):
-    arr = np.atleast_1d(np.asarray(values, dtype=np.float64)).ravel()
-    if arr.size == 0 or not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} must be a non-empty array of finite numbers; got {values!r}")
-    return arr
 
 
 def _depth_scale(chi):
@@ -274,13 +240,13 @@ def gaussian_expectation(f, q, *, density=DENSITY, quadrature="trapezoid", n_nod
     The Gaussian integrals ``Int Dz`` of Poole et al. 2016, §2-3. Convergence of both rules is
     tested in ``tests/test_theory.py``.
     """
-    q = _check_nonneg("q", q)
-    if quadrature == "hermite" and not 2 <= _check_int("n_nodes", n_nodes, 2) <= 350:
+    q = finite_float("q", q, minimum=0.0)
+    if quadrature == "hermite" and not 2 <= positive_int("n_nodes", n_nodes, 2) <= 350:
         raise ValueError(
             f"n_nodes must be in [2, 350] (NumPy's Hermite weights overflow); got {n_nodes}"
         )
     if quadrature == "trapezoid":
-        _check_positive("density", density)
+        positive_float("density", density)
     z, w = _rule(q, density, quadrature, n_nodes)
     return float(w @ f(math.sqrt(q) * z))
 
@@ -356,8 +322,8 @@ def mlp_scales(sigma_w2, sigma_b2):
     -----
     REFERENCES §0: theory takes variances, the model layer takes scales; this is the one conversion.
     """
-    sw2 = _check_nonneg("sigma_w2", sigma_w2)
-    sb2 = _check_nonneg("sigma_b2", sigma_b2)
+    sw2 = finite_float("sigma_w2", sigma_w2, minimum=0.0)
+    sb2 = finite_float("sigma_b2", sigma_b2, minimum=0.0)
     return {"sigma_w": math.sqrt(sw2), "sigma_b": math.sqrt(sb2)}
 
 
@@ -385,9 +351,9 @@ def length_map(activation, q, sigma_w2, sigma_b2, *, density=DENSITY):
     Poole et al. 2016, §2, and Schoenholz et al. 2017, §2: the length map
     ``q^l = sigma_w^2 Int Dz phi(sqrt(q^{l-1}) z)^2 + sigma_b^2`` (REFERENCES §4).
     """
-    name = _check_activation(activation)
-    sw2 = _check_nonneg("sigma_w2", sigma_w2)
-    sb2 = _check_nonneg("sigma_b2", sigma_b2)
+    name = choice("activation", activation, _ACTIVATION_NAMES)
+    sw2 = finite_float("sigma_w2", sigma_w2, minimum=0.0)
+    sb2 = finite_float("sigma_b2", sigma_b2, minimum=0.0)
     qa = np.asarray(q, dtype=np.float64)
     if np.any(~np.isfinite(qa)) or np.any(qa < 0):
         raise ValueError(f"q must be finite and >= 0; got {q!r}")
@@ -475,9 +441,9 @@ def q_star(activation, sigma_w2, sigma_b2, *, density=DENSITY):
     safeguarded Newton iteration (slope from Gaussian integration by parts) inside a bisection
     bracket, to a residual at rounding level (tested at 1e-12). The root is unique for these maps.
     """
-    name = _check_activation(activation)
-    sw2 = _check_nonneg("sigma_w2", sigma_w2)
-    sb2 = _check_nonneg("sigma_b2", sigma_b2)
+    name = choice("activation", activation, _ACTIVATION_NAMES)
+    sw2 = finite_float("sigma_w2", sigma_w2, minimum=0.0)
+    sb2 = finite_float("sigma_b2", sigma_b2, minimum=0.0)
     return float(_q_star(name, sw2, sb2, density))
 
 
@@ -501,9 +467,9 @@ def chi1(activation, sigma_w2, sigma_b2, *, density=DENSITY):
     2017, §5 (gradients):
     ``E[(delta^l)^2] = chi1 E[(delta^{l+1})^2]``.
     """
-    name = _check_activation(activation)
-    sw2 = _check_nonneg("sigma_w2", sigma_w2)
-    sb2 = _check_nonneg("sigma_b2", sigma_b2)
+    name = choice("activation", activation, _ACTIVATION_NAMES)
+    sw2 = finite_float("sigma_w2", sigma_w2, minimum=0.0)
+    sb2 = finite_float("sigma_b2", sigma_b2, minimum=0.0)
     return _chi1(name, sw2, _q_star(name, sw2, sb2, density), density)
 
 
@@ -544,13 +510,13 @@ def correlation_map(activation, c, sigma_w2, sigma_b2, *, q=None, density=DENSIT
     ``u1 = sqrt(q) z1``, ``u2 = sqrt(q) (c z1 + sqrt(1 - c^2) z2)``;
     relu by the arc-cosine kernel (Cho & Saul 2009).
     """
-    name = _check_activation(activation)
-    sw2 = _check_nonneg("sigma_w2", sigma_w2)
-    sb2 = _check_nonneg("sigma_b2", sigma_b2)
+    name = choice("activation", activation, _ACTIVATION_NAMES)
+    sw2 = finite_float("sigma_w2", sigma_w2, minimum=0.0)
+    sb2 = finite_float("sigma_b2", sigma_b2, minimum=0.0)
     c = float(c)
     if not -1.0 <= c <= 1.0:
         raise ValueError(f"c must be in [-1, 1]; got {c!r}")
-    qq = _q_star(name, sw2, sb2, DENSITY) if q is None else _check_positive("q", q)
+    qq = _q_star(name, sw2, sb2, DENSITY) if q is None else positive_float("q", q)
     if not (np.isfinite(qq) and qq > 0.0):
         raise ValueError(
             f"the correlation map needs a finite positive q; q_star is {qq} for "
@@ -671,9 +637,9 @@ def mean_field(activation, sigma_w2, sigma_b2, *, density=DENSITY, density_2d=DE
     integration by parts. Where ``q_star`` is infinite or undetermined, ``chi_q``, ``c_star``,
     ``chi_c``, ``xi_q`` and ``xi_c`` are ``nan`` (``chi1`` stays defined for linear and relu).
     """
-    name = _check_activation(activation)
-    sw2 = _check_nonneg("sigma_w2", sigma_w2)
-    sb2 = _check_nonneg("sigma_b2", sigma_b2)
+    name = choice("activation", activation, _ACTIVATION_NAMES)
+    sw2 = finite_float("sigma_w2", sigma_w2, minimum=0.0)
+    sb2 = finite_float("sigma_b2", sigma_b2, minimum=0.0)
     qs = _q_star(name, sw2, sb2, density)
     x1 = _chi1(name, sw2, qs, density)
     if np.isfinite(qs):
@@ -723,8 +689,8 @@ def critical_sigma_w2(activation, sigma_b2, *, density=DENSITY):
     -----
     Poole et al. 2016, Fig. 2; Schoenholz et al. 2017, §3 and Fig. 1 (the line ``chi1 = 1``).
     """
-    name = _check_activation(activation)
-    sb2 = _check_nonneg("sigma_b2", sigma_b2)
+    name = choice("activation", activation, _ACTIVATION_NAMES)
+    sb2 = finite_float("sigma_b2", sigma_b2, minimum=0.0)
     if name == "linear":
         return 1.0
     if name == "relu":
@@ -768,8 +734,8 @@ def critical_line(activation, sigma_b2_values, *, density=DENSITY):
     -----
     Schoenholz et al. 2017, Fig. 1 (the ordered/chaotic boundary); Poole et al. 2016, Fig. 2.
     """
-    name = _check_activation(activation)
-    sb = _as_1d("sigma_b2_values", sigma_b2_values)
+    name = choice("activation", activation, _ACTIVATION_NAMES)
+    sb = float_vector("sigma_b2_values", sigma_b2_values)
     rows = []
     for v in sb:
         sw2 = critical_sigma_w2(name, float(v), density=density)
@@ -802,9 +768,9 @@ def phase_diagram(activation, sigma_w2_values, sigma_b2_values, *, density=DENSI
     -----
     Poole et al. 2016, Fig. 2; Schoenholz et al. 2017, Figs. 1-2 (phase diagram, depth scales).
     """
-    name = _check_activation(activation)
-    sw = _as_1d("sigma_w2_values", sigma_w2_values)
-    sb = _as_1d("sigma_b2_values", sigma_b2_values)
+    name = choice("activation", activation, _ACTIVATION_NAMES)
+    sw = float_vector("sigma_w2_values", sigma_w2_values)
+    sb = float_vector("sigma_b2_values", sigma_b2_values)
     if np.any(sw < 0) or np.any(sb < 0):
         raise ValueError("sigma_w2_values and sigma_b2_values must be >= 0")
     rows = [mean_field(name, float(a), float(b), density=density) for b in sb for a in sw]
@@ -835,9 +801,9 @@ def fixed_point_input(activation, sigma_w2, sigma_b2, batch, width, seed=0):
     -----
     Poole et al. 2016, §2: the length map at its fixed point.
     """
-    name = _check_activation(activation)
-    batch = _check_int("batch", batch, 1)
-    width = _check_int("width", width, 1)
+    name = choice("activation", activation, _ACTIVATION_NAMES)
+    batch = positive_int("batch", batch)
+    width = positive_int("width", width)
     qs = q_star(name, sigma_w2, sigma_b2)
     if not np.isfinite(qs):
         raise ValueError(
@@ -873,10 +839,10 @@ def rnn_max_lyapunov(activation, sigma_w2):
     exponent by a few hundredths at ``n = 300``). Sompolinsky, Crisanti & Sommers 1988 for the
     continuous-time analogue (chaos for ``g > 1``).
     """
-    name = _check_activation(activation)
+    name = choice("activation", activation, _ACTIVATION_NAMES)
     if name not in ("tanh", "linear"):
         raise ValueError(f"activation must be 'tanh' or 'linear' here; got {activation!r}")
-    sw2 = _check_positive("sigma_w2", sigma_w2)
+    sw2 = positive_float("sigma_w2", sigma_w2)
     return 0.5 * math.log(_chi1(name, sw2, _q_star(name, sw2, 0.0, DENSITY), DENSITY))
 
 
@@ -960,8 +926,8 @@ def newman_lyapunov(N, s2=None):
     ``|R_ii|^2 ~ s2 chi^2_{N - i + 1}`` independently, and ``E ln chi^2_k = ln 2 + psi(k/2)``); checked
     against a QR simulation in the tests. Sum rule: ``sum_i lambda_i = E ln|det A|``.
     """
-    N = _check_int("N", N, 1)
-    s2 = 1.0 / N if s2 is None else _check_positive("s2", s2)
+    N = positive_int("N", N)
+    s2 = 1.0 / N if s2 is None else positive_float("s2", s2)
     k = np.arange(N, 0, -1, dtype=np.float64)  # N - i + 1 for i = 1..N
     return 0.5 * (math.log(s2) + math.log(2.0) + digamma(0.5 * k))
 
@@ -985,8 +951,8 @@ def fuss_catalan_moment(L, k):
     The ``k``-th moment of the limiting law of the squared singular values of a product of ``L``
     Gaussian matrices with ``N(0, 1/N)`` entries (Penson & Zyczkowski 2011; REFERENCES §5).
     """
-    L = _check_int("L", L, 1)
-    k = _check_int("k", k, 0)
+    L = positive_int("L", L)
+    k = positive_int("k", k, 0)
     return math.comb((L + 1) * k, k) // (L * k + 1)
 
 
@@ -1014,9 +980,9 @@ def gaussian_product_moments(L, k_max=4, s2=1.0):
     Penson & Zyczkowski 2011 (Fuss-Catalan law); Saxe et al. 2014 §3 and Pennington et al. 2017
     (products of Gaussian layers are far from isometric); REFERENCES §5.
     """
-    L = _check_int("L", L, 1)
-    k_max = _check_int("k_max", k_max, 1)
-    s2 = _check_positive("s2", s2)
+    L = positive_int("L", L)
+    k_max = positive_int("k_max", k_max)
+    s2 = positive_float("s2", s2)
     edge = fuss_catalan_edge(L, s2)
     return pd.DataFrame(
         {
@@ -1048,8 +1014,8 @@ def fuss_catalan_edge(L, s2=1.0):
     -----
     Penson & Zyczkowski 2011, support ``[0, (L + 1)^(L + 1) / L^L]``; REFERENCES §5.
     """
-    L = _check_int("L", L, 1)
-    s2 = _check_positive("s2", s2)
+    L = positive_int("L", L)
+    s2 = positive_float("s2", s2)
     return s2**L * float(L + 1) ** (L + 1) / float(L) ** L
 
 
@@ -1077,9 +1043,9 @@ def fuss_catalan_density(L, n_points=400, s2=1.0):
     ``density = sin(u)^2 sin(L u)^(L-1) / (pi sin((L+1)u)^L)``; ``L = 1`` is Marchenko-Pastur at ratio 1.
     The tests integrate it to check normalisation and the moments ``FC_L(k)``.
     """
-    L = _check_int("L", L, 1)
-    n_points = _check_int("n_points", n_points, 2)
-    s2 = _check_positive("s2", s2)
+    L = positive_int("L", L)
+    n_points = positive_int("n_points", n_points, 2)
+    s2 = positive_float("s2", s2)
     t = (np.arange(n_points) + 0.5) / n_points
     u = (math.pi / (L + 1)) * 0.5 * (1.0 - np.cos(math.pi * t))  # Chebyshev-like spacing
     x, dens = _fc_param(L, u)
@@ -1116,9 +1082,9 @@ def orthogonal_product_moments(L, k_max=4, s2=1.0):
     Saxe et al. 2014, Fig. 6; Pennington et al. 2017 (``S_WW^T = 1 / sigma_w^2`` for orthogonal W);
     REFERENCES §5.
     """
-    L = _check_int("L", L, 1)
-    k_max = _check_int("k_max", k_max, 1)
-    s2 = _check_positive("s2", s2)
+    L = positive_int("L", L)
+    k_max = positive_int("k_max", k_max)
+    s2 = positive_float("s2", s2)
     k = np.arange(1, k_max + 1)
     return pd.DataFrame({"L": L, "s2": s2, "k": k, "moment": s2 ** (L * k)})
 
@@ -1149,12 +1115,12 @@ def pennington_moments(activation, L, sigma_w2, sigma_b2, weights="gaussian"):
     variance is ``L (mu2 / mu1^2 - 1 - s_1)``. Large-width limit; finite width shrinks the variance
     (keep ``L / N`` small).
     """
-    name = _check_activation(activation)
-    L = _check_int("L", L, 1)
+    name = choice("activation", activation, _ACTIVATION_NAMES)
+    L = positive_int("L", L)
     if weights not in ("gaussian", "orthogonal"):
         raise ValueError(f"weights must be 'gaussian' or 'orthogonal'; got {weights!r}")
-    sw2 = _check_nonneg("sigma_w2", sigma_w2)
-    sb2 = _check_nonneg("sigma_b2", sigma_b2)
+    sw2 = finite_float("sigma_w2", sigma_w2, minimum=0.0)
+    sb2 = finite_float("sigma_b2", sigma_b2, minimum=0.0)
     qs = _q_star(name, sw2, sb2, DENSITY)
     if name in ("tanh", "sigmoid"):
         mu1 = _expect(name, "dphi2", qs, DENSITY)
@@ -1217,7 +1183,7 @@ def pascanu_criteria(rnn):
         raise TypeError(
             f"rnn must have attributes W (n, n) and activation (str); got {type(rnn).__name__}"
         )
-    name = _check_activation(rnn.activation)
+    name = choice("activation", rnn.activation, _ACTIVATION_NAMES)
     W = np.array(rnn.W, dtype=np.float64)  # a copy: the model's arrays are never touched
     if W.ndim != 2 or W.shape[0] != W.shape[1] or W.size == 0 or not np.all(np.isfinite(W)):
         raise ValueError(f"rnn.W must be a finite square (n, n) array; got shape {W.shape}")
@@ -1250,16 +1216,6 @@ def _logit(h):
     return np.log(h) - np.log1p(-h)
 
 
-def _check_real(name, value):
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a real number; got {value!r}") from None
-    if not np.isfinite(v):
-        raise ValueError(f"{name} must be finite; got {value!r}")
-    return v
-
-
 def single_unit_fixed_points(w, b, n_grid=2001):
     """All fixed points of one logistic unit ``h_t = sigmoid(w h_{t-1} + b)`` and their stability.
 
@@ -1288,9 +1244,9 @@ def single_unit_fixed_points(w, b, n_grid=2001):
     ``h(1 - h) = 1/w`` (where ``G' = 0``), so ``G`` is monotone between consecutive grid points and every
     root is bracketed by a sign change (or hit exactly), then refined by bisection to rounding level.
     """
-    w = _check_real("w", w)
-    b = _check_real("b", b)
-    n_grid = _check_int("n_grid", n_grid, 3)
+    w = finite_float("w", w)
+    b = finite_float("b", b)
+    n_grid = positive_int("n_grid", n_grid, 3)
     lo, hi = b + min(w, 0.0), b + max(w, 0.0)
     pad = 1e-9 * (1.0 + abs(lo) + abs(hi))
     grid = np.linspace(lo - pad, hi + pad, n_grid)
@@ -1355,7 +1311,7 @@ def saddle_node_curve(w_values):
     Pascanu et al. 2013, §2.3 and Fig. 3 (Doya 1993's bifurcations b1, b2). Tangency of
     ``h -> sigmoid(w h + b)`` with the diagonal: ``w h (1 - h) = 1`` and ``b = logit(h) - w h``.
     """
-    w = _as_1d("w_values", w_values)
+    w = float_vector("w_values", w_values)
     with np.errstate(invalid="ignore"):
         s = np.sqrt(np.where(w >= 4.0, 1.0 - 4.0 / np.where(w == 0, 1.0, w), np.nan))
     h_lo = 0.5 * (1.0 - s)
@@ -1402,8 +1358,8 @@ def basin_boundary(w_values, h0=H0_PASCANU):
     -----
     Pascanu et al. 2013, §2.3, eq. 8 and Fig. 6 (the walls of the error surface); REFERENCES §2.3.
     """
-    w = _as_1d("w_values", w_values)
-    h0 = _check_real("h0", h0)
+    w = float_vector("w_values", w_values)
+    h0 = finite_float("h0", h0)
     if not 0.0 < h0 < 1.0:
         raise ValueError(f"h0 must be in (0, 1) (a logistic state); got {h0!r}")
     slope = w * h0 * (1.0 - h0)
@@ -1434,7 +1390,7 @@ def single_unit_loss(w, b, *, h0=H0_PASCANU, steps=50, target=0.7):
     -----
     Pascanu et al. 2013, §2.3, eq. 8, in rnnsim's post-activation form (REFERENCES §2.3).
     """
-    steps = _check_int("steps", steps, 0)
+    steps = positive_int("steps", steps, 0)
     w, b = np.broadcast_arrays(np.asarray(w, dtype=np.float64), np.asarray(b, dtype=np.float64))
     h = np.full(w.shape, float(h0))
     for _ in range(steps):
@@ -1472,12 +1428,12 @@ def doya_bifurcation(w=5.0, b_values=None, n_init=11, steps=2000):
     attractors coexist and the final state depends on the initial one; near ``b1``, ``b2`` convergence
     slows down (critical slowing), which ``converged`` flags.
     """
-    w = _check_real("w", w)
-    n_init = _check_int("n_init", n_init, 1)
-    steps = _check_int("steps", steps, 1)
+    w = finite_float("w", w)
+    n_init = positive_int("n_init", n_init)
+    steps = positive_int("steps", steps)
     if b_values is None:
         b_values = np.linspace(-w / 2 - 1.5, -w / 2 + 1.5, 301)
-    b = _as_1d("b_values", b_values)
+    b = float_vector("b_values", b_values)
     h0 = np.linspace(0.02, 0.98, n_init) if n_init > 1 else np.array([0.5])
     bb, hh0 = np.meshgrid(b, h0, indexing="ij")
     h = hh0.copy()

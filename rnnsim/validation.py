@@ -15,10 +15,16 @@ def describe(value):
 
 
 def choice(name, value, allowed):
-    """Return ``value`` if it is one of ``allowed`` (an iterable of names), else raise ValueError."""
+    """Return ``value`` if it is one of ``allowed`` (an iterable of names).
+
+    Raises TypeError when the names are strings and ``value`` is not one, else ValueError.
+    """
     allowed = list(allowed)
     if value not in allowed:
-        raise ValueError(f"{name} must be one of {', '.join(map(str, allowed))}; got {value!r}")
+        message = f"{name} must be one of {', '.join(map(str, allowed))}; got {value!r}"
+        if not isinstance(value, str) and all(isinstance(a, str) for a in allowed):
+            raise TypeError(message)
+        raise ValueError(message)
     return value
 
 
@@ -40,6 +46,14 @@ def finite_float(name, value, minimum=None):
         raise ValueError(f"{name} must be finite; got {value}")
     if minimum is not None and value < minimum:
         raise ValueError(f"{name} must be >= {minimum}; got {value}")
+    return value
+
+
+def positive_float(name, value):
+    """Return ``value`` as a finite float > 0."""
+    value = finite_float(name, value)
+    if not value > 0.0:
+        raise ValueError(f"{name} must be > 0; got {value}")
     return value
 
 
@@ -72,3 +86,14 @@ def float_array(name, value, ndim=None, shape=None, finite=True):
     if not arr.flags.c_contiguous or not arr.flags.writeable:
         arr = np.ascontiguousarray(arr).copy()
     return arr
+
+
+def float_vector(name, value, finite=True):
+    """Flatten ``value`` (any shape) to a non-empty 1-D float64 array, a fresh copy the caller owns.
+
+    For grids of parameter values: a scalar becomes a 1-element vector.
+    """
+    arr = float_array(name, value, finite=finite).reshape(-1)
+    if arr.size == 0:
+        raise ValueError(f"{name} must be a non-empty array of real numbers; got {describe(value)}")
+    return arr.copy()
