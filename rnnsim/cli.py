@@ -119,6 +119,9 @@ def _cmd_run(args) -> int:
             except Exception:  # noqa: BLE001 - run the others, fail at the end
                 traceback.print_exc()
                 failed.append(exp.name)
+        from rnnsim.report import write_report
+
+        print(f"report written to {write_report(args.out)}")
         if failed:
             print(
                 f"rnnsim: {len(failed)} experiment(s) failed: {', '.join(failed)}", file=sys.stderr
