@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from rnnsim.kernels import cliff as _ck
+from rnnsim.theory import basin_boundary, saddle_node_curve, sigmoid
 from rnnsim.validation import finite_float, float_vector, positive_float, positive_int
 
 __all__ = [
@@ -237,15 +238,10 @@ def cliff_line(w_values, b_range=(-10.0, 10.0), *, n_b=2001, level=0.5, x0=0.5, 
     return table
 
 
-def _sigmoid(a):
-    return 1.0 / (1.0 + np.exp(-a))
-
-
 def cliff_theory(w_values, *, x0=0.5, T=50, target=0.7):
     """Fixed-point geometry of the single logistic unit, for the overlay on the cliff surface.
 
-    Uses ``rnnsim.theory.saddle_node_curve`` and ``rnnsim.theory.basin_boundary`` when that module
-    provides them; otherwise the same closed forms derived here:
+    The curves come from ``rnnsim.theory.saddle_node_curve`` and ``rnnsim.theory.basin_boundary``:
 
     - saddle-node curves (where a stable and the unstable fixed point merge, bounding the bistable
       wedge, w >= 4): fixed points with ``w h (1 - h) = 1``, ``h = (1 +- sqrt(1 - 4/w)) / 2``,
@@ -268,8 +264,8 @@ def cliff_theory(w_values, *, x0=0.5, T=50, target=0.7):
     -------
     pandas.DataFrame
         Columns ``w``, ``b_saddle_node_lower``, ``b_saddle_node_upper``, ``b_basin_boundary``,
-        ``boundary_abs_dE_db`` (|dE/db| on the basin boundary), ``source`` ("rnnsim.theory" or
-        "derived"), ``x0``, ``T``, ``target``. NaN where a curve does not exist.
+        ``boundary_abs_dE_db`` (|dE/db| on the basin boundary), ``source`` ("rnnsim.theory"),
+        ``x0``, ``T``, ``target``. NaN where a curve does not exist.
 
     Notes
     -----
@@ -280,27 +276,10 @@ def cliff_theory(w_values, *, x0=0.5, T=50, target=0.7):
     x0 = finite_float("x0", x0)
     T = positive_int("T", T)
     target = finite_float("target", target)
-    h0 = float(_sigmoid(x0))
-    source = "derived"
-    lower = upper = boundary = None
-    try:
-        from rnnsim.theory import basin_boundary, saddle_node_curve
-    except ImportError:  # the theory module is written under another issue
-        pass
-    else:
-        sn = saddle_node_curve(w)
-        lower, upper = sn["b_low"].to_numpy(), sn["b_high"].to_numpy()
-        boundary = basin_boundary(w, h0)["b"].to_numpy()
-        source = "rnnsim.theory"
-    if lower is None:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            disc = np.where(w >= 4.0, 1.0 - 4.0 / np.where(w == 0, 1.0, w), np.nan)
-            h_lo = 0.5 * (1.0 - np.sqrt(disc))
-            h_hi = 0.5 * (1.0 + np.sqrt(disc))
-            b_a = np.log(h_lo / (1.0 - h_lo)) - w * h_lo  # b = logit(h) - w h on each branch
-            b_b = np.log(h_hi / (1.0 - h_hi)) - w * h_hi
-            lower, upper = np.fmin(b_a, b_b), np.fmax(b_a, b_b)
-            boundary = np.where(w * h0 * (1.0 - h0) > 1.0, x0 - w * h0, np.nan)
+    h0 = float(sigmoid(x0))
+    sn = saddle_node_curve(w)
+    lower, upper = sn["b_low"].to_numpy(), sn["b_high"].to_numpy()
+    boundary = basin_boundary(w, h0)["b"].to_numpy()
     s = h0 * (1.0 - h0)
     lam = w * s
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
@@ -313,7 +292,7 @@ def cliff_theory(w_values, *, x0=0.5, T=50, target=0.7):
             "b_saddle_node_upper": upper,
             "b_basin_boundary": boundary,
             "boundary_abs_dE_db": on_boundary,
-            "source": source,
+            "source": "rnnsim.theory",
             "x0": x0,
             "T": T,
             "target": target,

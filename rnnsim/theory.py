@@ -60,6 +60,7 @@ import numpy as np
 import pandas as pd
 
 from rnnsim.kernels.activations import ACTIVATIONS, GAMMA
+from rnnsim.reference import d2phi, dphi, phi
 from rnnsim.validation import (
     choice,
     finite_float,
@@ -112,13 +113,13 @@ _ACTIVATION_NAMES = sorted(ACTIVATIONS)
 
 
 # --------------------------------------------------------------------------------------------------
-# Activations, vectorised (NumPy twins of rnnsim.kernels.activations, as functions of the
-# pre-activation a)
+# Activations: phi, dphi, d2phi of the pre-activation come from rnnsim.reference (vectorised, any
+# shape, overflow-free); sigmoid is the public name of the logistic one
 # --------------------------------------------------------------------------------------------------
 
 
 def sigmoid(a):
-    """Logistic function ``1 / (1 + exp(-a))``, overflow-free (written as ``(1 + tanh(a/2)) / 2``).
+    """Logistic function ``1 / (1 + exp(-a))``, overflow-free (``rnnsim.reference.phi``'s form).
 
     Parameters
     ----------
@@ -130,39 +131,7 @@ def sigmoid(a):
     float or ndarray
         Same shape as ``a``.
     """
-    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(a, dtype=np.float64)))
-
-
-def _phi(name, a):
-    if name == "tanh":
-        return np.tanh(a)
-    if name == "sigmoid":
-        return sigmoid(a)
-    if name == "relu":
-        return np.maximum(a, 0.0)
-    return np.asarray(a, dtype=np.float64)
-
-
-def _dphi(name, a):
-    if name == "tanh":
-        t = np.tanh(a)
-        return 1.0 - t * t
-    if name == "sigmoid":
-        s = sigmoid(a)
-        return s * (1.0 - s)
-    if name == "relu":
-        return (np.asarray(a) > 0.0).astype(np.float64)
-    return np.ones_like(np.asarray(a, dtype=np.float64))
-
-
-def _d2phi(name, a):
-    if name == "tanh":
-        t = np.tanh(a)
-        return -2.0 * t * (1.0 - t * t)
-    if name == "sigmoid":
-        s = sigmoid(a)
-        return s * (1.0 - s) * (1.0 - 2.0 * s)
-    return np.zeros_like(np.asarray(a, dtype=np.float64))
+    return phi("sigmoid", np.asarray(a, dtype=np.float64))[()]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -261,19 +230,19 @@ def _expect(name, kind, q, density):
     if kind == "phi2":
 
         def f(a):
-            return _phi(name, a) ** 2
+            return phi(name, a) ** 2
     elif kind == "dphi2":
 
         def f(a):
-            return _dphi(name, a) ** 2
+            return dphi(name, a) ** 2
     elif kind == "dphi4":
 
         def f(a):
-            return _dphi(name, a) ** 4
+            return dphi(name, a) ** 4
     else:
 
         def f(a):
-            return _d2phi(name, a) * _phi(name, a)
+            return d2phi(name, a) * phi(name, a)
 
     z, w = _rule(q, density)
     return float(w @ f(math.sqrt(q) * z))
@@ -289,7 +258,7 @@ def _expect2(name, deriv, q, c, density):
         if deriv:  # P(u1 > 0, u2 > 0)
             return (math.pi - theta) / (2.0 * math.pi)
         return q * (math.sqrt(max(0.0, 1.0 - c * c)) + (math.pi - theta) * c) / (2.0 * math.pi)
-    g = _dphi if deriv else _phi
+    g = dphi if deriv else phi
     z, w = _rule(q, density)
     sq = math.sqrt(q)
     s = math.sqrt(max(0.0, 1.0 - c * c))
@@ -811,7 +780,7 @@ def fixed_point_input(activation, sigma_w2, sigma_b2, batch, width, seed=0):
             "no finite fixed point to start from"
         )
     rng = np.random.default_rng(seed)
-    return _phi(name, math.sqrt(qs) * rng.standard_normal((batch, width)))
+    return phi(name, math.sqrt(qs) * rng.standard_normal((batch, width)))
 
 
 def rnn_max_lyapunov(activation, sigma_w2):
