@@ -4,7 +4,7 @@ A vanilla tanh RNN (32 units, W ~ N(0, 1/n): spectral radius ~1) trained by plai
 a rate at which gradients explode, on the adding and 2-symbol temporal-order problems in Pascanu
 et al.'s own definitions (`rnnsim.tasks`, variant "pascanu2013"). Per run: solved (fewer than 1 %
 of 10,000 fresh sequences wrong, checked when a 500-sequence held-out batch passes, every 100
-updates) and diverged (non-finite loss, or loss > 100 x chance). Full grid (300 runs): ~40-60 min
+updates) and diverged (non-finite loss, or loss > 100 x chance). Full grid (300 runs): 10-25 min
 on 2 shared cores.
 """
 
@@ -100,7 +100,7 @@ def figures(table: pd.DataFrame) -> dict:
 EXPERIMENT = Experiment(
     name="clipping",
     description="Success and divergence rates vs T of SGD with no / norm / value clipping on "
-    "adding and temporal order (Pascanu 2013); full grid ~30-60 min on 2 cores",
+    "adding and temporal order (Pascanu 2013); full grid 10-25 min on 2 cores",
     grid={"task": ["temporal_order", "adding"], "T": [10, 15, 20, 30, 40], "clip": list(CLIPS)},
     quick={"task": ["temporal_order", "adding"], "T": [10], "clip": list(CLIPS)},
     measure=measure, figures=figures, summary=summary, seeds=10, quick_seeds=1,

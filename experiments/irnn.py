@@ -6,7 +6,7 @@ rnnsim mse_last 1/12). Three 32-unit RNNs: relu with W = I (the IRNN), tanh with
 and tanh with a random orthogonal W; biases 0, input weights N(0, 1/d_in). All trained by SGD
 (lr 0.05) with norm clipping at 1, as Le et al. train theirs (their exact rates and thresholds:
 reported, unconfirmed). Held-out MSE every 100 updates on 500 sequences; success (an rnnsim
-convention) when it is below 0.1 x chance. Quick grid ~1 min; full grid 1-2 h on 2 shared cores.
+convention) when it is below 0.1 x chance. Quick grid ~1 min; full grid (60 runs) 4-10 min on 2 shared cores.
 """
 
 import numpy as np
@@ -72,7 +72,7 @@ def figures(table: pd.DataFrame) -> dict:
 EXPERIMENT = Experiment(
     name="irnn",
     description="Identity-initialised relu RNN vs tanh RNNs (gaussian, orthogonal) on the adding "
-    "problem (Le et al. 2015); quick ~1 min, full grid 1-2 h on 2 cores",
+    "problem (Le et al. 2015); quick ~1 min, full grid 4-10 min on 2 cores",
     grid={"T": [10, 20, 50, 100], "model": list(MODELS)},
     quick={"T": [10], "model": list(MODELS)},
     measure=measure, figures=figures, summary=summary, seeds=5, quick_seeds=1,
