@@ -6,7 +6,8 @@ rnnsim mse_last 1/12). Three 32-unit RNNs: relu with W = I (the IRNN), tanh with
 and tanh with a random orthogonal W; biases 0, input weights N(0, 1/d_in). All trained by SGD
 (lr 0.05) with norm clipping at 1, as Le et al. train theirs (their exact rates and thresholds:
 reported, unconfirmed). Held-out MSE every 100 updates on 500 sequences; success (an rnnsim
-convention) when it is below 0.1 x chance. Quick grid ~1 min; full grid (60 runs) 4-10 min on 2 shared cores.
+convention) when it is below 0.1 x chance. Quick grid ~1 min; full grid (60 runs) 4-10 min on
+2 shared cores.
 """
 
 import numpy as np
