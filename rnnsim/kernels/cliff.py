@@ -23,9 +23,10 @@ import math
 from numba import njit, prange
 
 from rnnsim.kernels.activations import sigmoid
+from rnnsim.kernels.jit import JIT
 
 
-@njit(cache=True)
+@njit(**JIT)
 def single_unit(w, b, x0, T, target):
     """Run the single-unit map for one (w, b).
 
@@ -62,7 +63,7 @@ def single_unit(w, b, x0, T, target):
     return h, r * r, 2.0 * r * dw, 2.0 * r * db
 
 
-@njit(cache=True, parallel=True)
+@njit(**JIT, parallel=True)
 def cliff_surface(w_values, b_values, x0, T, target, hT, E, dEdw, dEdb):
     """Evaluate the single-unit model on the grid ``w_values x b_values``.
 
@@ -106,7 +107,7 @@ def cliff_surface(w_values, b_values, x0, T, target, hT, E, dEdw, dEdb):
             db[j] = 2.0 * r * db[j]
 
 
-@njit(cache=True)
+@njit(**JIT)
 def bisect_level(w, b_lo, b_hi, level, x0, T, target):
     """Bisect in b for the crossing ``h_T(w, b) = level`` inside ``[b_lo, b_hi]``.
 
@@ -137,7 +138,7 @@ def bisect_level(w, b_lo, b_hi, level, x0, T, target):
     return b_lo, b_hi, n_iter
 
 
-@njit(cache=True)
+@njit(**JIT)
 def golden_max_abs_dEdb(w, b_lo, b_hi, x0, T, target):
     """Golden-section search for the b maximising |dE/db| on ``[b_lo, b_hi]``.
 
@@ -175,7 +176,7 @@ def golden_max_abs_dEdb(w, b_lo, b_hi, x0, T, target):
     return best, max(f1, f2)
 
 
-@njit(cache=True)
+@njit(**JIT)
 def gd_trajectory(w0, b0, lr, clip, n_steps, x0, T, target, out):
     """Gradient descent on the single-unit loss, optionally with norm clipping.
 

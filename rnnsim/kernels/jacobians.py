@@ -34,6 +34,7 @@ import numpy as np
 from numba import njit
 
 from rnnsim.kernels.activations import dphi_from_h, phi
+from rnnsim.kernels.jit import JIT
 from rnnsim.kernels.mlp import layer_offsets, state_offsets
 
 # ---------------------------------------------------------------------------------------------
@@ -41,7 +42,7 @@ from rnnsim.kernels.mlp import layer_offsets, state_offsets
 # ---------------------------------------------------------------------------------------------
 
 
-@njit(cache=True)
+@njit(**JIT)
 def step_factor(W, h, code, backward, out):
     """Write the transposed step factor ``At`` of one step or layer into ``out``.
 
@@ -72,7 +73,7 @@ def step_factor(W, h, code, backward, out):
                 out[j, i] = W[i, j] * d[i]
 
 
-@njit(cache=True)
+@njit(**JIT)
 def renormalise(P):
     """Divide ``P`` in place by its Frobenius norm; return ln ||P||_F (-inf for P = 0)."""
     flat = P.reshape(-1)
@@ -90,7 +91,7 @@ def renormalise(P):
 # ---------------------------------------------------------------------------------------------
 
 
-@njit(cache=True)
+@njit(**JIT)
 def tridiag_top(alpha, beta, m, s):
     """Largest eigenvalue of the symmetric tridiagonal T (diagonal alpha[:m], off-diagonal
     beta[:m-1]) and its unit eigenvector written into s[:m].
@@ -152,7 +153,7 @@ def tridiag_top(alpha, beta, m, s):
     return theta
 
 
-@njit(cache=True)
+@njit(**JIT)
 def top_singular(P, u, tol, maxit, Qb):
     """Largest squared singular value of ``P`` by Lanczos on ``P P^T`` started from ``u``.
 
@@ -212,7 +213,7 @@ def top_singular(P, u, tol, maxit, Qb):
     return s[0] * s[0], -1
 
 
-@njit(cache=True)
+@njit(**JIT)
 def product_norms_push(P, At, u, tol, maxit, Qb):
     """One step of a renormalised product: ``P <- P @ At``, renormalised.
 
@@ -227,7 +228,7 @@ def product_norms_push(P, At, u, tol, maxit, Qb):
     return P, lf, 0.5 * math.log(theta), it
 
 
-@njit(cache=True)
+@njit(**JIT)
 def rnn_jacobian_norms(W, H, code, backward, u0, tol, maxit):
     """ln ||.||_2 and ln ||.||_F of dh_T/dh_k (backward) or dh_t/dh_0 (forward), every step.
 
@@ -285,7 +286,7 @@ def rnn_jacobian_norms(W, H, code, backward, u0, tol, maxit):
     return ls, lfro, its
 
 
-@njit(cache=True)
+@njit(**JIT)
 def mlp_jacobian_norms(params, widths, d_out, Hbuf, B, code, backward, u0, tol, maxit):
     """ln ||.||_2 and ln ||.||_F of dh_L/dh_l (backward) or dh_l/dh_0 (forward), every layer.
 
@@ -353,7 +354,7 @@ def mlp_jacobian_norms(params, widths, d_out, Hbuf, B, code, backward, u0, tol, 
 # ---------------------------------------------------------------------------------------------
 
 
-@njit(cache=True)
+@njit(**JIT)
 def lower_solve_rows(L, Zt):
     """``L^{-1} Zt`` for lower-triangular L (k, k) and Zt (k, n): blocked forward substitution.
 
@@ -379,7 +380,7 @@ def lower_solve_rows(L, Zt):
     return X
 
 
-@njit(cache=True)
+@njit(**JIT)
 def _chol_lower(G):
     """Cholesky factor of G, or an empty array when G is not numerically positive definite."""
     try:
@@ -392,7 +393,7 @@ def _chol_lower(G):
     return L
 
 
-@njit(cache=True)
+@njit(**JIT)
 def orthonormalise(Zt, kappa_max):
     """Orthonormalise the rows of ``Zt`` (k, n), k <= n: ``Zt = Lt Qt`` with Lt lower triangular.
 
@@ -445,7 +446,7 @@ def orthonormalise(Zt, kappa_max):
     return Qt, Lt, 3
 
 
-@njit(cache=True)
+@njit(**JIT)
 def accumulate_triangular(Lt, Y, sigma):
     """``R <- R' R`` for R = diag(exp(sigma)) Y and R' = Lt^T, in log-scaled form, in place.
 
@@ -499,7 +500,7 @@ def accumulate_triangular(Lt, Y, sigma):
     Y[:, :] = Ynew
 
 
-@njit(cache=True)
+@njit(**JIT)
 def scaled_jacobi_logsv(Y, sigma, tol, max_sweeps):
     """ln of the singular values of ``diag(exp(sigma)) Y`` by one-sided Jacobi in scaled form.
 
@@ -576,7 +577,7 @@ def scaled_jacobi_logsv(Y, sigma, tol, max_sweeps):
     return out, sweeps
 
 
-@njit(cache=True)
+@njit(**JIT)
 def spectrum_push(Qt, At, Y, sigma, kappa_max):
     """One step of the QR-accumulated product: ``Z = A Q = Q' R'``, ``R <- R' R``.
 
@@ -601,7 +602,7 @@ def spectrum_push(Qt, At, Y, sigma, kappa_max):
     return np.ascontiguousarray(Q.T), Y[:kn].copy(), sigma[:kn].copy(), 3
 
 
-@njit(cache=True)
+@njit(**JIT)
 def rnn_spectrum(W, H, code, backward, sample, save_steps):
     """QR-accumulated factors of dh_T/dh_k (backward) or dh_t/dh_0 (forward) at chosen steps.
 
@@ -649,7 +650,7 @@ def rnn_spectrum(W, H, code, backward, sample, save_steps):
 # ---------------------------------------------------------------------------------------------
 
 
-@njit(cache=True)
+@njit(**JIT)
 def lyapunov_qr(W, U, b, x, h0, code, transient, steps, Qt0, reorth_every, kappa_max):
     """Lyapunov exponents of the RNN map along one trajectory by QR re-orthonormalisation.
 
@@ -718,7 +719,7 @@ def lyapunov_qr(W, U, b, x, h0, code, transient, steps, Qt0, reorth_every, kappa
     return acc / steps, sum_ld, nh
 
 
-@njit(cache=True)
+@njit(**JIT)
 def mlp_spectrum(params, widths, d_out, Hbuf, B, code, backward, sample, save_layers):
     """QR-accumulated factors of dh_L/dh_l (backward) or dh_l/dh_0 (forward) at chosen layers.
 
