@@ -229,6 +229,25 @@ def product_norms_push(P, At, u, tol, maxit, Qb):
 
 
 @njit(**JIT)
+def push_and_record(P, At, u, tol, maxit, Qb, scale, ls, lfro, its, b, k):
+    """`product_norms_push`, then the log norms of the product into column ``k`` of row ``b``.
+
+    ``scale`` is the log of the factors removed so far. Returns (new P, new scale, dead): dead when
+    the product became exactly 0 (its log norms are then -inf from column ``k`` on).
+    """
+    P, lf, lsp, it = product_norms_push(P, At, u, tol, maxit, Qb)
+    if lf == -np.inf:
+        ls[b, k] = -np.inf
+        lfro[b, k] = -np.inf
+        return P, scale, True
+    scale += lf
+    lfro[b, k] = scale
+    ls[b, k] = scale + lsp
+    its[b, k] = it
+    return P, scale, False
+
+
+@njit(**JIT)
 def rnn_jacobian_norms(W, H, code, backward, u0, tol, maxit):
     """ln ||.||_2 and ln ||.||_F of dh_T/dh_k (backward) or dh_t/dh_0 (forward), every step.
 
@@ -273,16 +292,7 @@ def rnn_jacobian_norms(W, H, code, backward, u0, tol, maxit):
                 continue
             h[:] = H[t, b]
             step_factor(W, h, code, backward, At)
-            P, lf, lsp, it = product_norms_push(P, At, u, tol, maxit, Qb)
-            if lf == -np.inf:
-                dead = True
-                ls[b, k] = -np.inf
-                lfro[b, k] = -np.inf
-                continue
-            scale += lf
-            lfro[b, k] = scale
-            ls[b, k] = scale + lsp
-            its[b, k] = it
+            P, scale, dead = push_and_record(P, At, u, tol, maxit, Qb, scale, ls, lfro, its, b, k)
     return ls, lfro, its
 
 
@@ -336,16 +346,7 @@ def mlp_jacobian_norms(params, widths, d_out, Hbuf, B, code, backward, u0, tol, 
             h = Hbuf[s_off[t] + b * n_out : s_off[t] + (b + 1) * n_out]
             At = np.empty((n_out, n_in)) if backward else np.empty((n_in, n_out))
             step_factor(Wl, h, code, backward, At)
-            P, lf, lsp, it = product_norms_push(P, At, u, tol, maxit, Qb)
-            if lf == -np.inf:
-                dead = True
-                ls[b, k] = -np.inf
-                lfro[b, k] = -np.inf
-                continue
-            scale += lf
-            lfro[b, k] = scale
-            ls[b, k] = scale + lsp
-            its[b, k] = it
+            P, scale, dead = push_and_record(P, At, u, tol, maxit, Qb, scale, ls, lfro, its, b, k)
     return ls, lfro, its
 
 
