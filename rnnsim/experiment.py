@@ -41,6 +41,8 @@ from typing import Any
 
 import pandas as pd
 
+from rnnsim.validation import positive_int
+
 __all__ = [
     "Experiment",
     "UsageError",
@@ -142,10 +144,8 @@ class Experiment:
                 raise ValueError(
                     f"quick has axes {extra} that grid lacks; grid axes are {list(self.grid)}"
                 )
-        for field in ("seeds", "quick_seeds"):
-            value = getattr(self, field)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{field} must be an integer >= 1, got {value!r}")
+        for field in ("seeds", "quick_seeds"):  # stored as a plain int (JSON, cache keys)
+            object.__setattr__(self, field, positive_int(field, getattr(self, field)))
         for axis, values in (self.choices or {}).items():
             if axis not in self.grid:
                 raise ValueError(f"choices names axis {axis!r} that grid lacks")
