@@ -16,7 +16,7 @@ from numbers import Integral
 import numpy as np
 import pandas as pd
 
-from rnnsim.validation import float_array, positive_float, positive_int
+from rnnsim.validation import choice, float_array, positive_float, positive_int
 
 __all__ = [
     "step_curvature",
@@ -221,8 +221,7 @@ def top_eigenvalues(hvp, dim, k=1, *, n_steps=None, seed=0, which="largest", ret
     k = positive_int("k", k)
     if k > dim:
         raise ValueError(f"k must be <= dim = {dim}, got {k}")
-    if which not in ("largest", "smallest", "magnitude"):
-        raise ValueError(f"which must be 'largest', 'smallest' or 'magnitude', got {which!r}")
+    choice("which", which, ("largest", "smallest", "magnitude"))
     m = min(dim, max(2 * k + 30, 40)) if n_steps is None else positive_int("n_steps", n_steps)
     alpha, beta, Q = lanczos(hvp, dim, m, seed=seed)
     theta, S = _tridiag_eig(alpha, beta)

@@ -174,8 +174,7 @@ def _trapezoid_rule(step):
 def _rule(q, density, quadrature="trapezoid", n_nodes=200):
     if quadrature == "hermite":
         return _hermite_rule(int(n_nodes))
-    if quadrature != "trapezoid":
-        raise ValueError(f"quadrature must be 'trapezoid' or 'hermite'; got {quadrature!r}")
+    choice("quadrature", quadrature, ("trapezoid", "hermite"))
     step = _H_MAX if q <= 0.0 else min(_H_MAX, 1.0 / (density * math.sqrt(q)))
     # round the step to 3 significant digits so that the cache of rules stays small
     step = float(f"{step:.3g}")
@@ -808,9 +807,7 @@ def rnn_max_lyapunov(activation, sigma_w2):
     exponent by a few hundredths at ``n = 300``). Sompolinsky, Crisanti & Sommers 1988 for the
     continuous-time analogue (chaos for ``g > 1``).
     """
-    name = choice("activation", activation, _ACTIVATION_NAMES)
-    if name not in ("tanh", "linear"):
-        raise ValueError(f"activation must be 'tanh' or 'linear' here; got {activation!r}")
+    name = choice("activation", activation, ("tanh", "linear"))
     sw2 = positive_float("sigma_w2", sigma_w2)
     return 0.5 * math.log(_chi1(name, sw2, _q_star(name, sw2, 0.0, DENSITY), DENSITY))
 
@@ -1086,8 +1083,7 @@ def pennington_moments(activation, L, sigma_w2, sigma_b2, weights="gaussian"):
     """
     name = choice("activation", activation, _ACTIVATION_NAMES)
     L = positive_int("L", L)
-    if weights not in ("gaussian", "orthogonal"):
-        raise ValueError(f"weights must be 'gaussian' or 'orthogonal'; got {weights!r}")
+    choice("weights", weights, ("gaussian", "orthogonal"))
     sw2 = finite_float("sigma_w2", sigma_w2, minimum=0.0)
     sb2 = finite_float("sigma_b2", sigma_b2, minimum=0.0)
     qs = _q_star(name, sw2, sb2, DENSITY)
