@@ -78,11 +78,12 @@ def mlp_forward(params, widths, d_out, code, x):
         bl = params[b_off[l] : b_off[l] + n_out]
         h_prev = Hbuf[s_off[l] : s_off[l] + B * n_in].reshape(B, n_in)
         h = Hbuf[s_off[l + 1] : s_off[l + 1] + B * n_out].reshape(B, n_out)
-        np.dot(h_prev, Wl.T, h)
+        pre = np.dot(h_prev, Wl.T)
         for bb in range(B):
             for i in range(n_out):
-                h[bb, i] += bl[i]
-        activate(code, h.reshape(B * n_out), h.reshape(B * n_out))
+                pre[bb, i] += bl[i]
+        # out of place: with input and output the same array the loop would not vectorise
+        activate(code, pre.reshape(B * n_out), h.reshape(B * n_out))
     hL = Hbuf[s_off[L] : s_off[L] + B * widths[L]].reshape(B, widths[L])
     if d_out == 0:
         return Hbuf, hL.copy()
