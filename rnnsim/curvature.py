@@ -16,6 +16,7 @@ from numbers import Integral
 import numpy as np
 import pandas as pd
 
+from rnnsim.models import LOSSES, RNN
 from rnnsim.validation import choice, float_array, positive_float, positive_int
 
 __all__ = [
@@ -389,10 +390,6 @@ def condition_number(hvp, dim, *, n_steps=None, seed=0):
     }
 
 
-def _is_rnn(model):
-    return hasattr(model, "W") and hasattr(model, "U")
-
-
 def model_hvp(model, x, target, *, loss="mse_last", h0=None):
     """The exact Hessian-vector product of a model's loss as a callable on flat vectors.
 
@@ -422,11 +419,10 @@ def model_hvp(model, x, target, *, loss="mse_last", h0=None):
     from rnnsim.kernels import hvp as kh
     from rnnsim.kernels.blas import single_threaded_blas
     from rnnsim.kernels.mlp import mlp_loss_grad
-    from rnnsim.models import LOSSES
 
     P = model.n_params
     code = model.act_code
-    if _is_rnn(model):
+    if isinstance(model, RNN):
         xk, h0k = model.check_input(x, h0)
         tk, lk = model.check_target(target, loss, xk.shape[0], xk.shape[1])
         lc = LOSSES[loss]
@@ -456,7 +452,7 @@ def model_hvp(model, x, target, *, loss="mse_last", h0=None):
 
 def model_loss(model, x, target, *, loss="mse_last", h0=None):
     """The model's loss (float) on one batch; ``loss`` and ``h0`` are used for RNNs only."""
-    if _is_rnn(model):
+    if isinstance(model, RNN):
         return float(model.loss_and_grad(x, target, loss=loss, h0=h0)[0])
     return float(model.loss_and_grad(x, target)[0])
 

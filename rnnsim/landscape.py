@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from rnnsim.kernels import cliff as _ck
+from rnnsim.models import RNN
 from rnnsim.theory import basin_boundary, saddle_node_curve, sigmoid
 from rnnsim.validation import finite_float, float_vector, positive_float, positive_int
 
@@ -372,12 +373,8 @@ def cliff_trajectories(starts, *, lr, clips=(None,), n_steps=50, x0=0.5, T=50, t
 # ---------------------------------------------------------------------------------------------
 
 
-def _is_rnn(model):
-    return hasattr(model, "W") and hasattr(model, "U")
-
-
 def _loss_grad(model, x, target, loss, h0):
-    if _is_rnn(model):
+    if isinstance(model, RNN):
         return model.loss_and_grad_vector(x, target, loss, h0)
     return model.loss_and_grad_vector(x, target)
 
@@ -411,7 +408,7 @@ def _filters(model):
         bias[pos : pos + n] = True
         pos += n
 
-    if _is_rnn(model):
+    if isinstance(model, RNN):
         n, d_in, d_out = model.n_hidden, model.n_in, model.n_out
         matrix(n, n), matrix(n, d_in), vector(n), matrix(d_out, n), vector(d_out)
     else:
@@ -492,7 +489,7 @@ def interpolate(model0, model1, x, target, *, alphas=None, loss="mse_last", h0=N
         rows.append((a, value, float(np.linalg.norm(g)), float(g @ d)))
     table = pd.DataFrame(rows, columns=["alpha", "loss", "grad_norm", "directional_slope"])
     table["distance"] = float(np.linalg.norm(d))
-    table["loss_fn"] = loss if _is_rnn(model0) else "mse"
+    table["loss_fn"] = loss if isinstance(model0, RNN) else "mse"
     return table
 
 
@@ -544,7 +541,7 @@ def slice_2d(
     table = pd.DataFrame(rows, columns=["a", "b", "loss", "grad_norm"])
     table["span"] = span
     table["seed"] = seed if directions is None else -1
-    table["loss_fn"] = loss if _is_rnn(model) else "mse"
+    table["loss_fn"] = loss if isinstance(model, RNN) else "mse"
     return table
 
 

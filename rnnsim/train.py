@@ -18,22 +18,19 @@ import numpy as np
 import pandas as pd
 
 from rnnsim import optim as _optim
+from rnnsim.models import RNN
 
 __all__ = ["train", "evaluate"]
 
 
-def _is_rnn(model):
-    return hasattr(model, "W") and hasattr(model, "U")
-
-
 def _loss_grad(model, task, x, target):
-    if _is_rnn(model):
+    if isinstance(model, RNN):
         return model.loss_and_grad_vector(x, target, task.loss)
     return model.loss_and_grad_vector(x, target)
 
 
 def _predict(model, x):
-    if _is_rnn(model):
+    if isinstance(model, RNN):
         return model.forward(x)[1]
     return model.output(x)
 
@@ -243,7 +240,7 @@ def train(
             total_steps=steps,
             **(optimizer_options or {}),
         )
-    is_rnn = _is_rnn(model)
+    is_rnn = isinstance(model, RNN)
     if not is_rnn and task.T is not None:
         raise ValueError(f"task {task.name!r} is a sequence task; model must be an RNN")
     if is_rnn and task.T is None:
