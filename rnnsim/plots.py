@@ -155,8 +155,9 @@ def summarize(
     Returns
     -------
     DataFrame
-        Columns ``by..., x, y`` (the estimate), ``y_low``, ``y_high``, ``n``; low = high = the
-        estimate for groups of one row.
+        Columns ``by..., x, y`` (the estimate), ``y_low``, ``y_high``, ``y_count`` (rows in the
+        group; named after ``y`` so that it cannot overwrite a parameter column such as ``n``);
+        low = high = the estimate for groups of one row.
     """
     from scipy import stats
 
@@ -175,7 +176,7 @@ def summarize(
     out = agg.index.to_frame(index=False)
     trans = np.exp if log else np.asarray
     out[y], out[f"{y}_low"], out[f"{y}_high"] = trans(est), trans(low), trans(high)
-    out["n"] = n
+    out[f"{y}_count"] = n
     return out  # groups in order of first appearance (seaborn keeps that order)
 
 
@@ -208,7 +209,7 @@ def _bands(ax, agg, x, y, hue, style, palette, alpha=0.2):
     groups = agg.groupby(keys, sort=False, observed=True) if keys else [((), agg)]
     for level, part in groups:
         level = level if isinstance(level, tuple) else (level,)
-        if (part["n"] < 2).all():
+        if (part[f"{y}_count"] < 2).all():
             continue
         color = palette[level[0]] if hue is not None else sns.color_palette()[0]
         part = part.sort_values(x)

@@ -25,9 +25,15 @@ def test_backend_is_agg():
     assert matplotlib.get_backend().lower() == "agg"
 
 
+def test_summarize_keeps_a_parameter_column_named_n(table):
+    """A network-size column ``n`` is a parameter, not the group's row count."""
+    s = plots.summarize(table.assign(n=64), "layer", "norm", ["n"])
+    assert set(s.n) == {64} and (s.norm_count == 8).all()
+
+
 def test_summarize_is_the_student_t_interval(table):
     s = plots.summarize(table, "layer", "norm", ["init"])
-    assert list(s.columns) == ["init", "layer", "norm", "norm_low", "norm_high", "n"]
+    assert list(s.columns) == ["init", "layer", "norm", "norm_low", "norm_high", "norm_count"]
     assert list(s.init[:2]) == ["a", "a"] and len(s) == 12  # order of first appearance
     v = table[(table.init == "b") & (table.layer == 3)].norm.to_numpy()
     half = stats.t.ppf(0.975, 3) * v.std(ddof=1) / 2
