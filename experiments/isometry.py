@@ -31,10 +31,11 @@ def figures(table: pd.DataFrame) -> dict:
     t = t.assign(log10_sv2=t.log_sv2 / np.log(10))
     grid = sns.displot(t, x="log10_sv2", hue="depth", col="weights", row="activation",
                        kind="hist", element="step", fill=False, stat="density", common_norm=False,
-                       palette="viridis", height=2.6, aspect=1.3, facet_kws={"sharey": False})  # fmt: skip
+                       palette="viridis", height=2.6, aspect=1.6, facet_kws={"sharey": False})  # fmt: skip
+    grid.set_titles("{row_name}, {col_name} weights")
     grid.set_axis_labels("log10 of squared singular value of dh_L/dh_0", "density")
-    grid.figure.suptitle(f"Jacobian spectra at criticality, width {t.width.max()}")
-    grid.figure.subplots_adjust(top=0.9)
+    grid.figure.suptitle(f"Jacobian spectra at criticality, width {t.width.max()}", y=1.0,
+                         va="bottom")  # fmt: skip
     stats = t.groupby(["activation", "weights", "depth", "seed"]).log_sv2.agg(
         top=lambda v: np.exp(v.max()), mean_sv2=lambda v: np.exp(v).mean()
     ).reset_index().melt(["activation", "weights", "depth", "seed"], var_name="statistic")  # fmt: skip
