@@ -119,7 +119,7 @@ def mlp_loss_grad(params, widths, d_out, code, x, target):
     w_off, b_off, P = layer_offsets(widths, d_out)
     s_off, size = state_offsets(widths, B)
     Hbuf, Y = mlp_forward(params, widths, d_out, code, x)
-    grad = np.zeros(P)
+    grad = np.empty(P)  # every entry is written below
     Gbuf = np.zeros(size)
     nL = widths[L]
     R = Y - target
@@ -144,7 +144,7 @@ def mlp_loss_grad(params, widths, d_out, code, x, target):
         g_prev = Gbuf[s_off[l] : s_off[l] + B * n_in].reshape(B, n_in)
         dA = np.empty((B, n_out))
         times_dphi(code, g.reshape(B * n_out), h.reshape(B * n_out), dA.reshape(B * n_out))
-        grad[w_off[l] : w_off[l] + n_out * n_in] = np.dot(dA.T, h_prev).reshape(-1)
+        np.dot(dA.T, h_prev, grad[w_off[l] : w_off[l] + n_out * n_in].reshape(n_out, n_in))
         grad[b_off[l] : b_off[l] + n_out] = dA.sum(axis=0)
         np.dot(dA, Wl, g_prev)
     return loss, grad, Hbuf, Gbuf
