@@ -12,14 +12,16 @@ import os
 from contextlib import contextmanager
 
 import numpy as np
-from numba import config, njit, prange
+from numba import njit, prange
 
 from rnnsim.kernels.jit import JIT
 
-# Chunks of independent work per parallel region. Read at compile time (a call to
-# numba.get_num_threads() would make the kernels uncacheable); prange still runs them on however
-# many threads are active.
-THREADS = config.NUMBA_NUM_THREADS
+# Chunks of independent work per parallel region: one per core this process may run on. Numba
+# freezes globals into cached kernels, so this must not depend on the environment of whichever
+# process compiled first (NUMBA_NUM_THREADS=1 in a worker would disable chunking for every later
+# process); numba.get_num_threads() inside a kernel would make it uncacheable. When fewer threads
+# are active, prange runs the chunks one after another.
+THREADS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 # Per-step products with fewer multiply-adds than this use hand loops instead of BLAS.
 BLAS_MIN_FLOPS = 1 << 15

@@ -93,8 +93,8 @@ def backward_chunks(W, G, dA, H, code, chunks):
 
 @njit(**JIT)
 def batch_chunks(B, n):
-    """How many independent batch chunks to run in parallel: one per thread, but only when each
-    step's work is large enough to pay for a thread."""
+    """How many independent batch chunks to run in parallel: one per core (`blas.THREADS`), but
+    only when each step's work is large enough to pay for a thread."""
     if B * n * n < 4 * BLAS_MIN_FLOPS:
         return 1
     return max(1, min(B, THREADS))
