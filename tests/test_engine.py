@@ -337,3 +337,26 @@ def test_activation_derivatives_from_the_output(activation):
         assert dphi_from_h(code, h) == pytest.approx(d1, rel=1e-8, abs=1e-9)
         assert d2phi_from_h(code, h) == pytest.approx(d2, rel=1e-6, abs=1e-8)
         assert h == pytest.approx(ref.phi(activation, a), rel=1e-15)
+
+
+@pytest.mark.parametrize("B,k,m", [(1, 3, 4), (3, 40, 50), (32, 64, 64)])
+def test_small_products_match_numpy(B, k, m, rng):
+    """The per-step product helpers, on both sides of the BLAS threshold, equal ``h @ M``."""
+    from rnnsim.kernels.blas import add_row_times, matmul_into
+
+    h, M = rng.normal(size=(B, k)), rng.normal(size=(k, m))
+    out = np.full((B, m), np.nan)
+    matmul_into(h, M, out)
+    np.testing.assert_allclose(out, h @ M, rtol=RTOL, atol=ATOL)
+    row = np.ones(m)
+    add_row_times(M, h[0], row)
+    np.testing.assert_allclose(row, 1.0 + h[0] @ M, rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize("K", [10, 60_000])
+def test_weight_gradient_product_matches_numpy(K, rng):
+    """``at_b`` (serial below its threshold, row blocks over threads above it) equals A^T B."""
+    from rnnsim.kernels.blas import at_b
+
+    A, B = rng.normal(size=(K, 16)), rng.normal(size=(K, 12))
+    np.testing.assert_allclose(at_b(A, B), A.T @ B, rtol=RTOL, atol=1e-9)
