@@ -219,16 +219,6 @@ class RNN:
         value, g = self.loss_and_grad(x, target, loss, h0)
         return value, np.concatenate([g[k].ravel() for k in ("W", "U", "b", "V", "c")])
 
-    def loss(self, x, target, loss="mse_last", h0=None):
-        """The loss alone (one forward pass)."""
-        from rnnsim.reference import output_loss
-
-        _, Y = self.forward(x, h0)
-        if loss.startswith("xent"):
-            target = np.asarray(target, dtype=np.int64)
-        self.check_target(target, loss, Y.shape[0], Y.shape[1])
-        return float(output_loss(Y, target, loss)[0])
-
     def hvp(self, x, target, v, loss="mse_last", h0=None):
         """Exact Hessian-vector product ``H v`` of the loss (Pearlmutter's R-operator).
 
