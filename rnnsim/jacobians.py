@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from rnnsim.kernels import jacobians as K
+from rnnsim.kernels.activations import times_dphi
 from rnnsim.kernels.mlp import mlp_forward
 from rnnsim.validation import choice, describe, float_array, positive_int
 
@@ -413,24 +414,19 @@ def gradient_contributions(model, x, target, loss="mse_last", h0=None):
     )
 
 
-def _dphi_from_h(code, h):
-    """phi'(a) from h = phi(a), vectorised (`rnnsim.kernels.activations.dphi_from_h`)."""
-    if code == 1:
-        return 1.0 - h * h
-    if code == 2:
-        return (h > 0).astype(np.float64)
-    if code == 3:
-        return h * (1.0 - h)
-    return np.ones_like(h)
-
-
 def _rnn_step_contribution_norms(H, G, x, code):
     """Frobenius norms of sum_b delta_k h_{k-1}^T, sum_b delta_k x_k^T, sum_b delta_k, k = 1..T.
 
     Uses ||A B^T||_F^2 = tr((A^T A)(B^T B)) over the batch, so no (n, n) matrix per step is
     formed: O(T B^2 n) instead of O(T B n^2).
     """
-    D = G[1:] * _dphi_from_h(code, H[1:])  # (T, B, n) delta_k
+    D = np.empty_like(G[1:])  # (T, B, n) delta_k = dL/dh_k * phi'(a_k), by the kernels' rule
+    times_dphi(
+        code,
+        np.ascontiguousarray(G[1:]).reshape(-1),
+        np.ascontiguousarray(H[1:]).reshape(-1),
+        D.reshape(-1),
+    )
     dd = np.einsum("tbi,tci->tbc", D, D)
     hh = np.einsum("tbi,tci->tbc", H[:-1], H[:-1])
     xx = np.einsum("tbi,tci->tbc", x, x)
