@@ -360,3 +360,18 @@ def test_weight_gradient_product_matches_numpy(K, rng):
 
     A, B = rng.normal(size=(K, 16)), rng.normal(size=(K, 12))
     np.testing.assert_allclose(at_b(A, B), A.T @ B, rtol=RTOL, atol=1e-9)
+
+
+def test_freed_memory_is_kept_unless_switched_off(monkeypatch):
+    from rnnsim.kernels.memory import keep_freed_memory
+
+    monkeypatch.setenv("RNNSIM_KEEP_MEMORY", "0")
+    assert keep_freed_memory() is False
+    monkeypatch.setenv("RNNSIM_KEEP_MEMORY", "1")
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "131072")
+    assert keep_freed_memory() is False  # the user's own glibc setting wins
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_")
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
+    import sys
+
+    assert keep_freed_memory() is sys.platform.startswith("linux")
