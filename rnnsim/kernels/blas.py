@@ -105,13 +105,27 @@ def at_b(A, B):
 def add_row_times(M, h, out):
     """``out += h M`` for one row: h (k,), M (k, m), out (m,), all C-contiguous.
 
-    Written as row updates ``out += h[j] M[j]``: each output element keeps its own accumulator,
-    summed in the order j = 0..k-1, so the loop vectorises without fastmath.
+    Written as row updates ``out += h[j] M[j]``, eight rows of M at a time: each output element
+    keeps its own accumulator, so the loop over it vectorises without fastmath, and ``out`` is
+    loaded and stored once per eight rows instead of once per row (a store followed by a load of
+    the same address is the slowest part of a small product).
     """
-    for j in range(h.size):
+    k = h.size
+    m = out.size
+    k8 = k - k % 8
+    for j in range(0, k8, 8):
+        w0, w1, w2, w3 = h[j], h[j + 1], h[j + 2], h[j + 3]
+        w4, w5, w6, w7 = h[j + 4], h[j + 5], h[j + 6], h[j + 7]
+        M0, M1, M2, M3 = M[j], M[j + 1], M[j + 2], M[j + 3]
+        M4, M5, M6, M7 = M[j + 4], M[j + 5], M[j + 6], M[j + 7]
+        for i in range(m):
+            low = (w0 * M0[i] + w1 * M1[i]) + (w2 * M2[i] + w3 * M3[i])
+            high = (w4 * M4[i] + w5 * M5[i]) + (w6 * M6[i] + w7 * M7[i])
+            out[i] += low + high
+    for j in range(k8, k):
         w = h[j]
         Mj = M[j]
-        for i in range(out.size):
+        for i in range(m):
             out[i] += w * Mj[i]
 
 
