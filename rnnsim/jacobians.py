@@ -12,6 +12,8 @@ import pandas as pd
 
 from rnnsim.kernels import jacobians as K
 from rnnsim.kernels.activations import times_dphi
+from rnnsim.kernels.blas import single_threaded_blas
+from rnnsim.kernels.fortran import routine_addresses
 from rnnsim.kernels.mlp import mlp_forward
 from rnnsim.validation import choice, describe, float_array, positive_int
 
@@ -208,13 +210,16 @@ def jacobian_spectrum(model, x, direction="forward", steps=None, h0=None):
         chosen = np.unique(chosen).astype(np.int64)
     frames = []
     for b in range(B):
-        if kind == "rnn":
-            Ys, sigmas = K.rnn_spectrum(model.W, H, model.act_code, backward, b, chosen)
-        else:
-            Ys, sigmas = K.mlp_spectrum(
-                model.flat, model.widths, model.d_out, Hbuf, B, model.act_code, backward, b,
-                chosen,
-            )  # fmt: skip
+        with single_threaded_blas():  # the kernels split products over threads themselves
+            if kind == "rnn":
+                Ys, sigmas = K.rnn_spectrum(
+                    model.W, H, model.act_code, backward, b, chosen, routine_addresses()
+                )
+            else:
+                Ys, sigmas = K.mlp_spectrum(
+                    model.flat, model.widths, model.d_out, Hbuf, B, model.act_code, backward,
+                    b, chosen, routine_addresses(),
+                )  # fmt: skip
         for i, k in enumerate(chosen):
             logsv = log_singular_values(Ys[i], sigmas[i])
             with np.errstate(over="ignore"):
@@ -273,9 +278,11 @@ def lyapunov_spectrum(
     W, U, b, h, x, transient, steps, Qt0, reorth_every = _lyapunov_args(
         rnn, x, steps, transient, h0, k, reorth_every, seed
     )
-    exps, _, _ = K.lyapunov_qr(
-        W, U, b, x, h, rnn.act_code, transient, steps, Qt0, reorth_every, KAPPA_MAX
-    )
+    with single_threaded_blas():
+        exps, _, _ = K.lyapunov_qr(
+            W, U, b, x, h, rnn.act_code, transient, steps, Qt0, reorth_every, KAPPA_MAX,
+            routine_addresses(),
+        )  # fmt: skip
     return np.sort(exps)[::-1]
 
 
@@ -288,9 +295,10 @@ def lyapunov_sum_rule(rnn, x=None, *, steps=None, transient=100, h0=None, seed=0
     W, U, b, h, x, transient, steps, Qt0, _ = _lyapunov_args(
         rnn, x, steps, transient, h0, None, 1, seed
     )
-    exps, sum_ld, _ = K.lyapunov_qr(
-        W, U, b, x, h, rnn.act_code, transient, steps, Qt0, 1, KAPPA_MAX
-    )
+    with single_threaded_blas():
+        exps, sum_ld, _ = K.lyapunov_qr(
+            W, U, b, x, h, rnn.act_code, transient, steps, Qt0, 1, KAPPA_MAX, routine_addresses()
+        )
     _, logdet_w = np.linalg.slogdet(W)
     return float(exps.sum()), float(sum_ld / steps + logdet_w)
 

@@ -261,3 +261,45 @@ def test_warmup_compiles_every_path():
     from rnnsim.jacobians import warmup
 
     assert warmup() > 0.0
+
+
+def test_direct_blas_and_lapack_calls_match_numpy(rng):
+    """The dgemm, dsyrk, dpotrf, dtrsm and dtrmm wrappers, on whole arrays and on column blocks
+    (views with a leading dimension larger than their width), against NumPy."""
+    from numba import njit
+
+    from rnnsim.kernels import fortran as F
+
+    routines = F.routine_addresses()
+
+    @njit
+    def run(routines, A, B, Zt, G, X, C, Y, bad):
+        P = np.zeros((A.shape[0], B.shape[1] + 3))
+        F.gemm(routines, A, B, P[:, 1 : 1 + B.shape[1]])
+        F.syrk_lower(routines, Zt[:, 2:], G)
+        info = F.potrf_lower(routines, G)
+        F.trsm_lower_left(routines, G, X[:, 1:])
+        F.trmm_upper_left(routines, C, Y[:, :-1])
+        return P, info, F.potrf_lower(routines, bad)
+
+    k, n = 5, 9
+    A, B = rng.normal(size=(4, 6)), rng.normal(size=(6, 7))
+    Zt = rng.normal(size=(k, n + 2))
+    G = np.full((k, k), 7.0)  # the strict upper triangle must be left alone
+    X0 = rng.normal(size=(k, n + 1))
+    X = X0.copy()
+    C = rng.normal(size=(k, k))
+    Y0 = rng.normal(size=(k, 4))
+    Y = Y0.copy()
+    P, info, bad_info = run(routines, A, B, Zt, G, X, C, Y, -np.eye(3))
+    np.testing.assert_allclose(P[:, 1:-2], A @ B, rtol=1e-13)
+    assert not P[:, 0].any() and not P[:, -2:].any()
+    Z = Zt[:, 2:]
+    L = np.linalg.cholesky(Z @ Z.T)
+    assert info == 0 and bad_info > 0
+    np.testing.assert_allclose(np.tril(G), L, rtol=1e-12)
+    assert (np.triu(G, 1) == np.triu(np.full((k, k), 7.0), 1)).all()
+    np.testing.assert_allclose(X[:, 1:], np.linalg.solve(L, X0[:, 1:]), rtol=1e-10)
+    np.testing.assert_array_equal(X[:, 0], X0[:, 0])
+    np.testing.assert_allclose(Y[:, :-1], np.triu(C) @ Y0[:, :-1], rtol=1e-12, atol=1e-14)
+    np.testing.assert_array_equal(Y[:, -1], Y0[:, -1])

@@ -31,9 +31,11 @@ matrix product is a C-contiguous BLAS call.
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from rnnsim.kernels.activations import dphi_from_h, phi
+from rnnsim.kernels.blas import THREADS
+from rnnsim.kernels.fortran import gemm, potrf_lower, syrk_lower, trmm_upper_left, trsm_lower_left
 from rnnsim.kernels.jit import JIT
 from rnnsim.kernels.mlp import layer_offsets, state_offsets
 
@@ -356,54 +358,119 @@ def mlp_jacobian_norms(params, widths, d_out, Hbuf, B, code, backward, u0, tol, 
 
 
 @njit(**JIT)
-def lower_solve_rows(L, Zt):
-    """``L^{-1} Zt`` for lower-triangular L (k, k) and Zt (k, n): blocked forward substitution.
+def column_chunks(k, n):
+    """How many column blocks to split the products of a (k, n) re-orthonormalisation into: one
+    per core once the blocks are worth a thread. Columns of ``Qt At`` and of ``L^{-1} Z`` are
+    independent and the Gram matrix is a sum over them; single-threaded BLAS on each block is
+    much faster at these sizes than one multi-threaded call."""
+    return THREADS if k * n * n >= 1 << 18 else 1
 
-    Blocks of 32 rows: the update from all earlier rows is one BLAS matrix product, the
-    32-row triangle is solved by row operations.
-    """
+
+@njit(**JIT, parallel=True)
+def _product_blocks(Qt, At, Zt, routines, chunks):
+    n = Zt.shape[1]
+    for c in prange(chunks):
+        c0, c1 = c * n // chunks, (c + 1) * n // chunks
+        gemm(routines, Qt, At[:, c0:c1], Zt[:, c0:c1])
+
+
+@njit(**JIT)
+def product(Qt, At, routines, chunks):
+    """``Qt At`` (k, n) for Qt (k, m), At (m, n), by ``chunks`` column blocks in parallel."""
+    Zt = np.empty((Qt.shape[0], At.shape[1]))
+    if chunks == 1:
+        gemm(routines, Qt, At, Zt)
+    else:
+        _product_blocks(Qt, At, Zt, routines, chunks)
+    return Zt
+
+
+@njit(**JIT, parallel=True)
+def _gram_blocks(Zt, routines, chunks):
     k, n = Zt.shape
-    X = Zt.copy()
-    nb = 32
-    for i0 in range(0, k, nb):
-        i1 = min(i0 + nb, k)
-        if i0 > 0:
-            X[i0:i1] -= np.dot(np.ascontiguousarray(L[i0:i1, :i0]), X[:i0])
-        for i in range(i0, i1):
-            for j in range(i0, i):
-                c = L[i, j]
-                if c != 0.0:
-                    for q in range(n):
-                        X[i, q] -= c * X[j, q]
-            inv = 1.0 / L[i, i]
-            for q in range(n):
-                X[i, q] *= inv
-    return X
+    parts = np.empty((chunks, k, k))
+    for c in prange(chunks):
+        syrk_lower(routines, Zt[:, c * n // chunks : (c + 1) * n // chunks], parts[c])
+    return parts
 
 
 @njit(**JIT)
-def _chol_lower(G):
-    """Cholesky factor of G, or an empty array when G is not numerically positive definite."""
-    try:
-        L = np.ascontiguousarray(np.linalg.cholesky(G))
-    except Exception:  # numba: LinAlgError from LAPACK
-        return np.zeros((0, 0))
-    for i in range(L.shape[0]):
-        if not (L[i, i] > 0.0) or not math.isfinite(L[i, i]):
-            return np.zeros((0, 0))
-    return L
+def gram_lower(Zt, routines, chunks):
+    """The lower triangle of ``Zt Zt^T`` (k, k) for Zt (k, n), as a sum over ``chunks`` column
+    blocks computed in parallel (the strict upper triangle is undefined)."""
+    k = Zt.shape[0]
+    if chunks == 1:
+        G = np.empty((k, k))
+        syrk_lower(routines, Zt, G)
+        return G
+    parts = _gram_blocks(Zt, routines, chunks)
+    G = parts[0]
+    for c in range(1, chunks):
+        for i in range(k):
+            for j in range(i + 1):
+                G[i, j] += parts[c, i, j]
+    return G
+
+
+@njit(**JIT, parallel=True)
+def _solve_blocks(L, X, routines, chunks):
+    n = X.shape[1]
+    for c in prange(chunks):
+        trsm_lower_left(routines, L, X[:, c * n // chunks : (c + 1) * n // chunks])
 
 
 @njit(**JIT)
-def orthonormalise(Zt, kappa_max):
+def solve_lower(L, X, routines, chunks):
+    """``X <- L^{-1} X`` in place (L (k, k) lower triangular, X (k, n)), by column blocks."""
+    if chunks == 1:
+        trsm_lower_left(routines, L, X)
+    else:
+        _solve_blocks(L, X, routines, chunks)
+
+
+@njit(**JIT, parallel=True)
+def _multiply_blocks(C, Y, routines, chunks):
+    r = Y.shape[1]
+    for c in prange(chunks):
+        trmm_upper_left(routines, C, Y[:, c * r // chunks : (c + 1) * r // chunks])
+
+
+@njit(**JIT)
+def multiply_upper(C, Y, routines, chunks):
+    """``Y <- C Y`` in place (C (k, k) upper triangular, Y (k, r)), by column blocks."""
+    if chunks == 1:
+        trmm_upper_left(routines, C, Y)
+    else:
+        _multiply_blocks(C, Y, routines, chunks)
+
+
+@njit(**JIT)
+def _cholesky_in_place(routines, G):
+    """Cholesky factor L (lower, strict upper zeroed) of G (k, k) from its lower triangle, in
+    place; False when G is not numerically positive definite."""
+    if potrf_lower(routines, G) != 0:
+        return False
+    k = G.shape[0]
+    for i in range(k):
+        if not (G[i, i] > 0.0) or not math.isfinite(G[i, i]):
+            return False
+        for j in range(i + 1, k):
+            G[i, j] = 0.0
+    return True
+
+
+@njit(**JIT)
+def orthonormalise(Zt, kappa_max, routines, chunks):
     """Orthonormalise the rows of ``Zt`` (k, n), k <= n: ``Zt = Lt Qt`` with Lt lower triangular.
 
     (Equivalently ``Z = Q R`` for Z = Zt^T, R = Lt^T.) Cholesky QR: ``Lt = chol(Zt Zt^T)``,
-    ``Qt = Lt^{-1} Zt``. Its accuracy depends on the condition number of Z with equilibrated
-    columns (Cholesky's errors scale with sqrt(G_ii G_jj)), estimated by ``1 / min_i Lt_ii /
-    sqrt(G_ii)`` (the sine of the angle between z_i and the earlier columns): one pass when that
-    is below ``kappa_max``, a second pass (CholQR2) below 1e5 when the second Gram matrix is within
-    1e-2 of the identity, Householder (LAPACK) otherwise or when Cholesky breaks down.
+    ``Qt = Lt^{-1} Zt`` (BLAS syrk, LAPACK potrf, BLAS trsm: `rnnsim.kernels.fortran`, whose
+    addresses ``routines`` holds; products split into ``chunks`` column blocks, `column_chunks`). Its accuracy depends on the condition number of Z with
+    equilibrated columns (Cholesky's errors scale with sqrt(G_ii G_jj)), estimated by
+    ``1 / min_i Lt_ii / sqrt(G_ii)`` (the sine of the angle between z_i and the earlier columns):
+    one pass when that is below ``kappa_max``, a second pass (CholQR2) below 1e5 when the second
+    Gram matrix is within 1e-2 of the identity, Householder (LAPACK) otherwise or when Cholesky
+    breaks down.
 
     Returns
     -------
@@ -417,24 +484,27 @@ def orthonormalise(Zt, kappa_max):
     error O(eps kappa^2).
     """
     k = Zt.shape[0]
-    G = np.dot(Zt, Zt.T)
-    L1 = _chol_lower(G)
-    if L1.shape[0] == k:
+    L1 = gram_lower(Zt, routines, chunks)
+    gdiag = np.empty(k)
+    for i in range(k):
+        gdiag[i] = L1[i, i]
+    if _cholesky_in_place(routines, L1):
         smin = np.inf
         for i in range(k):
-            smin = min(smin, L1[i, i] / math.sqrt(G[i, i]))
-        Q1 = lower_solve_rows(L1, Zt)
+            smin = min(smin, L1[i, i] / math.sqrt(gdiag[i]))
+        Q1 = Zt.copy()
+        solve_lower(L1, Q1, routines, chunks)
         if smin * kappa_max >= 1.0:
             return Q1, L1, 1
         if smin * 1e5 >= 1.0:
-            G2 = np.dot(Q1, Q1.T)
+            L2 = gram_lower(Q1, routines, chunks)
             dev = 0.0
             for i in range(k):
-                for j in range(k):
-                    dev = max(dev, abs(G2[i, j] - (1.0 if i == j else 0.0)))
-            L2 = _chol_lower(G2)
-            if dev <= 1e-2 and L2.shape[0] == k:
-                return lower_solve_rows(L2, Q1), np.ascontiguousarray(np.dot(L2, L1)), 2
+                for j in range(i + 1):
+                    dev = max(dev, abs(L2[i, j] - (1.0 if i == j else 0.0)))
+            if dev <= 1e-2 and _cholesky_in_place(routines, L2):
+                solve_lower(L2, Q1, routines, chunks)
+                return Q1, np.dot(L2, L1), 2
     Q, R = np.linalg.qr(np.ascontiguousarray(Zt.T))
     Qt = np.ascontiguousarray(Q.T)
     Lt = np.ascontiguousarray(R.T)
@@ -448,7 +518,7 @@ def orthonormalise(Zt, kappa_max):
 
 
 @njit(**JIT)
-def accumulate_triangular(Lt, Y, sigma):
+def accumulate_triangular(Lt, Y, sigma, routines, chunks):
     """``R <- R' R`` for R = diag(exp(sigma)) Y and R' = Lt^T, in log-scaled form, in place.
 
     Y (k, r) has unit-norm rows, sigma (k,) their log scales. New row i is
@@ -486,7 +556,8 @@ def accumulate_triangular(Lt, Y, sigma):
             for j in range(i, k):
                 if Rp[i, j] != 0.0 and sigma[j] > -np.inf:
                     C[i, j] = Rp[i, j] * math.exp(sigma[j] - mrow[i])
-    Ynew = np.dot(C, Y)
+    Ynew = Y.copy()
+    multiply_upper(C, Ynew, routines, chunks)
     for i in range(k):
         s = 0.0
         for q in range(Ynew.shape[1]):
@@ -579,17 +650,18 @@ def scaled_jacobi_logsv(Y, sigma, tol, max_sweeps):
 
 
 @njit(**JIT)
-def spectrum_push(Qt, At, Y, sigma, kappa_max):
+def spectrum_push(Qt, At, Y, sigma, kappa_max, routines):
     """One step of the QR-accumulated product: ``Z = A Q = Q' R'``, ``R <- R' R``.
 
     Qt (k, n_prev) orthonormal rows, At (n_prev, n_next); returns the new Qt (k', n_next) with
     k' = min(k, n_next), and the updated (Y, sigma) (rows k'), and the QR method used.
     """
-    Zt = np.dot(Qt, At)
+    chunks = column_chunks(Qt.shape[0], At.shape[1])
+    Zt = product(Qt, At, routines, chunks)
     k = Zt.shape[0]
     if k <= Zt.shape[1]:
-        Qn, Lt, method = orthonormalise(Zt, 1e3)
-        accumulate_triangular(Lt, Y, sigma)
+        Qn, Lt, method = orthonormalise(Zt, kappa_max, routines, chunks)
+        accumulate_triangular(Lt, Y, sigma, routines, chunks)
         return Qn, Y, sigma, method
     # the product narrows (MLP layer narrower than the rank so far): Householder on the wide Z
     Q, R = np.linalg.qr(np.ascontiguousarray(Zt.T))  # Z (n_next, k) = Q (n_next, n_next) R
@@ -599,12 +671,12 @@ def spectrum_push(Qt, At, Y, sigma, kappa_max):
     for i in range(k):
         for j in range(kn):
             Lt[i, j] = Rt[i, j]
-    accumulate_triangular(Lt, Y, sigma)  # rows >= kn become zero (sigma = -inf)
+    accumulate_triangular(Lt, Y, sigma, routines, chunks)  # rows >= kn become zero (sigma = -inf)
     return np.ascontiguousarray(Q.T), Y[:kn].copy(), sigma[:kn].copy(), 3
 
 
 @njit(**JIT)
-def rnn_spectrum(W, H, code, backward, sample, save_steps):
+def rnn_spectrum(W, H, code, backward, sample, save_steps, routines):
     """QR-accumulated factors of dh_T/dh_k (backward) or dh_t/dh_0 (forward) at chosen steps.
 
     Parameters
@@ -612,6 +684,7 @@ def rnn_spectrum(W, H, code, backward, sample, save_steps):
     W : float64 array (n, n); H : float64 array (T+1, B, n); code : int; backward : bool.
     sample : int, which sample of the batch.
     save_steps : int64 array, steps whose factors to return (any order; backward: k, forward: t).
+    routines : int64 array, `rnnsim.kernels.fortran.routine_addresses()`.
 
     Returns
     -------
@@ -639,7 +712,7 @@ def rnn_spectrum(W, H, code, backward, sample, save_steps):
         k = t - 1 if backward else t
         h[:] = H[t, sample]
         step_factor(W, h, code, backward, At)
-        Qt, Y, sigma, _ = spectrum_push(Qt, At, Y, sigma, 1e3)
+        Qt, Y, sigma, _ = spectrum_push(Qt, At, Y, sigma, 1e3, routines)
         if want[k] >= 0:
             Ys[want[k]] = Y
             sigmas[want[k]] = sigma
@@ -652,7 +725,38 @@ def rnn_spectrum(W, H, code, backward, sample, save_steps):
 
 
 @njit(**JIT)
-def lyapunov_qr(W, U, b, x, h0, code, transient, steps, Qt0, reorth_every, kappa_max):
+def _lyapunov_block(Zt, L, pending, Wt, d, Znew, G, gram, routines, c0, c1):
+    """Columns c0:c1 of one Benettin step, ``Znew = L^{-1} Zt Wt diag(d)`` (``L^{-1}`` only when
+    ``pending``), and when ``gram`` the lower triangle of their Gram matrix into G (k, k).
+
+    Applying the previous step's triangular factor here rather than forming the orthonormal basis
+    ``L^{-1} Zt`` first gives the same basis (``L^{-1}`` acts on rows, ``Wt diag(d)`` on columns)
+    and keeps every operation on one block of columns: each thread works on its own columns.
+    """
+    block = Znew[:, c0:c1]
+    gemm(routines, Zt, Wt[:, c0:c1], block)
+    if pending:
+        trsm_lower_left(routines, L, block)
+    for r in range(Znew.shape[0]):
+        for i in range(c0, c1):
+            Znew[r, i] *= d[i]
+    if gram:
+        syrk_lower(routines, block, G)
+
+
+@njit(**JIT, parallel=True)
+def _lyapunov_blocks(Zt, L, pending, Wt, d, Znew, parts, gram, routines, chunks):
+    """`_lyapunov_block` on ``chunks`` column blocks in parallel; Gram parts into parts[c]."""
+    n = Znew.shape[1]
+    for c in prange(chunks):
+        _lyapunov_block(
+            Zt, L, pending, Wt, d, Znew, parts[c], gram, routines, c * n // chunks,
+            (c + 1) * n // chunks,
+        )  # fmt: skip
+
+
+@njit(**JIT)
+def lyapunov_qr(W, U, b, x, h0, code, transient, steps, Qt0, reorth_every, kappa_max, routines):
     """Lyapunov exponents of the RNN map along one trajectory by QR re-orthonormalisation.
 
     Parameters
@@ -667,6 +771,7 @@ def lyapunov_qr(W, U, b, x, h0, code, transient, steps, Qt0, reorth_every, kappa
     Qt0 : float64 array (k, n), orthonormal rows, the initial basis (k exponents).
     reorth_every : int, re-orthonormalise every this many steps (and at the end).
     kappa_max : float, Cholesky-QR second-pass threshold (`orthonormalise`).
+    routines : int64 array, `rnnsim.kernels.fortran.routine_addresses()`.
 
     Returns
     -------
@@ -686,7 +791,13 @@ def lyapunov_qr(W, U, b, x, h0, code, transient, steps, Qt0, reorth_every, kappa
     h = h0.copy()
     a = np.empty(n)
     Wt = np.ascontiguousarray(W.T)
-    Qt = Qt0.copy()
+    Zt = Qt0.copy()  # the basis is L^{-1} Zt: the last Cholesky factor is applied in the next step
+    Znew = np.empty((k, n))
+    L = np.eye(k)
+    pending = False  # whether L is still to be applied
+    chunks = column_chunks(k, n)
+    parts = np.empty((chunks, k, k))
+    gdiag = np.empty(k)
     acc = np.zeros(k)
     sum_ld = 0.0
     nh = 0
@@ -703,28 +814,49 @@ def lyapunov_qr(W, U, b, x, h0, code, transient, steps, Qt0, reorth_every, kappa
         for i in range(n):
             d[i] = dphi_from_h(code, h[i])
             sum_ld += math.log(abs(d[i])) if d[i] != 0.0 else -np.inf
-        Zt = np.dot(Qt, Wt)
-        for r in range(k):
-            for i in range(n):
-                Zt[r, i] *= d[i]
         since += 1
-        if since == reorth_every or t == transient + steps - 1:
-            Qt, Lt, method = orthonormalise(Zt, kappa_max)
+        reorth = since == reorth_every or t == transient + steps - 1
+        if chunks == 1:
+            _lyapunov_block(Zt, L, pending, Wt, d, Znew, parts[0], reorth, routines, 0, n)
+        else:
+            _lyapunov_blocks(Zt, L, pending, Wt, d, Znew, parts, reorth, routines, chunks)
+        Zt, Znew = Znew, Zt
+        pending = False
+        if not reorth:
+            continue
+        since = 0
+        G = parts[0]
+        for c in range(1, chunks):
+            for i in range(k):
+                for j in range(i + 1):
+                    G[i, j] += parts[c, i, j]
+        for i in range(k):
+            gdiag[i] = G[i, i]
+        if _cholesky_in_place(routines, G):
+            smin = np.inf
+            for i in range(k):
+                smin = min(smin, G[i, i] / math.sqrt(gdiag[i]))
+            pending = smin * kappa_max >= 1.0  # one Cholesky pass is accurate (`orthonormalise`)
+        if pending:
+            L[:, :] = G
+            for i in range(k):
+                acc[i] += math.log(L[i, i])
+        else:
+            Qt, Lt, method = orthonormalise(Zt, kappa_max, routines, chunks)
             if method == 3:
                 nh += 1
             for i in range(k):
                 acc[i] += math.log(Lt[i, i]) if Lt[i, i] > 0.0 else -np.inf
-            since = 0
-        else:
-            Qt = Zt
+            Zt[:, :] = Qt
     return acc / steps, sum_ld, nh
 
 
 @njit(**JIT)
-def mlp_spectrum(params, widths, d_out, Hbuf, B, code, backward, sample, save_layers):
+def mlp_spectrum(params, widths, d_out, Hbuf, B, code, backward, sample, save_layers, routines):
     """QR-accumulated factors of dh_L/dh_l (backward) or dh_l/dh_0 (forward) at chosen layers.
 
-    Parameters as `mlp_jacobian_norms`, plus ``sample`` (int) and ``save_layers`` (int64 array).
+    Parameters as `mlp_jacobian_norms`, plus ``sample`` (int), ``save_layers`` (int64 array)
+    and ``routines`` (`rnnsim.kernels.fortran.routine_addresses()`).
 
     Returns
     -------
@@ -757,7 +889,7 @@ def mlp_spectrum(params, widths, d_out, Hbuf, B, code, backward, sample, save_la
         h = Hbuf[s_off[t] + sample * n_out : s_off[t] + (sample + 1) * n_out]
         At = np.empty((n_out, n_in)) if backward else np.empty((n_in, n_out))
         step_factor(Wl, h, code, backward, At)
-        Qt, Y, sigma, _ = spectrum_push(Qt, At, Y, sigma, 1e3)
+        Qt, Y, sigma, _ = spectrum_push(Qt, At, Y, sigma, 1e3, routines)
         if want[k] >= 0:
             r = Y.shape[0]
             Ys[want[k], :r] = Y
