@@ -89,15 +89,41 @@ def at_b_partials(A, B, chunks):
 @njit(**JIT)
 def at_b(A, B):
     """``A^T B`` for A (K, m) and B (K, p), the K rows split over threads when large (partial
-    products, then a serial sum): the weight gradients ``sum_t dA_t^T h_{t-1}`` of all T*B rows."""
+    products, then a serial sum): the weight gradients ``sum_t dA_t^T h_{t-1}`` of all T*B rows.
+
+    When m or p is below 8 (input and output weights of a few units) BLAS runs far below its
+    rate, and row updates (`add_row_times`) over the longer side are used instead.
+    """
     K, m = A.shape
-    chunks = min(THREADS, K * m * B.shape[1] // PARALLEL_MIN_FLOPS)
+    p = B.shape[1]
+    if min(m, p) < 8:
+        if m <= p:
+            At = np.ascontiguousarray(A.T)
+            out = np.zeros((m, p))
+            for i in range(m):
+                add_row_times(B, At[i], out[i])
+            return out
+        Bt = np.ascontiguousarray(B.T)
+        outT = np.zeros((p, m))
+        for j in range(p):
+            add_row_times(A, Bt[j], outT[j])
+        return np.ascontiguousarray(outT.T)
+    chunks = min(THREADS, K * m * p // PARALLEL_MIN_FLOPS)
     if chunks <= 1:
         return np.dot(A.T, B)
     partial = at_b_partials(A, B, chunks)
     out = partial[0].copy()
     for c in range(1, chunks):
         out += partial[c]
+    return out
+
+
+@njit(**JIT)
+def column_sums(A):
+    """``A.sum(axis=0)`` for A (K, m) C-contiguous, by vectorised row updates (`add_row_times`);
+    the bias gradients."""
+    out = np.zeros(A.shape[1])
+    add_row_times(A, np.ones(A.shape[0]), out)
     return out
 
 

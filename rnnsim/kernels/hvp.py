@@ -33,7 +33,7 @@ import numpy as np
 from numba import njit
 
 from rnnsim.kernels.activations import d2phi_from_h, dphi_from_h
-from rnnsim.kernels.blas import matmul_into
+from rnnsim.kernels.blas import column_sums, matmul_into
 from rnnsim.kernels.jit import JIT
 from rnnsim.kernels.losses import mse, xent
 from rnnsim.kernels.mlp import layer_offsets, mlp_loss_grad, state_offsets
@@ -205,9 +205,9 @@ def rnn_hvp_apply(W, V, x, code, loss_code, H, Y, dY, G, dA, v):
     hv = np.empty(P)
     hv[0:o1] = (np.dot(RdA2.T, Hprev2) + np.dot(dA2.T, RHprev2)).reshape(-1)
     hv[o1:o2] = np.dot(RdA2.T, x.reshape(T * B, d_in)).reshape(-1)
-    hv[o2:o3] = RdA2.sum(axis=0)
+    hv[o2:o3] = column_sums(RdA2)
     hv[o3:o4] = (np.dot(RdY2.T, Hout2) + np.dot(dY2.T, RHout2)).reshape(-1)
-    hv[o4:P] = RdY2.sum(axis=0)
+    hv[o4:P] = column_sums(RdY2)
     return hv
 
 
@@ -292,7 +292,7 @@ def mlp_hvp_apply(params, widths, d_out, code, x, target, Hbuf, Gbuf, v):
         r = (y - target) / B
         Rr = Ry / B
         hv[w_off[L] : w_off[L] + d_out * nL] = (np.dot(Rr.T, hL) + np.dot(r.T, RhL)).reshape(-1)
-        hv[b_off[L] : b_off[L] + d_out] = Rr.sum(axis=0)
+        hv[b_off[L] : b_off[L] + d_out] = column_sums(Rr)
         Rg = np.dot(Rr, V) + np.dot(r, dV)
     for l in range(L - 1, -1, -1):
         n_in = widths[l]
@@ -314,6 +314,6 @@ def mlp_hvp_apply(params, widths, d_out, code, x, target, Hbuf, Gbuf, v):
         hv[w_off[l] : w_off[l] + n_out * n_in] = (
             np.dot(RdA.T, h_prev) + np.dot(dA.T, Rh_prev)
         ).reshape(-1)
-        hv[b_off[l] : b_off[l] + n_out] = RdA.sum(axis=0)
+        hv[b_off[l] : b_off[l] + n_out] = column_sums(RdA)
         Rg = np.dot(RdA, Wl) + np.dot(dA, dWl)
     return hv

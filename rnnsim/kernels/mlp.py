@@ -11,6 +11,7 @@ import numpy as np
 from numba import njit
 
 from rnnsim.kernels.activations import activate, times_dphi
+from rnnsim.kernels.blas import column_sums
 from rnnsim.kernels.jit import JIT
 
 
@@ -133,7 +134,7 @@ def mlp_loss_grad(params, widths, d_out, code, x, target):
         V = params[w_off[L] : w_off[L] + d_out * nL].reshape(d_out, nL)
         np.dot(R, V, gL)
         grad[w_off[L] : w_off[L] + d_out * nL] = np.dot(R.T, hL).reshape(-1)
-        grad[b_off[L] : b_off[L] + d_out] = R.sum(axis=0)
+        grad[b_off[L] : b_off[L] + d_out] = column_sums(R)
     for l in range(L - 1, -1, -1):
         n_in = widths[l]
         n_out = widths[l + 1]
@@ -145,6 +146,6 @@ def mlp_loss_grad(params, widths, d_out, code, x, target):
         dA = np.empty((B, n_out))
         times_dphi(code, g.reshape(B * n_out), h.reshape(B * n_out), dA.reshape(B * n_out))
         np.dot(dA.T, h_prev, grad[w_off[l] : w_off[l] + n_out * n_in].reshape(n_out, n_in))
-        grad[b_off[l] : b_off[l] + n_out] = dA.sum(axis=0)
+        grad[b_off[l] : b_off[l] + n_out] = column_sums(dA)
         np.dot(dA, Wl, g_prev)
     return loss, grad, Hbuf, Gbuf

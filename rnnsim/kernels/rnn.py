@@ -16,7 +16,7 @@ import numpy as np
 from numba import njit, prange
 
 from rnnsim.kernels.activations import activate, times_dphi
-from rnnsim.kernels.blas import BLAS_MIN_FLOPS, THREADS, add_row_times, at_b
+from rnnsim.kernels.blas import BLAS_MIN_FLOPS, THREADS, add_row_times, at_b, column_sums
 from rnnsim.kernels.jit import JIT
 from rnnsim.kernels.losses import mse, xent
 
@@ -181,10 +181,10 @@ def rnn_backward(W, U, V, x, H, dY, code):
     dA2 = dA.reshape(T * B, n)
     gW = at_b(dA2, H[:T].reshape(T * B, n))
     gU = at_b(dA2, x.reshape(T * B, d_in))
-    gb = dA2.sum(axis=0)
+    gb = column_sums(dA2)
     dY2 = dY.reshape(T * B, d_out)
     gV = at_b(dY2, H[1:].reshape(T * B, n))
-    gc = dY2.sum(axis=0)
+    gc = column_sums(dY2)
     return gW, gU, gb, gV, gc, G
 
 
