@@ -279,7 +279,7 @@ def test_direct_blas_and_lapack_calls_match_numpy(rng):
         F.syrk_lower(routines, Zt[:, 2:], G)
         info = F.potrf_lower(routines, G)
         F.trsm_lower_left(routines, G, X[:, 1:])
-        F.trmm_upper_left(routines, C, Y[:, :-1])
+        F.trmm_lower_transposed_left(routines, C, Y[:, :-1])
         return P, info, F.potrf_lower(routines, bad)
 
     k, n = 5, 9
@@ -301,5 +301,5 @@ def test_direct_blas_and_lapack_calls_match_numpy(rng):
     assert (np.triu(G, 1) == np.triu(np.full((k, k), 7.0), 1)).all()
     np.testing.assert_allclose(X[:, 1:], np.linalg.solve(L, X0[:, 1:]), rtol=1e-10)
     np.testing.assert_array_equal(X[:, 0], X0[:, 0])
-    np.testing.assert_allclose(Y[:, :-1], np.triu(C) @ Y0[:, :-1], rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(Y[:, :-1], np.tril(C).T @ Y0[:, :-1], rtol=1e-12, atol=1e-14)
     np.testing.assert_array_equal(Y[:, -1], Y0[:, -1])

@@ -131,15 +131,15 @@ def trsm_lower_left(routines, L, X):
 
 
 @njit(**JIT_INLINE)
-def trmm_upper_left(routines, C, Y):
-    """``Y <- C Y`` in place, for C (k, k) upper triangular (its strict lower triangle is not read)
-    and Y (k, r): half the multiply-adds of a general product."""
+def trmm_lower_transposed_left(routines, Ct, Y):
+    """``Y <- Ct^T Y`` in place, for Ct (k, k) lower triangular (its strict upper triangle is not
+    read) and Y (k, r): half the multiply-adds of a general product."""
     k, r = Y.shape
-    c, i, f = _scalars((82, 76, 78, 78), (r, k, _ld(C), _ld(Y)), 1.0)  # Y^T <- Y^T C^T
+    c, i, f = _scalars((82, 85, 84, 78), (r, k, _ld(Ct), _ld(Y)), 1.0)  # Y^T <- Y^T Ct
     _call(
         routines[TRMM],
         (c.ctypes.data, c.ctypes.data + 1, c.ctypes.data + 2, c.ctypes.data + 3, i.ctypes.data,
-         i.ctypes.data + 4, f.ctypes.data, C.ctypes.data, i.ctypes.data + 8, Y.ctypes.data,
+         i.ctypes.data + 4, f.ctypes.data, Ct.ctypes.data, i.ctypes.data + 8, Y.ctypes.data,
          i.ctypes.data + 12),
     )  # fmt: skip
     return c[0] + i[0] + f[0]
@@ -178,8 +178,8 @@ if config.DISABLE_JIT:  # the kernels' plain-Python run (tests/test_nojit.py): N
 
         X[...] = solve_triangular(np.tril(L), X, lower=True)
 
-    def trmm_upper_left(routines, C, Y):  # noqa: F811
-        Y[...] = np.triu(C) @ Y
+    def trmm_lower_transposed_left(routines, Ct, Y):  # noqa: F811
+        Y[...] = np.tril(Ct).T @ Y
 
     def gemm(routines, A, B, C):  # noqa: F811
         C[...] = A @ B
