@@ -4,8 +4,10 @@ Each suite is a function registered with `suite` that returns rows (dicts). A ro
 computation at one size: ``rnnsim_ms`` (median over repeats of the Numba path through the public
 API), ``reference_ms`` (its plain NumPy twin in `rnnsim.reference`), ``speedup``, ``first_ms`` (the
 first call in this process: compilation or on-disk cache load, reported apart) and, where the
-computation is dominated by matrix products, ``floor_ms`` = FLOPs / this machine's measured float64
-matrix-multiply rate. Optional peers (PyTorch) are timed when installed; nothing requires them.
+computation is dominated by matrix products, ``floor_ms`` = FLOPs / this machine's float64
+matrix-multiply rate, measured again just before each such row (``gemm_gflops``): on a shared or
+virtual machine the rate drifts by tens of percent within minutes, and the ratio ``x_floor`` is
+only meaningful against the rate of the same moment. Optional peers (PyTorch) are timed when installed; nothing requires them.
 Later issues add suites here.
 """
 
@@ -43,20 +45,17 @@ def timeit(fn, repeats):
     return first, float(np.median(times))
 
 
-_RATE = {}
-
-
 def matmul_gflops():
-    """This machine's float64 matrix-multiply rate (GFLOP/s), measured once on 1024^2 GEMMs."""
-    if "rate" not in _RATE:
-        a = np.random.default_rng(0).normal(size=(1024, 1024))
-        _, t = timeit(lambda: a @ a, 5)
-        _RATE["rate"] = 2 * 1024**3 / t / 1e9
-    return _RATE["rate"]
+    """This machine's float64 matrix-multiply rate (GFLOP/s) now, from 1024^2 GEMMs (NumPy's BLAS,
+    all cores)."""
+    a = np.random.default_rng(0).normal(size=(1024, 1024))
+    _, t = timeit(lambda: a @ a, 5)
+    return 2 * 1024**3 / t / 1e9
 
 
 def row(suite_name, case, kernel, reference, repeats, flops=None, peers=None, **params):
     """Time ``kernel`` and ``reference`` (callables) and build one table row."""
+    rate = matmul_gflops() if flops is not None else None
     first, t_kernel = timeit(kernel, repeats)
     result = {"suite": suite_name, "case": case, **params}
     result["rnnsim_ms"] = 1e3 * t_kernel
@@ -69,7 +68,8 @@ def row(suite_name, case, kernel, reference, repeats, flops=None, peers=None, **
         _, t_peer = timeit(fn, max(1, repeats // 3))
         result[f"{name}_ms"] = 1e3 * t_peer
     if flops is not None:
-        result["floor_ms"] = 1e3 * flops / (matmul_gflops() * 1e9)
+        result["gemm_gflops"] = rate
+        result["floor_ms"] = 1e3 * flops / (rate * 1e9)
         result["x_floor"] = t_kernel * 1e3 / result["floor_ms"]
     return result
 
@@ -299,7 +299,9 @@ def main(argv=None):
     for name in args.suite or list(SUITES):
         rows += SUITES[name](args.quick, args.repeats)
     table = pd.DataFrame(rows)
-    print(f"float64 matrix-multiply rate on this machine: {matmul_gflops():.1f} GFLOP/s")
+    print(
+        "floor_ms: FLOPs at the float64 matrix-multiply rate gemm_gflops, measured before the row"
+    )
     with pd.option_context(
         "display.max_columns", None, "display.width", 200, "display.max_colwidth", 45
     ):

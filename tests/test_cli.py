@@ -7,6 +7,7 @@ import sys
 import types
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from rnnsim import cli
@@ -160,3 +161,17 @@ def test_dask_is_imported_only_for_scheduler_runs():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+def test_bench_row_reports_the_floor_at_the_rate_of_the_moment():
+    """A bench row carries the timings, the speed-up, the GEMM rate measured for it and the
+    ratio to the FLOP floor at that rate."""
+    from rnnsim.bench import row
+
+    a = np.ones((64, 64))
+    result = row("s", "case", lambda: a @ a, lambda: a @ a @ a, 2, flops=2.0 * 64**3, n=64)
+    assert result["n"] == 64 and result["rnnsim_ms"] > 0 and result["reference_ms"] > 0
+    assert result["speedup"] == result["reference_ms"] / result["rnnsim_ms"]
+    assert result["gemm_gflops"] > 0
+    assert result["floor_ms"] == 1e3 * 2.0 * 64**3 / (result["gemm_gflops"] * 1e9)
+    assert result["x_floor"] == result["rnnsim_ms"] / result["floor_ms"]
