@@ -11,13 +11,12 @@ The step ``w -> w - eps g`` changes the loss by ``-eps g^T g + 1/2 eps^2 g^T H g
 """
 
 import math
-from numbers import Integral
 
 import numpy as np
 import pandas as pd
 
 from rnnsim.models import LOSSES, RNN
-from rnnsim.validation import choice, float_array, positive_float, positive_int
+from rnnsim.validation import choice, float_array, generator, positive_float, positive_int
 
 __all__ = [
     "step_curvature",
@@ -32,14 +31,6 @@ __all__ = [
     "model_loss",
     "curvature_callback",
 ]
-
-
-def _rng(seed):
-    if isinstance(seed, np.random.Generator):
-        return seed
-    if isinstance(seed, bool) or not isinstance(seed, Integral):
-        raise TypeError(f"seed must be an int or numpy.random.Generator, got {seed!r}")
-    return np.random.default_rng(int(seed))
 
 
 def _check_hvp(hvp):
@@ -155,7 +146,7 @@ def lanczos(hvp, dim, n_steps, *, v0=None, seed=0):
     dim = positive_int("dim", dim)
     m = min(positive_int("n_steps", n_steps), dim)
     if v0 is None:
-        q = _rng(seed).standard_normal(dim)
+        q = generator("seed", seed).standard_normal(dim)
     else:
         q = float_array("v0", v0, ndim=1, finite=False).copy()
         if q.shape != (dim,):
@@ -269,7 +260,7 @@ def spectral_density(hvp, dim, *, n_vectors=10, n_steps=80, seed=0):
     dim = positive_int("dim", dim)
     n_vectors = positive_int("n_vectors", n_vectors)
     n_steps = positive_int("n_steps", n_steps)
-    rng = _rng(seed)
+    rng = generator("seed", seed)
     frames = []
     for i in range(n_vectors):
         v0 = rng.choice(np.array([-1.0, 1.0]), size=dim)
@@ -342,7 +333,7 @@ def hutchinson_trace(hvp, dim, *, n_samples=100, seed=0):
     dim = positive_int("dim", dim)
     n_samples = positive_int("n_samples", n_samples)
     _check_hvp(hvp)
-    rng = _rng(seed)
+    rng = generator("seed", seed)
     vals = np.empty(n_samples)
     for i in range(n_samples):
         v = rng.choice(np.array([-1.0, 1.0]), size=dim)
@@ -491,7 +482,7 @@ def curvature_callback(lr, *, loss="mse_last", h0=None, lanczos_steps=0, seed=0)
     """
     lr = positive_float("lr", lr)
     lanczos_steps = positive_int("lanczos_steps", lanczos_steps, 0)
-    rng = _rng(seed)
+    rng = generator("seed", seed)
 
     def callback(step, model, x, target, grad_flat):
         g = np.asarray(grad_flat, dtype=np.float64).copy()

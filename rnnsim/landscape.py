@@ -18,7 +18,7 @@ import pandas as pd
 from rnnsim.kernels import cliff as _ck
 from rnnsim.models import RNN
 from rnnsim.theory import basin_boundary, saddle_node_curve, sigmoid
-from rnnsim.validation import finite_float, float_vector, positive_float, positive_int
+from rnnsim.validation import finite_float, float_vector, generator, positive_float, positive_int
 
 __all__ = [
     "single_unit_loss",
@@ -443,7 +443,7 @@ def filter_normalized_direction(model, seed=0):
     -----
     Li, Xu, Taylor, Studer & Goldstein 2018, section 4 (filter normalisation); REFERENCES.md §8.
     """
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    rng = generator("seed", seed)
     theta = model.params_vector()
     d = rng.standard_normal(theta.size)
     rows, bias = _filters(model)

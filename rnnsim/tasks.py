@@ -29,6 +29,8 @@ import math
 
 import numpy as np
 
+from rnnsim.validation import generator, positive_float, positive_int
+
 LOSSES = ("mse_last", "mse_all", "xent_last", "xent_all")
 
 
@@ -79,29 +81,6 @@ def loss_value(loss, Y, target):
     return float(np.mean(_logsumexp(Y) - picked))
 
 
-def _check_int(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int >= {minimum}, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _check_positive(name, value):
-    value = float(value)
-    if not (value > 0.0 and math.isfinite(value)):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return value
-
-
-def _rng(rng):
-    if isinstance(rng, np.random.Generator):
-        return rng
-    if rng is None or isinstance(rng, (int, np.integer)):
-        return np.random.default_rng(rng)
-    raise TypeError(f"rng must be a numpy Generator or an int seed, got {type(rng).__name__}")
-
-
 class Task:
     """Base class: subclasses set the attributes and implement ``_generate`` and ``_errors``."""
 
@@ -137,8 +116,8 @@ class Task:
         target : ndarray
             Shaped for ``self.loss`` (see the module docstring).
         """
-        B = _check_int("B", B, 1)
-        return self._generate(B, _rng(rng))
+        B = positive_int("B", B, 1)
+        return self._generate(B, generator("rng", rng))
 
     def evaluate(self, Y, target):
         """Score outputs against targets with the task's own criterion.
@@ -211,7 +190,7 @@ class AddingPascanu2013(Task):
     """
 
     def __init__(self, T):
-        self.name, self.variant, self.T = "adding", "pascanu2013", _check_int("T", T, 10)
+        self.name, self.variant, self.T = "adding", "pascanu2013", positive_int("T", T, 10)
         self.d_in, self.d_out, self.loss = 2, 1, "mse_last"
         self.baseline = 1.0 / 48.0
         self.baseline_error_rate = 0.36
@@ -263,7 +242,7 @@ class AddingHochreiter1997(Task):
     """
 
     def __init__(self, T):
-        self.name, self.variant, self.T = "adding", "hochreiter1997", _check_int("T", T, 4)
+        self.name, self.variant, self.T = "adding", "hochreiter1997", positive_int("T", T, 4)
         self.d_in, self.d_out, self.loss = 2, 1, "mse_last"
         self.baseline = 19.0 / 960.0
         self.baseline_note = (
@@ -311,7 +290,7 @@ class AddingArjovsky2016(Task):
     """
 
     def __init__(self, T, variant="arjovsky2016"):
-        self.name, self.variant, self.T = "adding", variant, _check_int("T", T, 2)
+        self.name, self.variant, self.T = "adding", variant, positive_int("T", T, 2)
         self.d_in, self.d_out, self.loss = 2, 1, "mse_last"
         self.baseline = 1.0 / 12.0
         self.baseline_note = (
@@ -359,8 +338,8 @@ class CopyArjovsky2016(Task):
     """
 
     def __init__(self, T, n_sequence=10):
-        self.name, self.variant, self.T = "copy", "arjovsky2016", _check_int("T", T, 1)
-        self.n_sequence = _check_int("n_sequence", n_sequence, 1)
+        self.name, self.variant, self.T = "copy", "arjovsky2016", positive_int("T", T, 1)
+        self.n_sequence = positive_int("n_sequence", n_sequence, 1)
         self.d_in, self.d_out, self.loss = 10, 9, "xent_all"
         L = self.T + 2 * self.n_sequence
         self.baseline = self.n_sequence * math.log(8.0) / L
@@ -409,7 +388,7 @@ class TemporalOrderPascanu2013(Task):
     """
 
     def __init__(self, T, symbols=2):
-        self.name, self.variant, self.T = "temporal_order", "pascanu2013", _check_int("T", T, 10)
+        self.name, self.variant, self.T = "temporal_order", "pascanu2013", positive_int("T", T, 10)
         if symbols not in (2, 3):
             raise ValueError(f"symbols must be 2 or 3, got {symbols!r}")
         self.symbols = symbols
@@ -465,7 +444,7 @@ class TemporalOrderHochreiter1997(Task):
 
     def __init__(self, T, symbols=2):
         self.name, self.variant = "temporal_order", "hochreiter1997"
-        self.T = _check_int("T", T, 10)
+        self.T = positive_int("T", T, 10)
         if symbols not in (2, 3):
             raise ValueError(f"symbols must be 2 or 3, got {symbols!r}")
         self.symbols = symbols
@@ -523,14 +502,14 @@ class LatchingBengio1994(Task):
     """
 
     def __init__(self, T, L=1, noise_var=0.2, target=0.8):
-        self.name, self.variant, self.T = "latching", "bengio1994", _check_int("T", T, 1)
-        self.L = _check_int("L", L, 1)
+        self.name, self.variant, self.T = "latching", "bengio1994", positive_int("T", T, 1)
+        self.L = positive_int("L", L, 1)
         if self.L > self.T:
             raise ValueError(f"L must be <= T = {self.T}, got {L!r}")
         self.noise_var = float(noise_var)
         if not (self.noise_var >= 0.0 and math.isfinite(self.noise_var)):
             raise ValueError(f"noise_var must be a finite number >= 0, got {noise_var!r}")
-        self.target = _check_positive("target", target)
+        self.target = positive_float("target", target)
         self.d_in, self.d_out, self.loss = 1, 1, "mse_last"
         self.baseline = 0.5 * self.target**2
         self.baseline_error_rate = 0.5
@@ -585,11 +564,11 @@ class Teacher(Task):
         if T is not None:
             raise ValueError(f"T must be None for the MLP task 'teacher' (no time axis), got {T!r}")
         self.name, self.variant, self.T = "teacher", "tanh_mlp", None
-        self.d_in = _check_int("d_in", d_in, 1)
-        self.d_out = _check_int("d_out", d_out, 1)
-        self.width = _check_int("width", width, 1)
-        self.depth = _check_int("depth", depth, 1)
-        self.sigma_w = _check_positive("sigma_w", sigma_w)
+        self.d_in = positive_int("d_in", d_in, 1)
+        self.d_out = positive_int("d_out", d_out, 1)
+        self.width = positive_int("width", width, 1)
+        self.depth = positive_int("depth", depth, 1)
+        self.sigma_w = positive_float("sigma_w", sigma_w)
         self.noise_std = float(noise_std)
         if not (self.noise_std >= 0.0 and math.isfinite(self.noise_std)):
             raise ValueError(f"noise_std must be a finite number >= 0, got {noise_std!r}")

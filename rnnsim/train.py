@@ -19,6 +19,7 @@ import pandas as pd
 
 from rnnsim import optim as _optim
 from rnnsim.models import RNN
+from rnnsim.validation import generator, positive_int
 
 __all__ = ["train", "evaluate"]
 
@@ -60,7 +61,7 @@ def evaluate(model, task, n, rng, *, chunk=1000):
     Pascanu, Mikolov & Bengio 2013 §4: a run succeeds when fewer than 1 % of 10,000 fresh
     sequences are wrong.
     """
-    rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    rng = generator("rng", rng)
     n = int(n)
     if n < 1:
         raise ValueError(f"n must be an int >= 1, got {n!r}")
@@ -112,14 +113,6 @@ def _long_lag_norm(model, x, target, loss, long_lag):
         "long_lag_grad_norm": long,
         "long_lag_fraction": long / total if total > 0 else float("nan"),
     }
-
-
-def _check_positive_int(name, value, minimum=1, allow_none=False):
-    if allow_none and value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def train(
@@ -217,12 +210,12 @@ def train(
     Clipping: Pascanu, Mikolov & Bengio 2013, Algorithm 1; success: ibid. §4 (fewer than 1 % of
     10,000 fresh sequences wrong) or the task's own rule (`rnnsim.tasks`).
     """
-    steps = _check_positive_int("steps", steps)
-    batch_size = _check_positive_int("batch_size", batch_size)
-    eval_every = _check_positive_int("eval_every", eval_every, minimum=0)
-    eval_batch = _check_positive_int("eval_batch", eval_batch)
-    lag_every = _check_positive_int("lag_every", lag_every, minimum=0)
-    callback_every = _check_positive_int("callback_every", callback_every)
+    steps = positive_int("steps", steps)
+    batch_size = positive_int("batch_size", batch_size)
+    eval_every = positive_int("eval_every", eval_every, minimum=0)
+    eval_batch = positive_int("eval_batch", eval_batch)
+    lag_every = positive_int("lag_every", lag_every, minimum=0)
+    callback_every = positive_int("callback_every", callback_every)
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable or None, got {callback!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):

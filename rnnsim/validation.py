@@ -37,6 +37,18 @@ def positive_int(name, value, minimum=1):
     return int(value)
 
 
+def generator(name, value):
+    """Return a numpy Generator: ``value`` itself, or a new one seeded with the int ``value``
+    (None: fresh entropy)."""
+    if isinstance(value, np.random.Generator):
+        return value
+    if value is None or (isinstance(value, numbers.Integral) and not isinstance(value, bool)):
+        return np.random.default_rng(value)
+    raise TypeError(
+        f"{name} must be an int seed or a numpy.random.Generator; got {describe(value)}"
+    )
+
+
 def finite_float(name, value, minimum=None):
     """Return ``value`` as a finite float (and >= ``minimum`` when given)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):

@@ -281,13 +281,13 @@ def test_argument_errors_name_argument_and_allowed_values():
         tasks.make("temporal_order", 10, symbol=2)
     with pytest.raises(ValueError, match="symbols must be 2 or 3, got 4"):
         tasks.make("temporal_order", 10, symbols=4)
-    with pytest.raises(ValueError, match="T must be an int >= 10, got 5"):
+    with pytest.raises(ValueError, match="T must be an integer >= 10; got 5"):
         tasks.make("adding", 5, variant="pascanu2013")
-    with pytest.raises(TypeError, match="T must be an int"):
+    with pytest.raises(TypeError, match="T must be an integer"):
         tasks.make("copy", 10.5)
     with pytest.raises(ValueError, match="T must be None"):
         tasks.make("teacher", 10)
-    with pytest.raises(ValueError, match="B must be an int >= 1, got 0"):
+    with pytest.raises(ValueError, match="B must be an integer >= 1; got 0"):
         tasks.make("copy", 10).batch(0, 0)
     with pytest.raises(ValueError, match="loss must be one of"):
         tasks.loss_value("mse", np.zeros((1, 1, 1)), np.zeros((1, 1)))

@@ -138,7 +138,7 @@ def test_optimizer_object_and_errors():
     opt = Optimizer("nesterov", 0.01, clip=("value", 1.0))
     _, df = train(tiny_rnn(), task, optimizer=opt, lr=None, steps=3, eval_every=0)
     assert (df["optimizer"] == "nesterov").all() and (df["clip_threshold"] == 1.0).all()
-    with pytest.raises(ValueError, match="steps must be an int >= 1, got 0"):
+    with pytest.raises(ValueError, match="steps must be an integer >= 1; got 0"):
         train(tiny_rnn(), task, lr=0.1, steps=0)
     with pytest.raises(ValueError, match="optimizer must be one of"):
         train(tiny_rnn(), task, optimizer="lbfgs", lr=0.1, steps=1)

@@ -4,7 +4,14 @@ and what is allowed."""
 import numpy as np
 import pytest
 
-from rnnsim.validation import choice, finite_float, float_vector, positive_float, positive_int
+from rnnsim.validation import (
+    choice,
+    finite_float,
+    float_vector,
+    generator,
+    positive_float,
+    positive_int,
+)
 
 
 def test_choice_type_and_value():
@@ -48,3 +55,13 @@ def test_float_vector_flattens_and_copies():
     with pytest.raises(ValueError, match="w_values must be a non-empty array"):
         float_vector("w_values", [])
     assert np.isnan(float_vector("grid", [np.nan], finite=False)[0])
+
+
+def test_generator_from_seed_or_generator():
+    rng = np.random.default_rng(3)
+    assert generator("rng", rng) is rng
+    assert generator("seed", 7).random() == np.random.default_rng(7).random()
+    assert isinstance(generator("seed", None), np.random.Generator)
+    for bad in (True, 1.5, "7"):
+        with pytest.raises(TypeError, match="seed must be an int seed or a numpy.random.Generator"):
+            generator("seed", bad)
