@@ -343,8 +343,9 @@ def _lyapunov_args(rnn, x, steps, transient, h0, k, reorth_every, seed):
     else:
         h = float_array("h0", np.asarray(h0, dtype=np.float64).reshape(-1), ndim=1, shape=(n,))
     rng = np.random.default_rng(seed)
-    Q, _ = np.linalg.qr(rng.normal(size=(n, k)))
-    Qt0 = np.ascontiguousarray(Q.T)
+    # orthonormalised by the kernels' QR, not NumPy's: NumPy's BLAS threads would spin on a core
+    # for a while after the call, while the kernel needs both
+    Qt0, _, _ = K.orthonormalise(rng.normal(size=(k, n)), KAPPA_MAX, routine_addresses(), 1)
     return (np.ascontiguousarray(rnn.W), np.ascontiguousarray(U), np.ascontiguousarray(rnn.b),
             h, np.ascontiguousarray(xk), transient, steps, Qt0, reorth_every)  # fmt: skip
 

@@ -753,16 +753,68 @@ def rnn_spectrum(W, H, code, backward, sample, save_steps, routines):
 
 
 @njit(**JIT)
-def _lyapunov_block(Zt, L, pending, Wt, d, Znew, G, gram, routines, c0, c1):
-    """Columns c0:c1 of one Benettin step, ``Znew = L^{-1} Zt Wt diag(d)`` (``L^{-1}`` only when
-    ``pending``), and when ``gram`` the lower triangle of their Gram matrix into G (k, k).
+def _factor_gram(parts, L, gdiag, kappa_max, routines):
+    """Sum the Gram matrix parts (chunks, k, k) into parts[0] and factor it; when one Cholesky
+    pass is accurate (as in `orthonormalise`), write the factor into L (k, k) and return True;
+    else return False (the basis then needs `orthonormalise`)."""
+    k = L.shape[0]
+    G = parts[0]
+    for c in range(1, parts.shape[0]):
+        for i in range(k):
+            for j in range(i + 1):
+                G[i, j] += parts[c, i, j]
+    for i in range(k):
+        gdiag[i] = G[i, i]
+    if not _cholesky_in_place(routines, G):
+        return False
+    smin = np.inf
+    for i in range(k):
+        smin = min(smin, G[i, i] / math.sqrt(gdiag[i]))
+    if smin * kappa_max < 1.0:
+        return False
+    L[:, :] = G
+    return True
 
-    Applying the previous step's triangular factor here rather than forming the orthonormal basis
-    ``L^{-1} Zt`` first gives the same basis (``L^{-1}`` acts on rows, ``Wt diag(d)`` on columns)
-    and keeps every operation on one block of columns: each thread works on its own columns.
+
+@njit(**JIT)
+def _product_columns(Zt, Wt, Znew, routines, c0, c1):
+    """Columns c0:c1 of ``Znew = Zt Wt``."""
+    if c1 > c0:
+        gemm(routines, Zt, Wt[:, c0:c1], Znew[:, c0:c1])
+
+
+@njit(**JIT, parallel=True)
+def _factor_and_product(parts, L, gdiag, kappa_max, routines, factor, Zt, Wt, Znew, chunks, ok):
+    """The first half of a parallel Benettin step: thread 0 factors the Gram matrix of the
+    previous step (when ``factor``; its success into ok[0]) and multiplies fewer columns of
+    ``Znew = Zt Wt`` to make up for it, the other threads multiply the rest.
+
+    The product does not need the factor (it is applied afterwards, `_finish_columns`), so the
+    factorisation, which does not split over threads, overlaps with it.
+    """
+    n = Znew.shape[1]
+    k = Zt.shape[0]
+    extra = min(n, 5 * k * k // (12 * n)) if factor else 0  # the factorisation in product columns
+    total = n + extra
+    for c in prange(chunks):
+        if c == 0 and factor:
+            ok[0] = _factor_gram(parts, L, gdiag, kappa_max, routines)
+        c0 = max(0, c * total // chunks - extra)
+        c1 = max(0, (c + 1) * total // chunks - extra)
+        _product_columns(Zt, Wt, Znew, routines, c0, c1)
+
+
+@njit(**JIT)
+def _finish_columns(Znew, L, pending, d, G, gram, routines, c0, c1):
+    """Columns c0:c1 of the second half of a Benettin step: ``Znew <- L^{-1} Znew diag(d)``
+    (``L^{-1}`` only when ``pending``) and, when ``gram``, the lower triangle of their Gram matrix
+    into G (k, k).
+
+    Applying the previous step's triangular factor after the product rather than forming the
+    orthonormal basis first gives the same basis (``L^{-1}`` acts on rows, ``Wt diag(d)`` on
+    columns) and keeps every operation within one block of columns.
     """
     block = Znew[:, c0:c1]
-    gemm(routines, Zt, Wt[:, c0:c1], block)
     if pending:
         trsm_lower_left(routines, L, block)
     for r in range(Znew.shape[0]):
@@ -773,14 +825,13 @@ def _lyapunov_block(Zt, L, pending, Wt, d, Znew, G, gram, routines, c0, c1):
 
 
 @njit(**JIT, parallel=True)
-def _lyapunov_blocks(Zt, L, pending, Wt, d, Znew, parts, gram, routines, chunks):
-    """`_lyapunov_block` on ``chunks`` column blocks in parallel; Gram parts into parts[c]."""
+def _finish_blocks(Znew, L, pending, d, parts, gram, routines, chunks):
+    """`_finish_columns` on ``chunks`` column blocks in parallel; Gram parts into parts[c]."""
     n = Znew.shape[1]
     for c in prange(chunks):
-        _lyapunov_block(
-            Zt, L, pending, Wt, d, Znew, parts[c], gram, routines, c * n // chunks,
-            (c + 1) * n // chunks,
-        )  # fmt: skip
+        _finish_columns(
+            Znew, L, pending, d, parts[c], gram, routines, c * n // chunks, (c + 1) * n // chunks
+        )
 
 
 @njit(**JIT)
@@ -819,63 +870,68 @@ def lyapunov_qr(W, U, b, x, h0, code, transient, steps, Qt0, reorth_every, kappa
     h = h0.copy()
     a = np.empty(n)
     Wt = np.ascontiguousarray(W.T)
-    Zt = Qt0.copy()  # the basis is L^{-1} Zt: the last Cholesky factor is applied in the next step
+    Zt = Qt0.copy()  # the basis is L^{-1} Zt: each Cholesky factor is applied in the next step
     Znew = np.empty((k, n))
     L = np.eye(k)
-    pending = False  # whether L is still to be applied
     chunks = column_chunks(k, n)
     parts = np.empty((chunks, k, k))
     gdiag = np.empty(k)
+    ok = np.zeros(1, dtype=np.bool_)
+    gram_ready = False  # whether parts hold the Gram matrix of Zt, still to be factored
     acc = np.zeros(k)
     sum_ld = 0.0
     nh = 0
     d = np.empty(n)
     since = 0
-    for t in range(transient + steps):
-        a[:] = np.dot(W, h)
-        if d_in > 0:
-            a += np.dot(U, x[t])
-        for i in range(n):
-            h[i] = phi(code, a[i] + b[i])
-        if t < transient:
-            continue
-        for i in range(n):
-            d[i] = dphi_from_h(code, h[i])
-            sum_ld += math.log(abs(d[i])) if d[i] != 0.0 else -np.inf
-        since += 1
-        reorth = since == reorth_every or t == transient + steps - 1
-        if chunks == 1:
-            _lyapunov_block(Zt, L, pending, Wt, d, Znew, parts[0], reorth, routines, 0, n)
+    for t in range(transient + steps + 1):
+        if t < transient + steps:
+            a[:] = np.dot(W, h)
+            if d_in > 0:
+                a += np.dot(U, x[t])
+            for i in range(n):
+                h[i] = phi(code, a[i] + b[i])
+            if t < transient:
+                continue
+            for i in range(n):
+                d[i] = dphi_from_h(code, h[i])
+                sum_ld += math.log(abs(d[i])) if d[i] != 0.0 else -np.inf
+        elif not gram_ready:
+            break
+        last = t == transient + steps  # only the last factorisation is left
+        if chunks == 1 or last:
+            if gram_ready:
+                ok[0] = _factor_gram(parts, L, gdiag, kappa_max, routines)
+            if not last:
+                _product_columns(Zt, Wt, Znew, routines, 0, n)
         else:
-            _lyapunov_blocks(Zt, L, pending, Wt, d, Znew, parts, reorth, routines, chunks)
-        Zt, Znew = Znew, Zt
+            _factor_and_product(
+                parts, L, gdiag, kappa_max, routines, gram_ready, Zt, Wt, Znew, chunks, ok
+            )
         pending = False
-        if not reorth:
-            continue
-        since = 0
-        G = parts[0]
-        for c in range(1, chunks):
-            for i in range(k):
-                for j in range(i + 1):
-                    G[i, j] += parts[c, i, j]
-        for i in range(k):
-            gdiag[i] = G[i, i]
-        if _cholesky_in_place(routines, G):
-            smin = np.inf
-            for i in range(k):
-                smin = min(smin, G[i, i] / math.sqrt(gdiag[i]))
-            pending = smin * kappa_max >= 1.0  # one Cholesky pass is accurate (`orthonormalise`)
-        if pending:
-            L[:, :] = G
-            for i in range(k):
-                acc[i] += math.log(L[i, i])
+        if gram_ready:
+            if ok[0]:
+                for i in range(k):
+                    acc[i] += math.log(L[i, i])
+                pending = True
+            else:
+                Qt, Lt, method = orthonormalise(Zt, kappa_max, routines, chunks)
+                if method == 3:
+                    nh += 1
+                for i in range(k):
+                    acc[i] += math.log(Lt[i, i]) if Lt[i, i] > 0.0 else -np.inf
+                if not last:
+                    _product_columns(Qt, Wt, Znew, routines, 0, n)
+        if last:
+            break
+        since += 1
+        gram_ready = since == reorth_every or t == transient + steps - 1
+        if chunks == 1:
+            _finish_columns(Znew, L, pending, d, parts[0], gram_ready, routines, 0, n)
         else:
-            Qt, Lt, method = orthonormalise(Zt, kappa_max, routines, chunks)
-            if method == 3:
-                nh += 1
-            for i in range(k):
-                acc[i] += math.log(Lt[i, i]) if Lt[i, i] > 0.0 else -np.inf
-            Zt[:, :] = Qt
+            _finish_blocks(Znew, L, pending, d, parts, gram_ready, routines, chunks)
+        Zt, Znew = Znew, Zt
+        if gram_ready:
+            since = 0
     return acc / steps, sum_ld, nh
 
 
