@@ -25,7 +25,10 @@ re-orthonormalisation: ``Z = A Q = Q' R'`` by Cholesky QR (``Z^T Z = R'^T R'``, 
 Householder when the Gram matrix is too ill-conditioned), and the accumulated triangular factor
 ``R = diag(exp(sigma)) Y`` is kept with unit-norm rows ``Y`` and log row scales ``sigma``.
 Kernels work in the transposed layout (rows of ``Qt`` are the orthonormal vectors) so that every
-matrix product is a C-contiguous BLAS call.
+matrix product is a BLAS call on rows (`rnnsim.kernels.fortran`: syrk for Gram matrices, potrf,
+trsm, trmm). Products, Gram matrices and triangular solves split into column blocks that run on
+separate cores (`column_chunks`); the Lyapunov kernel applies each step's Cholesky factor in the
+next step, so that the factorisation overlaps with the next product.
 """
 
 import math
