@@ -6,22 +6,20 @@ from layer 1 on, no burn-in layers needed). Minus the fitted slope against l is 
 per-layer growth rate; theory predicts ln chi1, zero on the critical line chi1 = 1.
 """
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from matplotlib.colors import TwoSlopeNorm
 
 from rnnsim import MLP, plots, theory
 from rnnsim.experiment import Experiment, main
+from rnnsim.jacobians import growth_rate
 
 RATE = "growth of ln ||dL/dh_l||^2 (nats/layer)"
 AXES = ["activation", "width", "depth", "sigma_w2", "sigma_b2"]
 
 
 def measure(point: dict, seed: int) -> pd.DataFrame:
-    sw2, sb2, act, n, L = (
-        point[k] for k in ("sigma_w2", "sigma_b2", "activation", "width", "depth")
-    )
+    sw2, sb2 = point["sigma_w2"], point["sigma_b2"]
+    act, n, L = point["activation"], point["width"], point["depth"]
     mlp = MLP.random(n, L, activation=act, seed=seed, **theory.mlp_scales(sw2, sb2))
     x = theory.fixed_point_input(act, sw2, sb2, 16, n, seed=[seed, 1])
     _, grads = mlp.loss_and_grad(x, np.random.default_rng([seed, 2]).standard_normal((16, n)))
@@ -33,38 +31,29 @@ def measure(point: dict, seed: int) -> pd.DataFrame:
 
 def summary(table: pd.DataFrame) -> pd.DataFrame:
     """Measured ln chi1 (minus the least-squares slope in l) per point: mean and sd over seeds."""
-    per_seed = table.groupby([*AXES, "seed"]).apply(
-        lambda t: pd.Series({"empirical": -np.polyfit(t.layer, t.log_sq_grad, 1)[0],
-                             "theory": t.log_chi1_theory.iloc[0]}), include_groups=False)  # fmt: skip
-    return per_seed.groupby(AXES).agg(theory=("theory", "first"), empirical=("empirical", "mean"),
-                                      sd_over_seeds=("empirical", "std"),
-                                      seeds=("empirical", "count")).reset_index()  # fmt: skip
+    fits = growth_rate(table, "layer", "log_sq_grad", by=[*AXES, "log_chi1_theory", "seed"])
+    fits = fits.assign(empirical=-fits["slope"]).rename(columns={"log_chi1_theory": "theory"})
+    stats = fits.groupby([*AXES, "theory"])["empirical"].agg(["mean", "std", "count"])
+    return stats.set_axis(["empirical", "sd_over_seeds", "seeds"], axis=1).reset_index()
 
 
 def figures(table: pd.DataFrame) -> dict:
     plots.theme()
     s = summary(table[(table.width == table.width.max()) & (table.depth == table.depth.max())])
     tag = f"{s.activation.iloc[0]} MLP, width {s.width.iloc[0]}, depth {s.depth.iloc[0]}"
-    grid = s.pivot_table(index="sigma_b2", columns="sigma_w2", values="empirical")
-    fig1, ax = plt.subplots(figsize=(6.5, 4.5), layout="constrained")
-    lim = np.nanmax(np.abs(grid.to_numpy()))
-    mesh = ax.pcolormesh(grid.columns, grid.index, grid.to_numpy(), shading="nearest",
-                         cmap="RdBu_r", norm=TwoSlopeNorm(0.0, -lim, lim))  # fmt: skip
-    fig1.colorbar(mesh, ax=ax, label=f"measured {RATE}")
-    line = theory.critical_line(s.activation.iloc[0], grid.index[-1] * np.linspace(0, 1, 40) ** 2)
-    plots.theory_line(ax, line.sigma_w2, line.sigma_b2, "theory: critical line chi1 = 1")
-    ax.set(xlabel="weight variance sigma_w^2 (times fan-in)", ylabel="bias variance sigma_b^2",
-           xlim=grid.columns[[0, -1]], title=f"Gradient growth per layer, {tag}")  # fmt: skip
-    fig2, ax = plt.subplots(figsize=(6.5, 5.0), layout="constrained")
-    for sb2, t in s.groupby("sigma_b2"):
-        ax.errorbar(t.theory, t.empirical, yerr=t.sd_over_seeds.fillna(0.0), fmt="o", ms=4,
-                    capsize=2, label=f"sigma_b^2 = {sb2:g}")  # fmt: skip
-    ends = [s[["theory", "empirical"]].min().min(), s[["theory", "empirical"]].max().max()]
-    plots.theory_line(ax, ends, ends, "theory: measured = ln chi1")
-    ax.set(xlabel="mean-field ln chi1 (nats/layer)", ylabel=f"measured {RATE}",
-           title=f"Measured vs predicted, {tag}\n(error bars: sd over seeds)")  # fmt: skip
-    ax.legend(loc="upper left")
-    return {"growth_rate_heatmap": fig1, "empirical_vs_theory": fig2}
+    line = theory.critical_line(s.activation.iloc[0], s.sigma_b2.max() * np.linspace(0, 1, 40) ** 2)
+    heat = plots.mesh(
+        s, "sigma_w2", "sigma_b2", "empirical", center=0.0, cmap="RdBu_r", figsize=(6.5, 4.5),
+        colorbar_label=f"measured {RATE}", title=f"Gradient growth per layer, {tag}",
+        theory=line, theory_label="theory: critical line chi1 = 1",
+    )  # fmt: skip
+    scatter = plots.measured_vs_theory(
+        s, "theory", "empirical", hue="sigma_b2", yerr="sd_over_seeds", hue_label="sigma_b^2",
+        identity_label="theory: measured = ln chi1", ylabel=f"measured {RATE}",
+        xlabel="mean-field ln chi1 (nats/layer)",
+        title=f"Measured vs predicted, {tag}\n(error bars: sd over seeds)",
+    )  # fmt: skip
+    return {"growth_rate_heatmap": heat, "empirical_vs_theory": scatter}
 
 
 EXPERIMENT = Experiment(
@@ -78,21 +67,13 @@ EXPERIMENT = Experiment(
         "sigma_w2": [0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0, 3.5, 4.0],
         "sigma_b2": [0.0, 0.05, 0.1, 0.2, 0.4, 0.7, 1.0, 1.5, 2.0],
     },  # fmt: skip
-    quick={
-        "width": [256],
-        "depth": [20],
-        "sigma_w2": [0.5, 1.0, 1.5, 2.0, 3.0, 4.0],
-        "sigma_b2": [0.0, 0.3, 1.0],
-    },  # fmt: skip
-    measure=measure,
-    figures=figures,
-    summary=summary,
-    seeds=4,
-    quick_seeds=2,
+    quick={"width": [256], "depth": [20], "sigma_w2": [0.5, 1.0, 1.5, 2.0, 3.0, 4.0],
+           "sigma_b2": [0.0, 0.3, 1.0]},
+    measure=measure, figures=figures, summary=summary, seeds=4, quick_seeds=2,
     notes="""Squared gradient norms change by chi1 per layer: they shrink left of the dashed
     critical line (ordered phase) and grow right of it (chaotic phase). Finite width adds
     ~sqrt(2/n) noise per layer, hence the spread over seeds.""",
-)
+)  # fmt: skip
 
 if __name__ == "__main__":
     main(EXPERIMENT)

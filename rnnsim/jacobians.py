@@ -423,6 +423,52 @@ def gradient_contributions(model, x, target, loss="mse_last", h0=None):
     )
 
 
+def growth_rate(table, x, y, by=()):
+    """Exponential growth rate of a norm: least-squares slope of its log against step or layer.
+
+    Parameters
+    ----------
+    table : DataFrame
+        Tidy table of m rows with columns ``x``, ``y`` and ``by``, e.g. the output of
+        `jacobian_norms` or `gradient_contributions` with ln of a norm taken.
+    x : str
+        The axis along which the norm grows: ``"layer"``, ``"step"`` or ``"lag"``.
+    y : str
+        Natural log of the norm (``"log_spectral"``, ln ||dL/dh_l||^2, ...).
+    by : sequence of str
+        Columns of which every combination gets its own fit (parameters and ``seed``).
+
+    Returns
+    -------
+    DataFrame, one row per group (sorted by ``by``): the ``by`` columns, ``slope`` (nats per unit
+    of ``x``; NaN for a group with a single distinct x) and ``points`` (rows in the fit). Rows
+    where x or y is not finite (ln 0 = -inf for an exactly zero norm) are left out of the fit.
+
+    Notes
+    -----
+    The slope of the ordinary least-squares line, ``sum (x - xbar)(y - ybar) / sum (x - xbar)^2``
+    per group (``np.polyfit(x, y, 1)[0]``), vectorised over groups. For the backward gradient of a
+    deep MLP, minus this slope in ln ||dL/dh_l||^2 estimates ln chi1 (Schoenholz et al. 2017).
+    """
+    if not isinstance(table, pd.DataFrame):
+        raise TypeError(f"table must be a pandas DataFrame; got {describe(table)}")
+    by = [by] if isinstance(by, str) else list(by)
+    for name, column in [("x", x), ("y", y)] + [("by", b) for b in by]:
+        if column not in table.columns:
+            raise ValueError(f"{name} must name a column of table; got {column!r}")
+    frame = table[by].assign(_x=table[x].astype(float), _y=table[y].astype(float))
+    frame = frame[np.isfinite(frame["_x"]) & np.isfinite(frame["_y"])]
+    key = by if by else np.zeros(len(frame))
+    mean = frame.groupby(key, sort=True, dropna=False)[["_x", "_y"]].transform("mean")
+    dx, dy = frame["_x"] - mean["_x"], frame["_y"] - mean["_y"]
+    groups = frame.assign(_xy=dx * dy, _xx=dx * dx).groupby(key, sort=True, dropna=False)
+    out = groups[["_xy", "_xx"]].sum()
+    out["slope"] = out["_xy"] / out["_xx"].where(out["_xx"] > 0)
+    out["points"] = groups.size()
+    out = out.drop(columns=["_xy", "_xx"])
+    return out.reset_index() if by else out.reset_index(drop=True)
+
+
 def _rnn_step_contribution_norms(H, G, x, code):
     """Frobenius norms of sum_b delta_k h_{k-1}^T, sum_b delta_k x_k^T, sum_b delta_k, k = 1..T.
 
@@ -472,6 +518,7 @@ def warmup():
 
 __all__ = [
     "gradient_contributions",
+    "growth_rate",
     "jacobian_norms",
     "jacobian_spectrum",
     "log_singular_values",

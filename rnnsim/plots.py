@@ -10,6 +10,7 @@ matplotlib is switched to the non-interactive Agg backend on import: figures are
 
 from __future__ import annotations
 
+import numbers
 import os
 import uuid
 from collections.abc import Sequence
@@ -23,7 +24,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
-from matplotlib.colors import LogNorm  # noqa: E402
+from matplotlib.colors import LogNorm, TwoSlopeNorm  # noqa: E402
+
+from rnnsim.validation import describe, finite_float  # noqa: E402
 
 __all__ = [
     "LABELS",
@@ -34,6 +37,8 @@ __all__ = [
     "facets",
     "theory_line",
     "heatmap",
+    "mesh",
+    "measured_vs_theory",
     "legend_outside",
     "mean_ci",
     "summarize",
@@ -52,6 +57,8 @@ LABELS: dict[str, str] = {
     "gain": "weight scale g",
     "sigma_w": "weight scale sigma_w",
     "sigma_b": "bias scale sigma_b",
+    "sigma_w2": "weight variance sigma_w^2 (times fan-in)",
+    "sigma_b2": "bias variance sigma_b^2",
     "lr": "learning rate",
     "loss": "loss",
     "grad_norm": "gradient norm ||dL/dtheta||",
@@ -308,11 +315,30 @@ def facets(
     height: float = 3.0,
     aspect: float = 1.3,
     palette=None,
+    theory: pd.DataFrame | None = None,
+    theory_style: str | None = None,
+    hlines: Sequence[tuple[float, str, str]] = (),
 ):
     """A grid of :func:`line_with_band` panels, one per value of ``col`` (and ``row``).
 
     Same band and log conventions as :func:`line_with_band`; ``sharey=False`` for rows of
     different quantities. Panel titles name the ``col``/``row`` parameter.
+
+    Parameters
+    ----------
+    table : DataFrame
+        Tidy table with columns ``x``, ``y`` and the ``hue``/``style``/``col``/``row`` parameters.
+    theory : DataFrame, optional
+        Predictions to overlay, shape (m, ...): columns ``x``, ``y`` and the ``row``/``col``/``hue``
+        parameters. Each (row, col, hue[, theory_style]) group is drawn as a line in its panel, in
+        the colour of its hue level; rows with a non-finite ``y`` are left out. The panels keep the
+        y-range of the data (a theory line never rescales them).
+    theory_style : str, optional
+        A column of ``theory`` whose levels get the line styles ``--``, ``:``, ``-.`` and
+        dash-dot-dot (at most four levels, in order of first appearance); all dashed without it.
+    hlines : sequence of (float, str, str)
+        Horizontal reference lines ``(y, linestyle, color)`` in every panel (thresholds, chance
+        levels).
 
     Returns
     -------
@@ -320,6 +346,13 @@ def facets(
         The figure of the seaborn FacetGrid.
     """
     theme()
+    if theory is not None:
+        _require_columns("theory", theory, [x, y, row, col, hue, theory_style])
+        if theory_style is not None and theory[theory_style].nunique() > len(_STYLES):
+            raise ValueError(
+                f"theory_style must have at most {len(_STYLES)} levels; got "
+                f"{theory[theory_style].nunique()} in column {theory_style!r}"
+            )
     agg = summarize(table, x, y, [row, col, hue, style], log=logy)
     palette = _palette(agg, hue, palette)
     grid = sns.relplot(
@@ -341,8 +374,9 @@ def facets(
     )
     for key, ax in grid.axes_dict.items() if (col or row) else [((), grid.ax)]:
         key = key if isinstance(key, tuple) else (key,)
+        panel = dict(zip([k for k in (row, col) if k], key, strict=True))
         part = agg
-        for name, value in zip([k for k in (row, col) if k], key, strict=True):
+        for name, value in panel.items():
             part = part[part[name] == value]
         if band:
             _bands(ax, part, x, y, hue, style, palette)
@@ -350,6 +384,10 @@ def facets(
             ax.set_yscale("log")
         if logx:
             ax.set_xscale("log")
+        if theory is not None:
+            _theory_lines(ax, theory, panel, x, y, hue, theory_style, palette)
+        for level, linestyle, color in hlines:
+            ax.axhline(level, ls=linestyle, color=color, lw=1)
     grid.set_axis_labels(
         label(x) if xlabel is None else xlabel, label(y) if ylabel is None else ylabel
     )
@@ -361,6 +399,38 @@ def facets(
     if title:  # above the panels' own titles; `save` crops to what is drawn
         grid.figure.suptitle(title, y=1.0, va="bottom")
     return grid.figure
+
+
+_STYLES = ("--", ":", "-.", (0, (5, 2, 1, 2, 1, 2)))  # theory line styles, in order of use
+
+
+def _require_columns(name, frame, columns):
+    """Raise unless ``frame`` is a DataFrame holding every non-None name in ``columns``."""
+    if not isinstance(frame, pd.DataFrame):
+        raise TypeError(f"{name} must be a pandas DataFrame; got {describe(frame)}")
+    missing = [c for c in columns if c is not None and c not in frame.columns]
+    if missing:
+        raise ValueError(
+            f"{name} must have the columns {missing}; got columns {list(frame.columns)}"
+        )
+
+
+def _theory_lines(ax, theory, panel, x, y, hue, style, palette):
+    """Draw the rows of ``theory`` that belong to ``panel`` ({column: level}) on ``ax``."""
+    part = theory[np.isfinite(pd.to_numeric(theory[y], errors="coerce").astype(float))]
+    for name, value in panel.items():
+        if name is not None:
+            part = part[part[name] == value]
+    styles = {} if style is None else dict(zip(pd.unique(theory[style]), _STYLES, strict=False))
+    keys = [k for k in (hue, style) if k is not None]
+    ylim = ax.get_ylim()
+    for level, line in part.groupby(keys, sort=False) if keys else [((), part)]:
+        level = dict(zip(keys, level if isinstance(level, tuple) else (level,), strict=True))
+        color = palette.get(level[hue], "black") if hue is not None else "black"
+        linestyle = styles[level[style]] if style is not None else "--"
+        line = line.sort_values(x)
+        ax.plot(line[x], line[y], linestyle=linestyle, color=color, lw=1.2)
+    ax.set_ylim(ylim)
 
 
 def theory_line(ax, x, y, label: str, color=None, **kwargs):
@@ -442,6 +512,138 @@ def heatmap(
     ax.set_ylabel(label(y) if ylabel is None else ylabel)
     if title:
         ax.set_title(title)
+    return fig
+
+
+def mesh(
+    table: pd.DataFrame,
+    x: str,
+    y: str,
+    value: str,
+    ax=None,
+    *,
+    center: float | None = None,
+    cmap: str = "viridis",
+    colorbar_label: str | None = None,
+    xlabel: str | None = None,
+    ylabel: str | None = None,
+    title: str | None = None,
+    aggfunc: str = "mean",
+    figsize: tuple[float, float] = (6.0, 4.5),
+    theory: pd.DataFrame | None = None,
+    theory_label: str = "theory",
+):
+    """Colour map of ``value`` over two numeric parameters, on axes in data coordinates.
+
+    Unlike :func:`heatmap` (one labelled cell per value), the axes here are numeric, so that a
+    theory curve (:func:`theory_line`, e.g. a critical line) can be drawn over the map. Each cell
+    is centred on its grid point (uneven grids are fine).
+
+    Parameters
+    ----------
+    table : DataFrame
+        Tidy table with columns ``x``, ``y`` and ``value``; repeated rows of a grid point are
+        reduced by ``aggfunc``, giving an (n_y, n_x) grid.
+    x, y : str
+        Numeric parameter columns on the horizontal and vertical axes (y increases upwards).
+    value : str
+        Column to colour by.
+    center : float, optional
+        Centre of a diverging colour map, with limits ``center -+ max |value - center|`` so that
+        equal distances from the centre get equal colour strength (e.g. 0 for a growth rate).
+    cmap : str
+        Colour map name (a diverging one such as ``"RdBu_r"`` with ``center``).
+    theory : DataFrame, optional
+        A predicted curve over the same plane, shape (m, ...): columns ``x`` and ``y``, drawn in
+        row order as a dashed line (:func:`theory_line`) with the legend entry ``theory_label``.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure; its first axes holds the map, the second the colour bar. The axes' limits
+        are the map's edges, so curves drawn over it later are clipped to the map as well.
+    """
+    _require_columns("table", table, [x, y, value])
+    if theory is not None:
+        _require_columns("theory", theory, [x, y])
+    fig, ax = _new_ax(ax, figsize=figsize)
+    pivot = table.pivot_table(index=y, columns=x, values=value, aggfunc=aggfunc)
+    grid = pivot.to_numpy(dtype=float)
+    norm = None
+    if center is not None:
+        center = finite_float("center", center)
+        lim = np.nanmax(np.abs(grid - center))
+        lim = lim if lim > 0 else 1.0
+        norm = TwoSlopeNorm(center, center - lim, center + lim)
+    cells = ax.pcolormesh(pivot.columns, pivot.index, grid, shading="nearest", cmap=cmap, norm=norm)
+    fig.colorbar(cells, ax=ax, label=colorbar_label or label(value))
+    ax.set_xlim(ax.get_xlim())  # fixed: a curve drawn over the map does not widen the axes
+    ax.set_ylim(ax.get_ylim())
+    if theory is not None:
+        theory_line(ax, theory[x], theory[y], theory_label)
+    ax.set_xlabel(label(x) if xlabel is None else xlabel)
+    ax.set_ylabel(label(y) if ylabel is None else ylabel)
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def measured_vs_theory(
+    table: pd.DataFrame,
+    theory: str,
+    measured: str,
+    *,
+    hue: str | None = None,
+    yerr: str | None = None,
+    ax=None,
+    hue_label: str | None = None,
+    identity_label: str = "theory: measured = predicted",
+    xlabel: str | None = None,
+    ylabel: str | None = None,
+    title: str | None = None,
+    figsize: tuple[float, float] = (6.5, 5.0),
+):
+    """Measured values against their predictions, one marker per row, and the identity dashed.
+
+    Parameters
+    ----------
+    table : DataFrame
+        One row per compared point (n rows), with columns ``theory``, ``measured`` and the
+        optional ``hue`` and ``yerr``.
+    theory, measured : str
+        Columns on the horizontal (prediction) and vertical (measurement) axes.
+    hue : str, optional
+        Parameter column; each level is one series with a legend entry ``"{hue_label} = level"``.
+    yerr : str, optional
+        Column of symmetric error bars (e.g. the sd over seeds; NaN is drawn as 0).
+    identity_label : str
+        Legend entry of the line measured = predicted.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    _require_columns("table", table, [theory, measured, hue, yerr])
+    fig, ax = _new_ax(ax, figsize=figsize)
+    for level, part in table.groupby(hue, sort=True) if hue else [(None, table)]:
+        text = f"{level:g}" if isinstance(level, numbers.Real) else str(level)
+        ax.errorbar(
+            part[theory],
+            part[measured],
+            yerr=None if yerr is None else part[yerr].fillna(0.0),
+            fmt="o",
+            ms=4,
+            capsize=2,
+            label=None if hue is None else f"{hue_label or hue} = {text}",
+        )
+    both = table[[theory, measured]]
+    ends = [both.min().min(), both.max().max()]
+    theory_line(ax, ends, ends, identity_label)
+    ax.set_xlabel(label(theory) if xlabel is None else xlabel)
+    ax.set_ylabel(label(measured) if ylabel is None else ylabel)
+    if title:
+        ax.set_title(title)
+    ax.legend(loc="upper left")
     return fig
 
 

@@ -1,6 +1,7 @@
 """Jacobian products: norms and singular values against explicit products and exact cases."""
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy.stats import ortho_group
 
@@ -8,6 +9,7 @@ from rnnsim import MLP, RNN
 from rnnsim import reference as ref
 from rnnsim.jacobians import (
     gradient_contributions,
+    growth_rate,
     jacobian_norms,
     jacobian_spectrum,
     log_singular_values,
@@ -303,3 +305,34 @@ def test_direct_blas_and_lapack_calls_match_numpy(rng):
     np.testing.assert_array_equal(X[:, 0], X0[:, 0])
     np.testing.assert_allclose(Y[:, :-1], np.tril(C).T @ Y0[:, :-1], rtol=1e-12, atol=1e-14)
     np.testing.assert_array_equal(Y[:, -1], Y0[:, -1])
+
+
+def test_growth_rate_is_the_least_squares_slope_per_group(rng):
+    rows = [
+        {"gain": g, "seed": s, "layer": l, "log_norm": rate * l + rng.normal()}
+        for g, rate in ((0.5, -0.7), (2.0, 0.4))
+        for s in range(3)
+        for l in range(12)
+    ]
+    table = pd.DataFrame(rows).sample(frac=1.0, random_state=1)  # fit must not need sorted rows
+    fits = growth_rate(table, "layer", "log_norm", by=["gain", "seed"])
+    assert list(fits.columns) == ["gain", "seed", "slope", "points"] and len(fits) == 6
+    for _, fit in fits.iterrows():
+        part = table[(table.gain == fit.gain) & (table.seed == fit.seed)]
+        np.testing.assert_allclose(
+            fit.slope, np.polyfit(part.layer, part.log_norm, 1)[0], rtol=1e-12
+        )
+        assert fit.points == 12
+    exact = pd.DataFrame({"lag": np.arange(5), "log_spectral": 3.0 - 0.25 * np.arange(5)})
+    np.testing.assert_allclose(growth_rate(exact, "lag", "log_spectral")["slope"], [-0.25])
+
+
+def test_growth_rate_leaves_out_non_finite_rows_and_rejects_bad_columns():
+    table = pd.DataFrame({"step": [0, 1, 2, 3], "y": [0.0, 2.0, -np.inf, 6.0], "k": [0, 0, 0, 1]})
+    fits = growth_rate(table, "step", "y", by="k")
+    np.testing.assert_allclose(fits["slope"].iloc[0], 2.0)
+    assert list(fits["points"]) == [2, 1] and np.isnan(fits["slope"].iloc[1])  # one x: no slope
+    with pytest.raises(ValueError, match="by must name a column"):
+        growth_rate(table, "step", "y", by=["seed"])
+    with pytest.raises(TypeError, match="table"):
+        growth_rate(table.to_numpy(), "step", "y")

@@ -77,3 +77,72 @@ def test_facets_and_heatmap(table, tmp_path):
     fig = plots.heatmap(table, "layer", "init", "norm", log=True)
     assert fig.axes[0].get_xlabel() == "layer l (0 = input)"
     matplotlib.pyplot.close("all")
+
+
+def test_facets_draw_theory_lines_per_panel_and_hue_and_reference_lines(table):
+    theory = pd.DataFrame(
+        [
+            {"init": init, "seed": seed, "kind": kind, "layer": l, "norm": v}
+            for init in ("a", "b")
+            for seed in (0, 1)
+            for kind, v0 in (("fit", 1.0), ("bound", np.inf))
+            for l, v in ((0, v0), (5, 2.0 * v0))
+        ]
+    )
+    fig = plots.facets(
+        table, "layer", "norm", hue="seed", col="init", theory=theory, theory_style="kind",
+        hlines=[(1.5, ":", "grey")],
+    )  # fmt: skip
+    ax_a = fig.axes[0]
+    dashed = [ln for ln in ax_a.get_lines() if ln.get_linestyle() == "--"]
+    assert len(dashed) == 2  # one per seed in panel "a"; the infinite "bound" rows are left out
+    np.testing.assert_array_equal(dashed[0].get_xydata(), [[0, 1.0], [5, 2.0]])
+    palette = plots._palette(table, "seed", None)
+    colors = {matplotlib.colors.to_hex(ln.get_color()) for ln in dashed}
+    assert colors == {matplotlib.colors.to_hex(palette[s]) for s in (0, 1)}
+    ref = [ln for ln in ax_a.get_lines() if ln.get_linestyle() == ":"]
+    assert len(ref) == 1 and list(ref[0].get_ydata()) == [1.5, 1.5]
+    with pytest.raises(ValueError, match="theory must have the columns"):
+        plots.facets(table, "layer", "norm", col="init", theory=theory.drop(columns="norm"))
+    matplotlib.pyplot.close("all")
+
+
+def test_mesh_is_centred_and_carries_the_theory_curve():
+    grid = pd.DataFrame(
+        [
+            {"a": a, "b": b, "seed": s, "v": a - 2 * b + s}
+            for a in (1, 2, 4)
+            for b in (0, 1)
+            for s in (0, 1)
+        ]
+    )
+    curve = pd.DataFrame({"a": [0.0, 10.0], "b": [0.5, 0.5]})
+    fig = plots.mesh(grid, "a", "b", "v", center=0.0, cmap="RdBu_r", theory=curve, theory_label="t")
+    ax = fig.axes[0]
+    cells = ax.collections[0].get_array().reshape(2, 3)
+    want = np.array([[a - 2 * b + 0.5 for a in (1, 2, 4)] for b in (0, 1)])  # mean over seeds
+    np.testing.assert_allclose(cells, want)
+    norm = ax.collections[0].norm
+    assert (norm.vcenter, norm.vmin, norm.vmax) == (0.0, -4.5, 4.5)  # max |v| = 4.5
+    assert ax.get_xlim() == (0.5, 5.0) and ax.get_ylim() == (-0.5, 1.5)  # the curve is clipped
+    assert ax.get_lines()[0].get_linestyle() == "--"
+    assert ax.get_xlabel() == "a" and fig.axes[1].get_ylabel() == "v"
+    with pytest.raises(ValueError, match="center must be finite"):
+        plots.mesh(grid, "a", "b", "v", center=np.nan)
+    matplotlib.pyplot.close("all")
+
+
+def test_measured_vs_theory_draws_one_series_per_hue_and_the_identity():
+    s = pd.DataFrame({"th": [-1.0, 0.0, 1.0, 2.0], "me": [-0.9, 0.1, 1.2, 2.5],
+                      "sd": [0.1, np.nan, 0.2, 0.3], "h": [0.0, 0.0, 0.5, 0.5]})  # fmt: skip
+    fig = plots.measured_vs_theory(s, "th", "me", hue="h", yerr="sd", hue_label="H")
+    ax = fig.axes[0]
+    _, labels = ax.get_legend_handles_labels()
+    assert labels == ["theory: measured = predicted", "H = 0", "H = 0.5"]
+    (identity,) = [ln for ln in ax.get_lines() if ln.get_label().startswith("theory")]
+    assert identity.get_linestyle() == "--"
+    np.testing.assert_array_equal(identity.get_xydata(), [[-1.0, -1.0], [2.5, 2.5]])
+    np.testing.assert_array_equal(ax.containers[1].lines[0].get_xydata(), [[1.0, 1.2], [2.0, 2.5]])
+    with pytest.raises(ValueError, match="table must have the columns"):
+        plots.measured_vs_theory(s, "th", "missing")
+    matplotlib.pyplot.close("all")
