@@ -11,9 +11,6 @@ from rnnsim.kernels.activations import GAMMA
 BATCH, N_OUT, SAT = 64, 10, 0.05  # saturated unit: phi'(a) < 5% of sup |phi'|
 DPHI = {"tanh": lambda h: 1 - h**2, "sigmoid": lambda h: h * (1 - h)}  # phi' from h = phi(a)
 DPHI |= {"linear": np.ones_like, "relu": lambda h: (h > 0).astype(float)}
-PHI = {"tanh": np.tanh, "sigmoid": theory.sigmoid}
-EXACT = {"relu": 0.5, "linear": 1.0}  # E[phi'^2], any q (quadrature cost grows with sqrt(q))
-SW2 = {"uniform": 1 / 3, "he": 2.0}  # n Var[W_ij] at gain 1 (equal widths); 1 for the others
 
 
 def norm(g, per_row=False):  # Frobenius (or RMS over rows of row norms), scaled: squares
@@ -27,28 +24,15 @@ def measure(point: dict, seed: int) -> pd.DataFrame:
     net = MLP.random(n, depth, **kw, seed=seed, n_out=N_OUT)
     rng = np.random.default_rng([seed, 7])  # data: its own stream
     x, target = rng.standard_normal((BATCH, n)), rng.standard_normal((BATCH, N_OUT))
-    _, grads = net.loss_and_grad(x, target)
-    hs, nan = net.forward(x), [np.nan]
-    return pd.DataFrame(
-        {  # dL/dh_l carries the batch mean's 1/B: B * (row norm) is one sample's
-            "layer": np.arange(depth + 1),
-            "grad_h_norm": [BATCH * norm(g, per_row=True) for g in grads["h"]],
-            "grad_W_norm": nan + [norm(g) for g in grads["weights"]],
-            "act_mean": [h.mean() for h in hs],
-            "act_std": [h.std() for h in hs],
-            "frac_saturated": nan + [np.mean(DPHI[act](h) < SAT * GAMMA[act]) for h in hs[1:]],
-        }
-    )
-
-
-def mean_field(act, sw2, depth):
-    """||dL/dh_l|| / ||dL/dh_L|| = prod_{k>l} sqrt(sw2 E[phi'(a_k)^2]), Var a_k: length map."""
-    q, logs = sw2, []  # inputs N(0, 1): Var a_1 = sw2
-    for _ in range(depth):
-        e = EXACT.get(act) or theory.gaussian_expectation(lambda a: DPHI[act](PHI[act](a)) ** 2, q)
-        logs.append(np.log(sw2 * e))
-        q = theory.length_map(act, q, sw2, 0.0)
-    return np.exp(0.5 * np.append(np.cumsum(logs[::-1])[::-1], 0.0))
+    (_, grads), hs, nan = net.loss_and_grad(x, target), net.forward(x), [np.nan]
+    return pd.DataFrame({  # dL/dh_l carries the batch mean's 1/B: B * (row norm) is one sample's
+        "layer": np.arange(depth + 1),
+        "grad_h_norm": [BATCH * norm(g, per_row=True) for g in grads["h"]],
+        "grad_W_norm": nan + [norm(g) for g in grads["weights"]],
+        "act_mean": [h.mean() for h in hs],
+        "act_std": [h.std() for h in hs],
+        "frac_saturated": nan + [np.mean(DPHI[act](h) < SAT * GAMMA[act]) for h in hs[1:]],
+    })  # fmt: skip
 
 
 def named(t):  # one legend entry per init, sigma_w named for the gaussian ones
@@ -66,63 +50,47 @@ def figures(table: pd.DataFrame) -> dict:
     t, L, n = deepest(table), table.depth.max(), table.width.max()
     pal = dict(zip(t.init.unique(), sns.color_palette(n_colors=t.init.nunique()), strict=True))
     kw = dict(x="layer", hue="init", col="activation", col_wrap=2, logy=True, palette=pal)
+    where = f"depth {L}, width {n}"
+    title = f"Backpropagated gradient, {where} (dashed: mean-field theory)"
     figs = {
-        "grad_h_by_layer": plots.facets(
-            t,
-            y="grad_h_norm",
-            title=f"Backpropagated gradient, depth {L}, width {n} (dashed: mean-field theory)",
-            **kw,
-        ),
+        "grad_h_by_layer": plots.facets(t, y="grad_h_norm", title=title, **kw),
         "grad_W_by_layer": plots.facets(
-            t, y="grad_W_norm", title=f"Weight gradient, depth {L}, width {n}", **kw
+            t, y="grad_W_norm", title=f"Weight gradient, {where}", **kw
         ),
     }
     axes = {ax.get_title().split(" = ")[-1]: ax for ax in figs["grad_h_by_layer"].axes}
     for (act, init, sw), part in t.groupby(["activation", "init", "sigma_w"], sort=False):
         top = np.exp(np.log(part.grad_h_norm[part.layer == L]).mean())
-        ratio = mean_field(act, SW2.get(init, 1.0) * sw**2, L)
+        ratio = theory.gradient_ratios(act, theory.init_sigma_w2(init.split()[0], sw), L)
         axes[act].plot(np.arange(L + 1), top * ratio, ls="--", lw=1, color="black", zorder=5)
     names = {"act_mean": "mean of h_l", "act_std": "std of h_l", "frac_saturated": "saturated"}
     stats = t.rename(columns=names).melt(["activation", "init", "layer"], list(names.values()))
     figs["activation_stats"] = plots.facets(
-        stats,
-        x="layer",
-        y="value",
-        hue="init",
-        col="activation",
-        row="variable",
-        sharey=False,
-        ylabel="",
-        palette=pal,
-        title=f"Activations (saturated: phi' < 5% of its max), depth {L}, width {n}",
-    )
+        stats, x="layer", y="value", hue="init", col="activation", row="variable", sharey=False,
+        ylabel="", palette=pal,
+        title=f"Activations (saturated: phi' < 5% of its max), {where}",
+    )  # fmt: skip
     if table.depth.nunique() > 1:  # vanishing compounds with depth
-        ends = table[table.width == n].groupby(
-            ["activation", "init", "sigma_w", "depth", "seed"], sort=False
-        )
-        r = ends.grad_h_norm.agg(lambda g: g.iloc[0] / g.iloc[-1]).rename("ratio").reset_index()
+        by = ["activation", "init", "sigma_w", "depth", "seed"]
+        ends = table[table.width == n].groupby(by, sort=False).grad_h_norm
+        r = ends.agg(lambda g: g.iloc[0] / g.iloc[-1]).rename("ratio").reset_index()
         figs["input_over_top_by_depth"] = plots.facets(
-            named(r),
-            y="ratio",
-            ylabel="||dL/dh_0|| / ||dL/dh_L||",
+            named(r), y="ratio", ylabel="||dL/dh_0|| / ||dL/dh_L||", **{**kw, "x": "depth"},
             title=f"Gradient at the input over gradient at the top, width {n}",
-            **{**kw, "x": "depth"},
-        )
+        )  # fmt: skip
     return figs
 
 
 def summary(table: pd.DataFrame) -> pd.DataFrame:
     g = deepest(table).groupby(["activation", "init", "layer"], sort=False).mean(numeric_only=True)
     top, inp = g.groupby(level=[0, 1], sort=False).last(), g.xs(0, level="layer")
-    return pd.DataFrame(
-        {
-            "depth": table.depth.max(),
-            "width": table.width.max(),
-            "||dL/dh_0|| / ||dL/dh_L||": inp.grad_h_norm / top.grad_h_norm,
-            "||dL/dW_1|| / ||dL/dW_L||": g.xs(1, level="layer").grad_W_norm / top.grad_W_norm,
-            "saturated, top layer": top.frac_saturated,
-        }
-    ).reset_index()
+    return pd.DataFrame({
+        "depth": table.depth.max(),
+        "width": table.width.max(),
+        "||dL/dh_0|| / ||dL/dh_L||": inp.grad_h_norm / top.grad_h_norm,
+        "||dL/dW_1|| / ||dL/dW_L||": g.xs(1, level="layer").grad_W_norm / top.grad_W_norm,
+        "saturated, top layer": top.frac_saturated,
+    }).reset_index()  # fmt: skip
 
 
 EXPERIMENT = Experiment(
@@ -140,7 +108,7 @@ EXPERIMENT = Experiment(
         "activation": ["tanh", "sigmoid", "relu", "linear"],
         "init": ["uniform", "glorot_uniform", "he", "orthogonal"],
         "depth": [50],
-    },
+    },  # fmt: skip
     # sigma_w (the gain of every init) varies for the gaussian init only
     keep=lambda p: p["init"] == "gaussian" or p["sigma_w"] == 1.0,
     measure=measure,

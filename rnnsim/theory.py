@@ -85,6 +85,8 @@ __all__ = [
     "fuss_catalan_moment",
     "gaussian_expectation",
     "gaussian_product_moments",
+    "gradient_ratios",
+    "init_sigma_w2",
     "length_map",
     "mean_field",
     "mlp_scales",
@@ -634,6 +636,93 @@ def mean_field(activation, sigma_w2, sigma_b2, *, density=DENSITY, density_2d=DE
         "xi_grad": _depth_scale(x1),
         "phase": phase,
     }
+
+
+def gradient_ratios(activation, sigma_w2, depth, *, sigma_b2=0.0, q_in=1.0, density=DENSITY):
+    """Mean-field profile of backpropagated gradient norms through a deep random MLP, layer by layer.
+
+    Unlike ``chi1``, which holds at the fixed point ``q_star``, the pre-activation variances here
+    follow the length map from the input on, so the profile is right in the transient layers too.
+
+    Parameters
+    ----------
+    activation : str
+        One of ``rnnsim.kernels.activations.ACTIVATIONS``.
+    sigma_w2 : float
+        Weight variance times fan-in, ``>= 0`` (see :func:`init_sigma_w2` for named initialisers).
+    depth : int
+        Number of hidden layers ``L``, ``>= 1``.
+    sigma_b2 : float, default 0.0
+        Bias variance.
+    q_in : float, default 1.0
+        Mean square of the input's entries (1 for standard Gaussian inputs), so that the first
+        pre-activation has variance ``q_1 = sigma_w2 q_in + sigma_b2``.
+    density : float
+        Quadrature density (module docstring).
+
+    Returns
+    -------
+    ndarray, shape (depth + 1,), float64
+        ``r_l = ||dL/dh_l|| / ||dL/dh_L||`` for ``l = 0, ..., L`` (``r_L = 1``):
+        ``r_l = prod_{k=l+1}^{L} sqrt(sigma_w2 E[phi'(sqrt(q_k) z)^2])`` with ``q_{k+1}`` the length map
+        of ``q_k``. Accumulated as a sum of logs, so deep vanishing profiles do not underflow early.
+
+    Notes
+    -----
+    Schoenholz et al. 2017, §5: ``E[(delta^l)^2] = sigma_w^2 E[phi'(h^{l+1})^2] E[(delta^{l+1})^2]``
+    (gradient independence assumed), with the layer variances of the length map (Poole et al. 2016,
+    §2); at ``q_k = q_star`` every factor is ``chi1``. ReLU and linear factors are exact
+    (``sigma_w2 / 2`` and ``sigma_w2``) at any variance.
+    """
+    name = choice("activation", activation, _ACTIVATION_NAMES)
+    sw2 = finite_float("sigma_w2", sigma_w2, minimum=0.0)
+    sb2 = finite_float("sigma_b2", sigma_b2, minimum=0.0)
+    depth = positive_int("depth", depth)
+    q = sw2 * finite_float("q_in", q_in, minimum=0.0) + sb2
+    logs = []
+    for _ in range(depth):
+        logs.append(np.log(sw2 * _expect(name, "dphi2", q, density)))
+        q = sw2 * _expect(name, "phi2", q, density) + sb2
+    return np.exp(0.5 * np.append(np.cumsum(logs[::-1])[::-1], 0.0))
+
+
+#: ``n Var[W_ij]`` of each initialiser at gain 1 and equal fan-in and fan-out (rnnsim.init).
+_INIT_SIGMA_W2 = {
+    "gaussian": 1.0,
+    "lecun": 1.0,
+    "orthogonal": 1.0,
+    "glorot_uniform": 1.0,
+    "glorot_normal": 1.0,
+    "he": 2.0,
+    "uniform": 1.0 / 3.0,
+}
+
+
+def init_sigma_w2(init, gain=1.0):
+    """The mean-field weight variance ``sigma_w2 = n Var[W_ij]`` of a named initialiser.
+
+    Parameters
+    ----------
+    init : str
+        An initialiser of ``rnnsim.init`` whose entries have a fixed variance: "gaussian", "lecun",
+        "orthogonal", "glorot_uniform", "glorot_normal", "he" or "uniform".
+    gain : float, default 1.0
+        The initialiser's gain (``MLP.random``'s ``sigma_w``), ``>= 0``.
+
+    Returns
+    -------
+    float
+        ``gain^2`` times 1, except 2 for "he" and 1/3 for "uniform" (``U[-1/sqrt(n), 1/sqrt(n)]``),
+        for square layers (Glorot's variance ``2 / (fan_in + fan_out)`` is ``1 / n`` only then).
+
+    Notes
+    -----
+    Glorot & Bengio 2010, eqs. 1 and 16 (standard and normalised initialisation); He et al. 2015;
+    Saxe et al. 2014 (orthogonal: every entry has mean square ``1 / n``). Mean-field theory depends
+    on the weights only through this variance (Poole et al. 2016, §2).
+    """
+    name = choice("init", init, sorted(_INIT_SIGMA_W2))
+    return finite_float("gain", gain, minimum=0.0) ** 2 * _INIT_SIGMA_W2[name]
 
 
 def critical_sigma_w2(activation, sigma_b2, *, density=DENSITY):

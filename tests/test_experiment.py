@@ -345,14 +345,6 @@ def test_mlp_depth_standard_init_vanishes_normalised_does_not(mlp_depth):
     assert 0.1 < ratio(activation="relu", init="he") < 10
 
 
-def test_mlp_depth_mean_field_matches_linear_exactly(mlp_depth):
-    module = sys.modules[mlp_depth.measure.__module__]
-    r = module.mean_field("linear", 1 / 3, 10)
-    np.testing.assert_allclose(r, (1 / 3) ** (np.arange(10, -1, -1) / 2), rtol=1e-12)
-    r = module.mean_field("relu", 2.0, 5)
-    np.testing.assert_allclose(r, 1.0, rtol=1e-12)
-
-
 def test_mlp_depth_quick_figures_and_summary(mlp_depth, tmp_path):
     t = run_experiment(
         mlp_depth,
