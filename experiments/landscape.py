@@ -16,7 +16,6 @@ from matplotlib import pyplot as plt
 
 from rnnsim import MLP, RNN, plots, tasks
 from rnnsim import landscape as L
-from rnnsim.curvature import density_on_grid, model_hvp, spectral_density
 from rnnsim.experiment import Experiment, main
 from rnnsim.train import train
 
@@ -31,37 +30,27 @@ def measure(point: dict, seed: int) -> pd.DataFrame:
     else:
         task = tasks.make("teacher")
         model = MLP.random(32, 3, n_in=task.d_in, n_out=task.d_out, seed=seed)
-    path, every = [], max(1, steps // 8)  # parameters every `every` steps, before the update
-
-    def snapshot(step, m, x, t, g):
-        path.append((step, m.params_vector()))
-        return {}
-
+    path = []  # (step, parameters) every steps // 8 steps, before the update
     final, log = train(
         model, task, lr=LR[kind], steps=steps, batch_size=point["batch_size"], seed=seed,
-        eval_every=0, early_stop=False, callback=snapshot, callback_every=every,
+        eval_every=0, early_stop=False, callback=L.path_callback(path),
+        callback_every=max(1, steps // 8),
     )  # fmt: skip
-    path.append((steps, final.params_vector()))
+    theta = final.params_vector()
+    path.append((steps, theta))
     x, t = task.batch(200, np.random.default_rng([seed, 99]))
     kw = {"loss": task.loss} if kind == "rnn" else {}
     ravine = L.ravine_metrics(model, [p for _, p in path], x, t, lanczos_steps=20, n_probe=10, **kw)
     g0 = log["grad_norm"].iloc[:50].mean()
-    nodes = spectral_density(model_hvp(final, x, t, **kw), final.n_params, n_vectors=5, n_steps=40)
-    lo, hi = nodes["node"].min(), nodes["node"].max()
-    grid = np.linspace(lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo), 300)
     parts = {
         "train": log[["step", "loss", "grad_norm"]].iloc[::10],
         "interpolation": L.interpolate(model, final, x, t, alphas=np.linspace(-0.5, 1.5, 41), **kw),
         "slice": L.slice_2d(final, x, t, span=1.0, n=15, seed=seed, **kw).drop(columns="seed"),
         "ravine": ravine.assign(step=[s for s, _ in path]),
-        "density": density_on_grid(nodes, grid, sigma=0.02 * (hi - lo)),
+        "density": L.hessian_density(final, x, t, n_vectors=5, n_steps=40, **kw),
         "minimum": L.minima_summary([final], x, t, lanczos_steps=30, **kw).drop(columns="model"),
-        "plateau": L.detect_plateaus(
-            log, grad_tol=g0 / 2, loss_tol=1e-5, window=50, min_length=100
-        ),
-        "params": pd.DataFrame(
-            {"index": np.arange(final.n_params), "value": final.params_vector()}
-        ),
+        "plateau": L.detect_plateaus(log, grad_tol=g0 / 2, loss_tol=1e-5, window=50, min_length=100),
+        "params": pd.DataFrame({"index": np.arange(theta.size), "value": theta}),
     }  # fmt: skip
     return pd.concat([p.assign(kind=k) for k, p in parts.items()], ignore_index=True)
 

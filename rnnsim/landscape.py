@@ -29,10 +29,12 @@ __all__ = [
     "filter_normalized_direction",
     "interpolate",
     "slice_2d",
+    "path_callback",
     "ravine_metrics",
     "detect_plateaus",
     "minima_summary",
     "pairwise_distances",
+    "hessian_density",
 ]
 
 
@@ -545,6 +547,35 @@ def slice_2d(
     return table
 
 
+def path_callback(path):
+    """A callback for `rnnsim.train` that records the training path in parameter space.
+
+    Parameters
+    ----------
+    path : list
+        Each call appends ``(step, theta)`` to it: the step number and a copy of the flat parameter
+        vector (n_params,) before that step's update, in `params_vector` order. Append the trained
+        model's vector after `train` returns to close the path.
+
+    Returns
+    -------
+    callable
+        ``callback(step, model, x, target, grad) -> {}`` (it adds no columns to `train`'s table);
+        pass it as ``callback=`` with ``callback_every=k`` to record every k steps, e.g. for
+        `ravine_metrics`.
+    """
+    if not isinstance(path, list):
+        raise TypeError(
+            f"path must be a list to append (step, theta) to; got {type(path).__name__}"
+        )
+
+    def callback(step, model, x, target, grad):
+        path.append((step, model.params_vector()))
+        return {}
+
+    return callback
+
+
 def ravine_metrics(
     model, path, x, target, *, loss="mse_last", h0=None, lanczos_steps=30, n_probe=20, seed=0
 ):
@@ -755,3 +786,54 @@ def pairwise_distances(models):
             scale = 0.5 * (np.linalg.norm(vecs[i]) + np.linalg.norm(vecs[j]))
             rows.append((i, j, dist, dist / scale if scale > 0 else np.nan))
     return pd.DataFrame(rows, columns=["i", "j", "distance", "relative_distance"])
+
+
+def hessian_density(
+    model, x, target, *, n_vectors=10, n_steps=80, n_grid=300, margin=0.05, width=0.02,
+    loss="mse_last", h0=None, seed=0,
+):  # fmt: skip
+    """The Hessian's spectral density at one point, on a grid spanning its Ritz values.
+
+    Parameters
+    ----------
+    model : rnnsim.RNN or rnnsim.MLP
+        The point (e.g. a trained solution).
+    x, target : one batch, as for the model's ``loss_and_grad``.
+    n_vectors, n_steps : int, default 10 and 80
+        Stochastic Lanczos quadrature: start vectors, and Lanczos steps per vector (at most
+        n_params), as in `rnnsim.curvature.spectral_density`.
+    n_grid : int, default 300
+        Grid points, evenly spaced over ``[lo - margin s, hi + margin s]`` where ``lo``, ``hi`` are
+        the smallest and largest Ritz values and ``s = hi - lo`` (1 when they coincide).
+    margin : float, default 0.05
+        Padding of the grid on each side, as a fraction of ``s`` (>= 0).
+    width : float, default 0.02
+        Gaussian broadening ``sigma = width s`` (> 0).
+    loss, h0 : RNN only.
+    seed : int or numpy.random.Generator, default 0
+        Start vectors of the Lanczos runs.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``n_grid`` rows: ``eigenvalue``, ``density`` (integrates to about 1), ``sigma``, as from
+        `rnnsim.curvature.density_on_grid`.
+
+    Notes
+    -----
+    Stochastic Lanczos quadrature with Gaussian broadening, as in PyHessian (Yao et al. 2020;
+    Ghorbani, Krishnan & Xiao 2019); REFERENCES.md section 8.
+    """
+    from rnnsim import curvature as cv
+
+    n_grid = positive_int("n_grid", n_grid, 2)
+    margin = finite_float("margin", margin, minimum=0.0)
+    width = positive_float("width", width)
+    hvp = cv.model_hvp(model, x, target, loss=loss, h0=h0)
+    nodes = cv.spectral_density(
+        hvp, model.n_params, n_vectors=n_vectors, n_steps=n_steps, seed=seed
+    )
+    lo, hi = nodes["node"].min(), nodes["node"].max()
+    s = hi - lo if hi > lo else 1.0
+    grid = np.linspace(lo - margin * s, hi + margin * s, n_grid)
+    return cv.density_on_grid(nodes, grid, sigma=width * s)

@@ -220,3 +220,43 @@ def test_boundary_gradient_formula_matches_the_kernel():
         assert abs(gb) == pytest.approx(r["boundary_abs_dE_db"], rel=1e-5)
     line = L.cliff_line([6.0, 12.0], (-10, 4), n_b=201)
     assert list(line["resolved"]) == [True, False]
+
+
+def test_path_callback_records_the_parameters_before_each_recorded_step():
+    from rnnsim import tasks
+    from rnnsim.train import train
+
+    task = tasks.make("teacher")
+    m = MLP.random(4, 2, n_in=task.d_in, n_out=task.d_out, seed=1)
+    kw = dict(lr=0.05, batch_size=8, seed=3, eval_every=0, early_stop=False)
+    path = []
+    final, log = train(m, task, steps=9, callback=L.path_callback(path), callback_every=4, **kw)
+    assert [s for s, _ in path] == [0, 4, 8]
+    assert list(log.columns) == list(train(m, task, steps=9, **kw)[1].columns)  # adds no columns
+    # independently: a run stopped after k updates ends where the recorded run stood before step k
+    for k, theta in path:
+        want = m.params_vector() if k == 0 else train(m, task, steps=k, **kw)[0].params_vector()
+        np.testing.assert_array_equal(theta, want)
+    assert not np.array_equal(path[-1][1], final.params_vector())
+    with pytest.raises(TypeError, match="path"):
+        L.path_callback(())
+
+
+def test_hessian_density_spans_the_exact_spectrum_and_integrates_to_one():
+    from rnnsim.curvature import hessian_matrix, model_hvp
+
+    m, x, t = small_rnn()
+    H = hessian_matrix(model_hvp(m, x, t), m.n_params)
+    lam = np.linalg.eigvalsh((H + H.T) / 2)
+    d = L.hessian_density(m, x, t, n_vectors=3, n_steps=m.n_params, n_grid=2001)
+    # full-length Lanczos: the extreme Ritz values are the extreme eigenvalues
+    s = lam[-1] - lam[0]
+    ev = d["eigenvalue"].to_numpy()
+    np.testing.assert_allclose([ev[0], ev[-1]], [lam[0] - 0.05 * s, lam[-1] + 0.05 * s], rtol=1e-8)
+    assert len(d) == 2001 and d["sigma"].iloc[0] == pytest.approx(0.02 * s, rel=1e-8)
+    # Gaussian tails beyond the 5% margins (2.5 sigma) hold < 1% of the mass of the end nodes
+    assert np.trapezoid(d["density"], ev) == pytest.approx(1.0, abs=1e-2)
+    with pytest.raises(ValueError, match="width"):
+        L.hessian_density(m, x, t, width=0.0)
+    with pytest.raises(ValueError, match="n_grid"):
+        L.hessian_density(m, x, t, n_grid=1)
