@@ -19,9 +19,9 @@ import pandas as pd
 
 from rnnsim import optim as _optim
 from rnnsim.models import RNN
-from rnnsim.validation import generator, positive_int
+from rnnsim.validation import generator, positive_float, positive_int
 
-__all__ = ["train", "evaluate"]
+__all__ = ["train", "evaluate", "run_outcome", "success_rates", "wilson_interval"]
 
 
 def _loss_grad(model, task, x, target):
@@ -371,3 +371,106 @@ def train(
         steps_run=len(table),
     )
     return model, table
+
+
+def run_outcome(table, columns=None):
+    """A `train` table with the run's outcome written on every row, ready to concatenate.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        The table returned by `train` (its ``attrs`` hold ``solved`` and ``diverged``).
+    columns : sequence of str, optional
+        The per-step columns to keep, in this order (default: all).
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy of those columns plus ``solved`` (the run was solved: confirmed success) and
+        ``run_diverged`` (the run diverged), both bool and constant over the rows. ``solved``
+        replaces `train`'s per-step column of that name.
+    """
+    if not isinstance(table, pd.DataFrame):
+        raise TypeError(f"table must be a DataFrame from rnnsim.train, got {type(table).__name__}")
+    for key in ("solved", "diverged"):
+        if key not in table.attrs:
+            raise ValueError(f"table.attrs must hold {key!r} (a table from rnnsim.train)")
+    out = (table if columns is None else table[list(columns)]).copy()
+    out["solved"] = bool(table.attrs["solved"])
+    out["run_diverged"] = bool(table.attrs["diverged"])
+    return out
+
+
+def wilson_interval(k, n, level=0.95):
+    """Wilson score interval of a binomial proportion k / n.
+
+    Parameters
+    ----------
+    k, n : int or array_like (any shape, broadcast together)
+        Successes and trials (n >= 1).
+    level : float, default 0.95
+        Coverage of the interval, in (0, 1).
+
+    Returns
+    -------
+    lo, hi : float or array_like
+        Bounds, in [0, 1], of the type of ``k / n`` (a pandas Series stays a Series).
+
+    Notes
+    -----
+    Wilson 1927; unlike the normal-approximation interval it is not empty at k = 0 or k = n.
+    """
+    level = positive_float("level", level)
+    if not level < 1:
+        raise ValueError(f"level must be in (0, 1); got {level}")
+    if np.any(np.asarray(n) < 1):
+        raise ValueError(f"n must be >= 1 everywhere; got {n!r}")
+    from scipy.stats import norm
+
+    z = norm.ppf(0.5 + level / 2)
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return centre - half, centre + half
+
+
+def success_rates(table, by, *, run="seed", level=0.95):
+    """Success and divergence rates of many training runs, with Wilson intervals.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Concatenated `run_outcome` tables: one row per update, with the columns ``by``, ``run``,
+        ``solved``, ``run_diverged`` and ``step``.
+    by : sequence of str
+        The parameters that define a condition (e.g. ``["task", "T", "clip"]``).
+    run : str, default "seed"
+        The column that tells the runs of one condition apart.
+    level : float, default 0.95
+        Coverage of the success-rate interval.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per condition: the ``by`` columns, ``runs``, ``solved``, ``diverged`` (counts),
+        ``success_rate``, ``success_lo``, ``success_hi`` (Wilson interval), ``divergence_rate``
+        and ``median_steps`` (median over runs of the updates run, i.e. rows).
+
+    Notes
+    -----
+    Pascanu, Mikolov & Bengio 2013 §4 report such rates over seeds for each task and T.
+    """
+    by = list(by)
+    missing = [c for c in [*by, run, "solved", "run_diverged", "step"] if c not in table]
+    if missing:
+        raise ValueError(f"table must have the columns {missing} (from run_outcome)")
+    runs = table.groupby([*by, run]).agg(
+        solved=("solved", "first"), diverged=("run_diverged", "first"), steps=("step", "size")
+    )
+    g = runs.groupby(by)
+    out = g.agg(runs=("solved", "size"), solved=("solved", "sum"), diverged=("diverged", "sum"))
+    out["success_rate"] = out["solved"] / out["runs"]
+    out["success_lo"], out["success_hi"] = wilson_interval(out["solved"], out["runs"], level)
+    out["divergence_rate"] = out["diverged"] / out["runs"]
+    out["median_steps"] = g["steps"].median()
+    return out.reset_index()

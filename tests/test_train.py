@@ -165,3 +165,61 @@ def test_progress_bar_runs(capsys):
     task = tasks.make("adding", 10, variant="arjovsky2016")
     _, df = train(tiny_rnn(), task, lr=0.01, steps=3, eval_every=0, progress=True)
     assert len(df) == 3
+
+
+def test_run_outcome_broadcasts_the_runs_result():
+    from rnnsim.train import run_outcome
+
+    task = tasks.make("adding", 10, variant="arjovsky2016")
+    _, df = train(tiny_rnn(), task, lr=0.01, steps=4, eval_every=0, max_loss=1e-6)
+    out = run_outcome(df, ["step", "loss"])
+    assert list(out.columns) == ["step", "loss", "solved", "run_diverged"]
+    assert out["run_diverged"].tolist() == [True] and not out["solved"].any()
+    assert out["solved"].dtype == bool
+    pd.testing.assert_frame_equal(run_outcome(df).drop(columns="run_diverged"),
+                                  df.assign(solved=False))  # fmt: skip
+    with pytest.raises(ValueError, match="attrs"):
+        run_outcome(pd.DataFrame({"step": [0]}))
+
+
+def test_wilson_interval_solves_its_defining_quadratic():
+    from scipy.stats import norm
+
+    from rnnsim.train import wilson_interval
+
+    k, n = np.array([0, 3, 7, 10]), np.array([10, 10, 20, 10])
+    lo, hi = wilson_interval(k, n)
+    z = norm.ppf(0.975)
+    # the bounds are the roots p of (k/n - p)^2 = z^2 p (1 - p) / n
+    for p in (lo, hi):
+        np.testing.assert_allclose((k / n - p) ** 2, z**2 * p * (1 - p) / n, atol=1e-14)
+    assert lo[0] == pytest.approx(0.0, abs=1e-15) and hi[-1] == pytest.approx(1.0, abs=1e-15)
+    assert hi[0] == pytest.approx(z**2 / (10 + z**2), rel=1e-12)  # k = 0: z^2 / (n + z^2)
+    assert (lo < k / n).sum() == 3 and (hi > k / n).sum() == 3
+    lo99, hi99 = wilson_interval(3, 10, level=0.99)
+    assert lo99 < lo[1] and hi99 > hi[1]
+    with pytest.raises(ValueError, match="level"):
+        wilson_interval(1, 2, level=1.5)
+    with pytest.raises(ValueError, match="n must be"):
+        wilson_interval(0, 0)
+
+
+def test_success_rates_counts_runs():
+    from rnnsim.train import success_rates, wilson_interval
+
+    # condition a: 3 runs (2 solved, 1 diverged, 4 / 2 / 6 steps); condition b: 1 run
+    runs = [("a", 0, True, False, 4), ("a", 1, True, False, 2), ("a", 2, False, True, 6),
+            ("b", 0, False, False, 5)]  # fmt: skip
+    table = pd.concat([pd.DataFrame({"cond": c, "seed": s, "solved": ok, "run_diverged": dv,
+                                     "step": range(n)}) for c, s, ok, dv, n in runs])  # fmt: skip
+    out = success_rates(table, ["cond"])
+    assert out["cond"].tolist() == ["a", "b"]
+    assert out["runs"].tolist() == [3, 1] and out["solved"].tolist() == [2, 0]
+    assert out["diverged"].tolist() == [1, 0] and out["median_steps"].tolist() == [4.0, 5.0]
+    np.testing.assert_allclose(out["success_rate"], [2 / 3, 0.0])
+    np.testing.assert_allclose(out["divergence_rate"], [1 / 3, 0.0])
+    lo, hi = wilson_interval(np.array([2, 0]), np.array([3, 1]))
+    np.testing.assert_allclose(out["success_lo"], lo, rtol=1e-15)
+    np.testing.assert_allclose(out["success_hi"], hi, rtol=1e-15)
+    with pytest.raises(ValueError, match="run_diverged"):
+        success_rates(table.drop(columns="run_diverged"), ["cond"])
