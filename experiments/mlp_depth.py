@@ -61,7 +61,8 @@ def figures(table: pd.DataFrame) -> dict:
     axes = {ax.get_title().split(" = ")[-1]: ax for ax in figs["grad_h_by_layer"].axes}
     for (act, init, sw), part in t.groupby(["activation", "init", "sigma_w"], sort=False):
         top = np.exp(np.log(part.grad_h_norm[part.layer == L]).mean())
-        ratio = theory.gradient_ratios(act, theory.init_sigma_w2(init.split()[0], sw), L)
+        sw2 = theory.init_sigma_w2(init.split()[0], sw)  # "gaussian 0.5" is named by sigma_w
+        ratio = theory.gradient_ratios(act, sw2, L)
         axes[act].plot(np.arange(L + 1), top * ratio, ls="--", lw=1, color="black", zorder=5)
     names = {"act_mean": "mean of h_l", "act_std": "std of h_l", "frac_saturated": "saturated"}
     stats = t.rename(columns=names).melt(["activation", "init", "layer"], list(names.values()))
