@@ -2,12 +2,11 @@
 
 The adding problem in Le et al.'s / Arjovsky et al.'s form (`rnnsim.tasks`, variant "le2015":
 exactly T steps, one marker in each half, target the sum; chance = predicting 1, plain MSE 1/6,
-rnnsim mse_last 1/12). Three 32-unit RNNs: relu with W = I (the IRNN), tanh with W ~ N(0, 1/n)
-and tanh with a random orthogonal W; biases 0, input weights N(0, 1/d_in). All trained by SGD
-(lr 0.05) with norm clipping at 1, as Le et al. train theirs (their exact rates and thresholds:
-reported, unconfirmed). Held-out MSE every 100 updates on 500 sequences; success (an rnnsim
-convention) when it is below 0.1 x chance. Quick grid ~1 min; full grid (60 runs) 4-10 min on
-2 shared cores.
+rnnsim mse_last 1/12). Three 32-unit RNNs: relu with W = I (the IRNN), tanh with W ~ N(0, 1/n) and
+tanh with a random orthogonal W; biases 0, input weights N(0, 1/d_in). All trained by SGD (lr 0.05)
+with norm clipping at 1, as Le et al. train theirs (their exact rates and thresholds: reported,
+unconfirmed). Held-out MSE every 100 updates on 500 sequences; success (an rnnsim convention) when
+it is below 0.1 x chance. Quick grid ~1 min; full grid (60 runs) 4-10 min on 2 shared cores.
 """
 
 import numpy as np
@@ -31,12 +30,10 @@ def measure(point: dict, seed: int) -> pd.DataFrame:
                        gain=1.0, seed=seed)  # fmt: skip
     _, df = train(model, task, lr=LR, clip=CLIP, steps=STEPS, seed=seed, batch_size=BATCH,
                   eval_every=100, eval_batch=500, progress=False)  # fmt: skip
-    out = df[["step", "loss", "grad_norm", "clipped", "diverged", "eval_loss"]].copy()
-    out["loss_over_chance"] = out["loss"] / task.baseline
-    out["eval_over_chance"] = out["eval_loss"] / task.baseline
-    out["solved"] = df.attrs["solved"]
-    out["run_diverged"] = df.attrs["diverged"]
-    return out
+    return df[["step", "loss", "grad_norm", "clipped", "diverged", "eval_loss"]].assign(
+        loss_over_chance=df.loss / task.baseline, eval_over_chance=df.eval_loss / task.baseline,
+        solved=df.attrs["solved"], run_diverged=df.attrs["diverged"],
+    )  # fmt: skip
 
 
 def summary(table: pd.DataFrame) -> pd.DataFrame:
@@ -53,20 +50,17 @@ def figures(table: pd.DataFrame) -> dict:
     ev = table.dropna(subset=["eval_over_chance"])
     f1 = plots.facets(ev, x="step", y="eval_over_chance", hue="model", col="T", logy=True,
                       xlabel="update", ylabel="held-out MSE / chance (predict 1)",
+                      hlines=[(1.0, "--", "black"), (0.1, ":", "grey")],
                       title="Adding (Le et al. 2015); chance dashed, success dotted")  # fmt: skip
-    for ax in f1.axes:
-        ax.axhline(1.0, ls="--", color="black", lw=1)
-        ax.axhline(0.1, ls=":", color="grey", lw=1)
-    f1.subplots_adjust(top=0.8)
     tr = table.assign(window=table["step"] // 50 * 50).groupby(
         ["T", "model", "seed", "window"], as_index=False)["grad_norm"].median()  # fmt: skip
     tr = tr[np.isfinite(tr["grad_norm"])]
     f2 = plots.facets(tr, x="window", y="grad_norm", hue="model", col="T", logy=True,
-                      xlabel="update", ylabel="gradient norm",
-                      title="Gradient norm before clipping (median of 50 updates); threshold dashed")  # fmt: skip
-    for ax in f2.axes:
-        ax.axhline(CLIP[1], ls="--", color="black", lw=1)
-    f2.subplots_adjust(top=0.8)
+                      xlabel="update", ylabel="gradient norm", hlines=[(CLIP[1], "--", "black")],
+                      title="Gradient norm before clipping (median of 50 updates); "
+                      "threshold dashed")  # fmt: skip
+    for fig in (f1, f2):
+        fig.subplots_adjust(top=0.8)
     return {"learning_curves": f1, "grad_norms": f2}
 
 
