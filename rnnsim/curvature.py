@@ -30,6 +30,7 @@ __all__ = [
     "model_hvp",
     "model_loss",
     "curvature_callback",
+    "unlearning_summary",
 ]
 
 
@@ -500,3 +501,50 @@ def curvature_callback(lr, *, loss="mse_last", h0=None, lanczos_steps=0, seed=0)
         return rec
 
     return callback
+
+
+def unlearning_summary(records, by):
+    """How often gradient steps raised the loss, and how often the quadratic model foresaw it.
+
+    Parameters
+    ----------
+    records : pandas.DataFrame
+        Rows of `curvature_callback` records (e.g. a `rnnsim.train` table; rows where ``gTHg`` is
+        NaN, the steps the callback skipped, are left out) with the columns ``gTHg``,
+        ``raised_loss``, ``predicts_increase``, the ``by`` columns and optionally ``kappa``.
+    by : sequence of str
+        The columns that define a group (e.g. ``["T", "lr", "seed"]`` for one training run).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``by``, one row per group: ``analysed_steps``, ``raised_loss`` (steps whose
+        loss rose), ``raised_and_predicted`` (of those, the ones with ``predicts_increase``),
+        ``predicted_increase`` (steps the quadratic model predicted to raise the loss) and, when
+        ``records`` has ``kappa``, ``median_kappa``.
+
+    Notes
+    -----
+    Goodfellow, Bengio & Courville 2016, section 8.2.1, eq. 8.10: the prediction is exact on a
+    quadratic loss, so ``raised_and_predicted < raised_loss`` measures the higher-order terms.
+    """
+    by = list(by)
+    if not isinstance(records, pd.DataFrame):
+        raise TypeError(f"records must be a pandas DataFrame, got {type(records).__name__}")
+    missing = [c for c in [*by, "gTHg", "raised_loss", "predicts_increase"] if c not in records]
+    if missing:
+        raise ValueError(f"records must have the columns {missing} (from curvature_callback)")
+    cb = records.dropna(subset=["gTHg"])
+    raised, predicted = cb["raised_loss"].astype(bool), cb["predicts_increase"].astype(bool)
+    keys = [cb[c] for c in by]
+    out = pd.DataFrame(
+        {
+            "analysed_steps": cb.groupby(keys).size(),
+            "raised_loss": raised.groupby(keys).sum(),
+            "raised_and_predicted": (raised & predicted).groupby(keys).sum(),
+            "predicted_increase": predicted.groupby(keys).sum(),
+        }
+    )
+    if "kappa" in cb:
+        out["median_kappa"] = cb.groupby(keys)["kappa"].median()
+    return out
