@@ -13,11 +13,11 @@ from matplotlib import pyplot as plt
 from rnnsim import landscape as L
 from rnnsim import plots
 from rnnsim.experiment import Experiment, main
+from rnnsim.theory import basin_boundary, sigmoid
 
 W_RANGE, B_RANGE, X0, TARGET = (-4.0, 12.0), (-10.0, 4.0), 0.5, 0.7
-H0 = 1 / (1 + np.exp(-X0))  # h_0 = sigmoid(x0)
-# starts just off the wall (offset in b from the basin boundary x0 - w h0); lr 1, clip 0.5
-STARTS = [(5.0, -0.5), (6.0, 0.5), (5.5, -0.2)]
+# starts just off the wall: w, and the offset in b from the basin boundary x0 - w h0 of h0
+W_START, DB_START = np.array([5.0, 6.0, 5.5]), np.array([-0.5, 0.5, -0.2])
 LR, CLIP, STEPS = 1.0, 0.5, 60
 
 
@@ -29,7 +29,7 @@ def measure(point: dict, seed: int) -> pd.DataFrame:
     line = line[["w", "b_cliff", "peak_abs_dE_db", "grid_max_abs_dE_db", "resolved"]]
     theory = L.cliff_theory(np.linspace(*W_RANGE, 321), x0=X0, T=T, target=TARGET)
     theory = theory.drop(columns=["x0", "T", "target", "source"])
-    starts = [(w0, X0 - w0 * H0 + db) for w0, db in STARTS]
+    starts = zip(W_START, basin_boundary(W_START, sigmoid(X0))["b"] + DB_START, strict=True)
     traj = L.cliff_trajectories(starts, lr=LR, clips=[None, CLIP], n_steps=STEPS, x0=X0, T=T)
     traj = traj.drop(columns=["lr", "x0", "T", "target"]).astype({"start": str})
     traj["clipping"] = np.where(traj["clip"].isna(), "none", f"norm {CLIP}")
@@ -58,14 +58,10 @@ def figures(table: pd.DataFrame) -> dict:
     ax.set(xlim=W_RANGE, ylim=B_RANGE, xlabel="recurrent weight w", ylabel="bias b")
     ax.set_title(f"Single-unit loss surface, lr = {LR}: unclipped steps thrown off the cliff")
     ax.legend(fontsize="x-small", loc="lower left")
-    figs = {"surface": fig}
-
     cliff = table[(table["kind"] == "cliff")]
-    steep = pd.concat(
-        [cliff[cliff["resolved"].astype(bool)].assign(what="exact peak (walls wider than 1 ulp)"),
-         cliff.assign(what="max over the grid's b samples",
-                      peak_abs_dE_db=cliff["grid_max_abs_dE_db"])]
-    )  # fmt: skip
+    exact = cliff[cliff["resolved"].astype(bool)].assign(what="exact peak (walls wider than 1 ulp)")
+    sampled = cliff.assign(peak_abs_dE_db=cliff["grid_max_abs_dE_db"])
+    steep = pd.concat([exact, sampled.assign(what="max over the grid's b samples")])
     f2 = plots.line_with_band(
         steep, x="w", y="peak_abs_dE_db", hue="what", style="T", logy=True,
         xlabel="recurrent weight w", ylabel="max |dE/db| across the cliff",
@@ -75,16 +71,15 @@ def figures(table: pd.DataFrame) -> dict:
     for (T, g), grey in zip(theory, ["0.0", "0.35", "0.6"], strict=False):
         label = f"|dE/db| on the basin boundary (exact), T={T}"
         plots.theory_line(f2.axes[0], g["w"], g["boundary_abs_dE_db"], label, color=grey)
-    figs["cliff_steepness"] = f2
     first = tr.groupby(["start", "clipping"])[["w", "b"]].transform("first")
     tr = tr.assign(distance=np.hypot(tr["w"] - first["w"], tr["b"] - first["b"]))
-    figs["trajectories"] = plots.facets(
+    f3 = plots.facets(
         tr.melt(id_vars=["start", "clipping", "step"], value_vars=["loss", "distance"]),
         x="step", y="value", hue="clipping", style="start", row="variable", sharey=False,
         logy=False, xlabel="gradient-descent step", ylabel="value",
         title=f"GD near the cliff (T = {t0}, lr = {LR}): loss and distance from the start",
     )  # fmt: skip
-    return figs
+    return {"surface": fig, "cliff_steepness": f2, "trajectories": f3}
 
 
 EXPERIMENT = Experiment(
@@ -93,16 +88,13 @@ EXPERIMENT = Experiment(
     "gradient descent with and without clipping.",
     grid={"T": [50, 25, 100], "n_grid": [500]},
     quick={"T": [50], "n_grid": [200]},
-    measure=measure,
-    figures=figures,
-    seeds=1,
-    quick_seeds=1,
+    measure=measure, figures=figures, seeds=1, quick_seeds=1,
     notes="""The wall is the basin boundary b = x0 - w h0 of the unstable fixed point (derived;
     dashed red): across it h_T jumps between the two attractors, within ~ (w h0 (1-h0))^-T in b,
     below one ulp for w >~ 8 at T = 50. Grid samples miss it entirely (steepness figure).
     Unclipped gradient descent that lands on the wall is catapulted far away onto the upper
     plateau; with norm clipping (Algorithm 1) the step stays short and descent continues.""",
-)
+)  # fmt: skip
 
 if __name__ == "__main__":
     main(EXPERIMENT)
