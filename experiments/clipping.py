@@ -57,12 +57,12 @@ def figures(table: pd.DataFrame) -> dict:
             ax.set_xticks(Ts, [str(t) for t in Ts])
             ax.minorticks_off()
     seed0 = table[(table["seed"] == table["seed"].min()) & (table["T"] == table["T"].max())]
-    long = seed0.melt(id_vars=["task", "clip", "step"], value_vars=["grad_norm", "grad_norm_clipped"],
-                      var_name="gradient", value_name="norm").replace(
+    long = seed0.melt(id_vars=["task", "clip", "step"], var_name="gradient", value_name="norm",
+                      value_vars=["grad_norm", "grad_norm_clipped"]).replace(
         {"grad_norm": "before clipping", "grad_norm_clipped": "after clipping"})  # fmt: skip
     f2 = plots.facets(long, x="step", y="norm", hue="clip", col="task", row="gradient", logy=True,
-                      band=False, aspect=2.0, xlabel="update", ylabel="gradient norm (all parameters)",
-                      hlines=[(CLIPS["norm"][1], "--", "black")],
+                      band=False, aspect=2.0, hlines=[(CLIPS["norm"][1], "--", "black")],
+                      xlabel="update", ylabel="gradient norm (all parameters)",
                       title=f"Gradient-norm traces, seed {seed0['seed'].min()}, "
                       f"T = {seed0['T'].max()}; norm threshold dashed")  # fmt: skip
     f2.subplots_adjust(top=0.86)
