@@ -36,3 +36,39 @@ def test_second_process_loads_kernels_from_cache():
     stats = run_fresh_process()
     for name, s in stats.items():
         assert s["misses"] == 0 and s["hits"] >= 1, f"{name} was recompiled: {s}"
+
+
+def test_changed_kernel_sources_empty_the_stale_cache(tmp_path):
+    """Numba keys a cached kernel on its own file only; after any kernel source changes, importing
+    the kernels removes this package's cache files (and only those) and stamps the new sources."""
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_DISABLE_JIT"}
+    env["NUMBA_CACHE_DIR"] = str(tmp_path)
+    where = (
+        "from rnnsim.kernels.cache import cache_dir, sources_digest as d; print(cache_dir(), d())"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", where], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    path, digest = out.stdout.split()
+    assert path.startswith(str(tmp_path))
+    stamp = os.path.join(path, "rnnsim-kernel-sources.sha256")
+    with open(stamp) as f:
+        assert f.read() == digest  # the first import stamped the empty cache
+    stale = os.path.join(path, "rnn.rnn_forward-1.py311.nbi")
+    foreign = os.path.join(path, "elsewhere.f-1.py311.nbi")
+    for name, text in ((stale, "old"), (foreign, "x"), (stamp, "an older digest")):
+        with open(name, "w") as f:
+            f.write(text)
+    out = subprocess.run(
+        [sys.executable, "-c", "import rnnsim.kernels"], capture_output=True, text=True, env=env
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert not os.path.exists(stale) and os.path.exists(foreign)
+    with open(stamp) as f:
+        assert f.read() == digest
+    os.remove(foreign)  # with a current stamp nothing is removed
+    with open(stale, "w") as f:
+        f.write("current")
+    subprocess.run([sys.executable, "-c", "import rnnsim.kernels"], env=env, check=True)
+    assert os.path.exists(stale)
