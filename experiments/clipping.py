@@ -8,7 +8,6 @@ batch of 500 passes, every 100 updates); diverged (non-finite loss, or loss > 10
 
 from functools import partial
 
-import numpy as np
 import pandas as pd
 from matplotlib import pyplot as plt
 
@@ -37,25 +36,20 @@ def figures(table: pd.DataFrame) -> dict:
     plots.theme()
     s = summary(table)
     s["divergence_lo"], s["divergence_hi"] = wilson_interval(s["diverged"], s["runs"])
-    names, Ts = list(dict.fromkeys(s["task"])), sorted(s["T"].unique())
-    fig, axes = plt.subplots(2, len(names), figsize=(5 * len(names), 6.5),
-                             layout="constrained", squeeze=False)  # fmt: skip
+    names = list(dict.fromkeys(s["task"]))
+    labels = {clip: f"{clip} {c[1] if c else ''}" for clip, c in CLIPS.items()}
+    fig, axes = plt.subplots(
+        2, len(names), figsize=(5 * len(names), 6.5), layout="constrained", squeeze=False
+    )
+    opts = {"hue": "clip", "labels": labels, "dodge": 0.04, "log_base": 2}
     for j, name in enumerate(names):
-        for i, clip in enumerate(CLIPS):
-            d = s[(s["task"] == name) & (s["clip"] == clip)]
-            label = f"{clip} {CLIPS[clip][1] if CLIPS[clip] else ''}"
-            for ax, rate, marker in zip(axes[:, j], ["success", "divergence"], "os", strict=True):
-                mid, lo, hi = d[f"{rate}_rate"], d[f"{rate}_lo"], d[f"{rate}_hi"]
-                ax.errorbar(d["T"] * (1 + 0.04 * (i - 1)), mid, marker=marker, capsize=3,
-                            yerr=np.clip([mid - lo, hi - mid], 0, None), label=label)  # fmt: skip
+        d = s[s["task"] == name]
+        for ax, rate, marker in zip(axes[:, j], ["success", "divergence"], "os", strict=True):
+            plots.rates(d, "T", rate, marker=marker, ax=ax, **opts)
         axes[0, j].set(title=f"{name} (Pascanu 2013), seeds per point: {int(d['runs'].max())}",
                        ylabel="success rate (95 % Wilson CI)")  # fmt: skip
         axes[1, j].set(xlabel="sequence length T [steps]", ylabel="divergence rate (95 % CI)")
         axes[0, j].legend(title="clipping, threshold")
-        for ax in axes[:, j]:
-            ax.set_xscale("log", base=2)
-            ax.set_xticks(Ts, [str(t) for t in Ts])
-            ax.minorticks_off()
     seed0 = table[(table["seed"] == table["seed"].min()) & (table["T"] == table["T"].max())]
     long = seed0.melt(id_vars=["task", "clip", "step"], var_name="gradient", value_name="norm",
                       value_vars=["grad_norm", "grad_norm_clipped"]).replace(

@@ -39,6 +39,7 @@ __all__ = [
     "heatmap",
     "mesh",
     "measured_vs_theory",
+    "rates",
     "legend_outside",
     "mean_ci",
     "summarize",
@@ -644,6 +645,77 @@ def measured_vs_theory(
     if title:
         ax.set_title(title)
     ax.legend(loc="upper left")
+    return fig
+
+
+def rates(
+    table: pd.DataFrame,
+    x: str,
+    rate: str,
+    *,
+    hue: str,
+    ax=None,
+    labels: dict | None = None,
+    marker: str = "o",
+    dodge: float = 0.0,
+    log_base: float | None = None,
+    figsize: tuple[float, float] = (6.0, 4.0),
+):
+    """Rates with their intervals as error bars against ``x``, one series per ``hue`` level.
+
+    Parameters
+    ----------
+    table : DataFrame
+        One row per point (n rows) with columns ``x``, ``hue`` and the rate's
+        ``{rate}_rate``, ``{rate}_lo`` and ``{rate}_hi`` (the estimate and its interval, as in
+        :func:`rnnsim.train.success_rates`).
+    x : str
+        Column on the horizontal axis.
+    rate : str
+        Name of the rate, e.g. ``"success"``.
+    hue : str
+        Parameter column; its levels, in order of first appearance, are the series, drawn in the
+        colours of the axes' cycle.
+    labels : dict, optional
+        Legend entry of each hue level (default: the level as text); no legend is drawn.
+    marker : str
+        Marker of the estimates.
+    dodge : float
+        Series k of m is drawn at ``x * (1 + dodge * (k - (m - 1) / 2))``, so that the bars of one
+        ``x`` stand side by side on a log axis.
+    log_base : float, optional
+        A log-scaled x-axis of this base, ticked at the values of ``x`` (no minor ticks).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Notes
+    -----
+    An interval end on the wrong side of the estimate is drawn as no bar on that side.
+    """
+    mid, low, high = f"{rate}_rate", f"{rate}_lo", f"{rate}_hi"
+    _require_columns("table", table, [x, hue, mid, low, high])
+    dodge = finite_float("dodge", dodge)
+    if log_base is not None and finite_float("log_base", log_base) <= 1:
+        raise ValueError(f"log_base must be > 1; got {log_base}")
+    fig, ax = _new_ax(ax, figsize=figsize)
+    levels = list(pd.unique(table[hue]))
+    for k, level in enumerate(levels):
+        part = table[table[hue] == level]
+        ax.errorbar(
+            part[x] * (1 + dodge * (k - (len(levels) - 1) / 2)),
+            part[mid],
+            yerr=np.clip([part[mid] - part[low], part[high] - part[mid]], 0, None),
+            marker=marker,
+            capsize=3,
+            label=str(level) if labels is None else labels[level],
+        )
+    if log_base is not None:
+        ticks = sorted(table[x].unique())
+        ax.set_xscale("log", base=log_base)
+        ax.set_xticks(ticks, [str(t) for t in ticks])
+        ax.minorticks_off()
     return fig
 
 

@@ -4,6 +4,7 @@ import matplotlib
 import numpy as np
 import pandas as pd
 import pytest
+import seaborn as sns
 from scipy import stats
 
 from rnnsim import plots
@@ -146,3 +147,40 @@ def test_measured_vs_theory_draws_one_series_per_hue_and_the_identity():
     with pytest.raises(ValueError, match="table must have the columns"):
         plots.measured_vs_theory(s, "th", "missing")
     matplotlib.pyplot.close("all")
+
+
+def test_rates_draw_dodged_error_bars_per_hue_with_labels_and_log_ticks():
+    s = pd.DataFrame(
+        {
+            "T": [10, 20, 10, 20],
+            "clip": ["none", "none", "norm", "norm"],
+            "success_rate": [0.2, 0.5, 0.4, 0.9],
+            "success_lo": [0.1, 0.3, 0.45, 0.7],  # one low end above its estimate: no bar below
+            "success_hi": [0.4, 0.6, 0.6, 1.0],
+        }
+    )
+    labels = {"none": "off", "norm": "norm 1"}
+    fig = plots.rates(
+        s, "T", "success", hue="clip", labels=labels, marker="s", dodge=0.1, log_base=2
+    )
+    ax = fig.axes[0]
+    assert [c.get_label() for c in ax.containers] == ["off", "norm 1"]
+    cycle = [matplotlib.colors.to_rgba(c) for c in sns.color_palette("colorblind")[:2]]
+    for k, (container, shift) in enumerate(zip(ax.containers, (0.95, 1.05), strict=True)):
+        line, _, (bars,) = container.lines
+        rows = s.iloc[2 * k : 2 * k + 2]
+        np.testing.assert_allclose(
+            np.asarray(line.get_xdata(), float), rows["T"] * shift, rtol=1e-15
+        )
+        np.testing.assert_allclose(np.asarray(line.get_ydata(), float), rows["success_rate"])
+        assert line.get_marker() == "s"
+        assert matplotlib.colors.to_rgba(line.get_color()) == cycle[k]
+        ends = [seg[:, 1] for seg in bars.get_segments()]
+        lo = np.minimum(rows["success_lo"], rows["success_rate"])
+        np.testing.assert_allclose(ends, np.column_stack([lo, rows["success_hi"]]))
+    assert ax.get_xscale() == "log" and list(ax.get_xticks()) == [10, 20]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["10", "20"]
+    with pytest.raises(ValueError, match="success_hi"):
+        plots.rates(s.drop(columns="success_hi"), "T", "success", hue="clip")
+    with pytest.raises(ValueError, match="log_base"):
+        plots.rates(s, "T", "success", hue="clip", log_base=1)
