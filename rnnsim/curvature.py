@@ -31,6 +31,8 @@ __all__ = [
     "model_loss",
     "curvature_callback",
     "unlearning_summary",
+    "UNLEARNING_LABELS",
+    "loss_change_terms",
 ]
 
 
@@ -503,7 +505,17 @@ def curvature_callback(lr, *, loss="mse_last", h0=None, lanczos_steps=0, seed=0)
     return callback
 
 
-def unlearning_summary(records, by):
+#: Readable names of the `unlearning_summary` columns, for tables shown to users.
+UNLEARNING_LABELS = {
+    "analysed_steps": "analysed steps",
+    "raised_loss": "steps that raised the loss",
+    "raised_and_predicted": "of them predicted",
+    "predicted_increase": "predicted raises",
+    "median_kappa": "median condition number",
+}
+
+
+def unlearning_summary(records, by, *, readable=False):
     """How often gradient steps raised the loss, and how often the quadratic model foresaw it.
 
     Parameters
@@ -514,6 +526,9 @@ def unlearning_summary(records, by):
         ``raised_loss``, ``predicts_increase``, the ``by`` columns and optionally ``kappa``.
     by : sequence of str
         The columns that define a group (e.g. ``["T", "lr", "seed"]`` for one training run).
+    readable : bool, default False
+        Name the columns in words (`UNLEARNING_LABELS`, e.g. "steps that raised the loss"), for
+        tables shown to users.
 
     Returns
     -------
@@ -547,4 +562,48 @@ def unlearning_summary(records, by):
     )
     if "kappa" in cb:
         out["median_kappa"] = cb.groupby(keys)["kappa"].median()
-    return out
+    return out.rename(columns=UNLEARNING_LABELS) if readable else out
+
+
+def loss_change_terms(records, by):
+    """The two terms of the quadratic model of each recorded step, one row per step and term.
+
+    Parameters
+    ----------
+    records : pandas.DataFrame
+        Rows of `curvature_callback` records (rows where ``gTHg`` is NaN, the steps the callback
+        skipped, are left out) with the columns ``first_order``, ``second_order``,
+        ``raised_loss`` and the ``by`` columns.
+    by : sequence of str
+        Columns that identify a step (e.g. ``["T", "lr", "seed", "step"]``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        2 m rows for m recorded steps (first every step's gain, then every step's penalty) with
+        the columns ``by``, ``raised_loss`` (bool), ``term`` and ``value``: the gain
+        ``"eps g^T g"`` = -``first_order`` and the penalty ``"1/2 eps^2 g^T H g"`` =
+        ``second_order``, NaN where it is not positive (so that it can be drawn on a log axis).
+
+    Notes
+    -----
+    Goodfellow, Bengio & Courville 2016, section 8.2.1, eq. 8.10: a step w -> w - eps g raises a
+    quadratic loss when the penalty exceeds the gain.
+    """
+    by = list(by)
+    if not isinstance(records, pd.DataFrame):
+        raise TypeError(f"records must be a pandas DataFrame, got {type(records).__name__}")
+    needed = [*by, "gTHg", "first_order", "second_order", "raised_loss"]
+    missing = [c for c in needed if c not in records]
+    if missing:
+        raise ValueError(f"records must have the columns {missing} (from curvature_callback)")
+    cb = records.dropna(subset=["gTHg"])
+    wide = cb[by].assign(
+        raised_loss=cb["raised_loss"].astype(bool),
+        **{
+            "eps g^T g": -cb["first_order"],
+            "1/2 eps^2 g^T H g": cb["second_order"].where(cb["second_order"] > 0),
+        },
+    )
+    terms = ["eps g^T g", "1/2 eps^2 g^T H g"]
+    return wide.melt(id_vars=[*by, "raised_loss"], value_vars=terms, var_name="term")

@@ -242,6 +242,7 @@ def line_with_band(
     band: bool = True,
     markers: bool = False,
     palette=None,
+    references: Sequence[tuple[float, str]] = (),
 ):
     """Mean of ``y`` against ``x`` with a 95% confidence band over the rows that share ``x``.
 
@@ -262,12 +263,17 @@ def line_with_band(
         Log scales (for norms that span decades).
     band : bool
         Shade the confidence band.
+    references : sequence of (float, str)
+        Horizontal theory lines ``(y, label)`` (e.g. a stability threshold), each drawn black and
+        dashed (:func:`theory_line`) from the smallest to the largest ``x`` drawn (rows with a
+        finite ``y``), with ``label`` as its legend entry.
 
     Returns
     -------
     matplotlib.figure.Figure
         The figure holding the axes.
     """
+    references = [(finite_float("references level", y), str(text)) for y, text in references]
     fig, ax = _new_ax(ax)
     agg = summarize(table, x, y, [hue, style], log=logy)
     palette = _palette(agg, hue, palette)
@@ -289,6 +295,9 @@ def line_with_band(
         ax.set_yscale("log")
     if logx:
         ax.set_xscale("log")
+    ends = [agg[x].min(), agg[x].max()]
+    for level, text in references:
+        theory_line(ax, ends, [level, level], text)
     ax.set_xlabel(label(x) if xlabel is None else xlabel)
     ax.set_ylabel(label(y) if ylabel is None else ylabel)
     if title:
@@ -299,7 +308,7 @@ def line_with_band(
 def facets(
     table: pd.DataFrame,
     x: str,
-    y: str,
+    y: str | dict[str, str],
     *,
     hue: str | None = None,
     style: str | None = None,
@@ -319,6 +328,7 @@ def facets(
     theory: pd.DataFrame | None = None,
     theory_style: str | None = None,
     hlines: Sequence[tuple[float, str, str]] = (),
+    events: pd.DataFrame | None = None,
 ):
     """A grid of :func:`line_with_band` panels, one per value of ``col`` (and ``row``).
 
@@ -329,6 +339,13 @@ def facets(
     ----------
     table : DataFrame
         Tidy table with columns ``x``, ``y`` and the ``hue``/``style``/``col``/``row`` parameters.
+    x : str
+        Column on the horizontal axis.
+    y : str or dict of str to str
+        Column on the vertical axis, or ``{column: name}`` for several quantities, one row of
+        panels each, in the order given and titled by ``name``: the table is melted into the
+        columns ``"variable"`` (the names; it becomes ``row``, which must then be None) and
+        ``"value"`` (the y column for ``theory`` and ``events``).
     theory : DataFrame, optional
         Predictions to overlay, shape (m, ...): columns ``x``, ``y`` and the ``row``/``col``/``hue``
         parameters. Each (row, col, hue[, theory_style]) group is drawn as a line in its panel, in
@@ -340,6 +357,10 @@ def facets(
     hlines : sequence of (float, str, str)
         Horizontal reference lines ``(y, linestyle, color)`` in every panel (thresholds, chance
         levels).
+    events : DataFrame, optional
+        Points to mark, shape (k, ...): columns ``x``, ``y`` and the ``row``/``col`` parameters;
+        each row is drawn in its panel as a red cross above the lines (e.g. steps that raised the
+        loss).
 
     Returns
     -------
@@ -347,8 +368,18 @@ def facets(
         The figure of the seaborn FacetGrid.
     """
     theme()
+    if isinstance(y, dict):
+        if row is not None:
+            raise ValueError(f"row must be None when y is a dict of columns; got row={row!r}")
+        _require_columns("table", table, [x, hue, style, col, *y])
+        ids = [c for c in dict.fromkeys([x, hue, style, col]) if c is not None]
+        table = table.melt(id_vars=ids, value_vars=list(y))
+        table["variable"] = table["variable"].map(y)
+        y, row = "value", "variable"
     if theory is not None:
         _require_columns("theory", theory, [x, y, row, col, hue, theory_style])
+    if events is not None:
+        _require_columns("events", events, [x, y, row, col])
         if theory_style is not None and theory[theory_style].nunique() > len(_STYLES):
             raise ValueError(
                 f"theory_style must have at most {len(_STYLES)} levels; got "
@@ -389,6 +420,11 @@ def facets(
             _theory_lines(ax, theory, panel, x, y, hue, theory_style, palette)
         for level, linestyle, color in hlines:
             ax.axhline(level, ls=linestyle, color=color, lw=1)
+        if events is not None:
+            marks = events
+            for name, value in panel.items():
+                marks = marks[marks[name] == value]
+            ax.scatter(marks[x], marks[y], marker="x", color="red", zorder=5)
     grid.set_axis_labels(
         label(x) if xlabel is None else xlabel, label(y) if ylabel is None else ylabel
     )

@@ -245,3 +245,48 @@ def test_unlearning_summary_counts_by_group():
     assert "median_kappa" not in cv.unlearning_summary(records.drop(columns="kappa"), ["run"])
     with pytest.raises(ValueError, match="raised_loss"):
         cv.unlearning_summary(records.drop(columns="raised_loss"), ["run"])
+    readable = cv.unlearning_summary(records, ["run"], readable=True)
+    assert list(readable.columns) == [
+        "analysed steps",
+        "steps that raised the loss",
+        "of them predicted",
+        "predicted raises",
+        "median condition number",
+    ]
+    np.testing.assert_array_equal(readable.to_numpy(), out.to_numpy())
+
+
+def test_loss_change_terms_are_the_gain_and_the_positive_penalty_per_recorded_step():
+    import pandas as pd
+
+    records = pd.DataFrame(
+        {
+            "run": ["a", "a", "a", "b"],
+            "step": [0, 5, 10, 0],
+            "gTHg": [1.0, np.nan, -2.0, 3.0],
+            "first_order": [-0.5, np.nan, -0.25, -1.5],
+            "second_order": [0.125, np.nan, -0.5, 2.0],
+            "raised_loss": [False, None, True, True],
+        }
+    )
+    out = cv.loss_change_terms(records, ["run", "step"])
+    assert list(out.columns) == ["run", "step", "raised_loss", "term", "value"]
+    expected = []  # row by row: gains first, then penalties (NaN where not positive)
+    for term in ("eps g^T g", "1/2 eps^2 g^T H g"):
+        for _, r in records.iterrows():
+            if math.isnan(r["gTHg"]):
+                continue
+            if term == "eps g^T g":
+                value = -r["first_order"]
+            else:
+                value = r["second_order"] if r["second_order"] > 0 else np.nan
+            expected.append((r["run"], r["step"], bool(r["raised_loss"]), term, value))
+    assert [tuple(row[:4]) for row in expected] == list(
+        out[["run", "step", "raised_loss", "term"]].itertuples(index=False, name=None)
+    )
+    np.testing.assert_array_equal(out["value"], [row[4] for row in expected])
+    assert out["raised_loss"].dtype == bool
+    with pytest.raises(ValueError, match="second_order"):
+        cv.loss_change_terms(records.drop(columns="second_order"), ["run", "step"])
+    with pytest.raises(TypeError, match="records"):
+        cv.loss_change_terms(records.to_numpy(), ["run", "step"])

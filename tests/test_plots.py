@@ -184,3 +184,45 @@ def test_rates_draw_dodged_error_bars_per_hue_with_labels_and_log_ticks():
         plots.rates(s.drop(columns="success_hi"), "T", "success", hue="clip")
     with pytest.raises(ValueError, match="log_base"):
         plots.rates(s, "T", "success", hue="clip", log_base=1)
+
+
+def test_facets_mark_events_and_stack_quantities_given_as_a_dict(table):
+    wide = table.assign(half=table["norm"] / 2)
+    events = pd.DataFrame({"layer": [1, 2, 4], "norm": [0.5, 0.25, 2.0], "init": ["a", "b", "a"]})
+    fig = plots.facets(wide, "layer", "norm", hue="init", col="init", events=events)
+    for ax, init in zip(fig.axes, ("a", "b"), strict=True):
+        (marks,) = ax.collections[-1:]
+        want = events[events["init"] == init][["layer", "norm"]].to_numpy(float)
+        np.testing.assert_array_equal(marks.get_offsets(), want)
+        assert matplotlib.colors.to_hex(marks.get_edgecolor()[0]) == "#ff0000"
+    with pytest.raises(ValueError, match="events must have the columns"):
+        plots.facets(wide, "layer", "norm", col="init", events=events.drop(columns="init"))
+    quantities = {"norm": "the norm", "half": "half of it"}
+    fig = plots.facets(wide, "layer", quantities, hue="init", sharey=False)
+    assert [ax.get_title() for ax in fig.axes] == [
+        "variable = the norm",
+        "variable = half of it",
+    ]
+    for ax, column in zip(fig.axes, ("norm", "half"), strict=True):
+        line = ax.get_lines()[0]  # hue "a": mean over seeds per layer
+        mean = wide[wide["init"] == "a"].groupby("layer")[column].mean()
+        np.testing.assert_allclose(line.get_ydata(), mean.to_numpy(), rtol=1e-12)
+    with pytest.raises(ValueError, match="row must be None"):
+        plots.facets(wide, "layer", {"norm": "n"}, row="init")
+    matplotlib.pyplot.close("all")
+
+
+def test_line_with_band_draws_labelled_reference_lines_over_the_drawn_x_range(table):
+    part = table.assign(norm=table["norm"].where(table["layer"] > 0))  # layer 0 is not drawn
+    references = [(1.0, "one"), (0.5, "a half")]
+    fig = plots.line_with_band(part, "layer", "norm", hue="init", references=references)
+    ax = fig.axes[0]
+    refs = [ln for ln in ax.get_lines() if ln.get_label() in ("one", "a half")]
+    assert [ln.get_label() for ln in refs] == ["one", "a half"]
+    for ln, level in zip(refs, (1.0, 0.5), strict=True):
+        np.testing.assert_array_equal(ln.get_xydata(), [[1, level], [5, level]])
+        assert ln.get_linestyle() == "--" and matplotlib.colors.to_hex(ln.get_color()) == "#000000"
+    assert {t.get_text() for t in ax.get_legend().get_texts()} >= {"one", "a half"}
+    with pytest.raises(ValueError, match="finite"):
+        plots.line_with_band(table, "layer", "norm", references=[(np.inf, "x")])
+    matplotlib.pyplot.close("all")
