@@ -735,8 +735,11 @@ def rates(
     dodge = finite_float("dodge", dodge)
     if log_base is not None and finite_float("log_base", log_base) <= 1:
         raise ValueError(f"log_base must be > 1; got {log_base}")
-    fig, ax = _new_ax(ax, figsize=figsize)
     levels = list(pd.unique(table[hue]))
+    if labels is not None and any(level not in labels for level in levels):
+        missing = [level for level in levels if level not in labels]
+        raise ValueError(f"labels must name every level of {hue!r}; missing {missing}")
+    fig, ax = _new_ax(ax, figsize=figsize)
     for k, level in enumerate(levels):
         part = table[table[hue] == level]
         ax.errorbar(

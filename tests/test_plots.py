@@ -184,6 +184,8 @@ def test_rates_draw_dodged_error_bars_per_hue_with_labels_and_log_ticks():
         plots.rates(s.drop(columns="success_hi"), "T", "success", hue="clip")
     with pytest.raises(ValueError, match="log_base"):
         plots.rates(s, "T", "success", hue="clip", log_base=1)
+    with pytest.raises(ValueError, match="labels must name every level"):
+        plots.rates(s, "T", "success", hue="clip", labels={"none": "off"})
 
 
 def test_facets_mark_events_and_stack_quantities_given_as_a_dict(table):
