@@ -5,10 +5,10 @@ computation at one size: ``rnnsim_ms`` (median over repeats of the Numba path th
 API), ``reference_ms`` (its plain NumPy twin in `rnnsim.reference`), ``speedup``, ``first_ms`` (the
 first call in this process: compilation or on-disk cache load, reported apart) and, where the
 computation is dominated by matrix products, ``floor_ms`` = FLOPs / this machine's float64
-matrix-multiply rate, measured again just before each such row (``gemm_gflops``): on a shared or
-virtual machine the rate drifts by tens of percent within minutes, and the ratio ``x_floor`` is
-only meaningful against the rate of the same moment. Optional peers (PyTorch) are timed when installed; nothing requires them.
-Later issues add suites here.
+matrix-multiply rate, measured again right after the kernel in each such row (``gemm_gflops``):
+on a shared or virtual machine the rate drifts by tens of percent within minutes, and the ratio
+``x_floor`` is only meaningful against the rate of the same moment. Optional peers (PyTorch) are
+timed when installed; nothing requires them. Later issues add suites here.
 """
 
 import argparse
@@ -53,10 +53,16 @@ def matmul_gflops():
     return 2 * 1024**3 / t / 1e9
 
 
+# BLAS and OpenMP worker threads (NumPy's, PyTorch's) keep spinning on the cores for up to about
+# 0.1 s after their last call; each kernel is timed only after they have gone to sleep.
+SETTLE_SECONDS = 0.3
+
+
 def row(suite_name, case, kernel, reference, repeats, flops=None, peers=None, **params):
     """Time ``kernel`` and ``reference`` (callables) and build one table row."""
-    rate = matmul_gflops() if flops is not None else None
+    time.sleep(SETTLE_SECONDS)
     first, t_kernel = timeit(kernel, repeats)
+    rate = matmul_gflops() if flops is not None else None
     result = {"suite": suite_name, "case": case, **params}
     result["rnnsim_ms"] = 1e3 * t_kernel
     result["first_ms"] = 1e3 * first
