@@ -305,9 +305,7 @@ def main(argv=None):
     for name in args.suite or list(SUITES):
         rows += SUITES[name](args.quick, args.repeats)
     table = pd.DataFrame(rows)
-    print(
-        "floor_ms: FLOPs at the float64 matrix-multiply rate gemm_gflops, measured before the row"
-    )
+    print("floor_ms: FLOPs at the float64 matrix-multiply rate gemm_gflops, measured with the row")
     with pd.option_context(
         "display.max_columns", None, "display.width", 200, "display.max_colwidth", 45
     ):
