@@ -86,19 +86,22 @@ def jacobian_norms(model, x, direction="backward", h0=None):
     if kind == "rnn":
         H = _rnn_states(model, x, h0)
         n = model.n_hidden
-        ls, lf, its = K.rnn_jacobian_norms(
-            model.W, H, model.act_code, backward, _start_vector(n), LANCZOS_TOL, LANCZOS_MAXIT
-        )
+        with single_threaded_blas():  # the kernel splits the products over threads itself
+            ls, lf, its = K.rnn_jacobian_norms(
+                model.W, H, model.act_code, backward, _start_vector(n), LANCZOS_TOL,
+                LANCZOS_MAXIT, routine_addresses(),
+            )  # fmt: skip
         axis, params = "step", {"n_hidden": n, "T": H.shape[0] - 1}
     else:
         if h0 is not None:
             raise ValueError(f"h0 applies to RNNs only; got {describe(h0)} for an MLP")
         Hbuf, B = _mlp_states(model, x)
         m = int(model.widths[-1] if backward else model.widths[0])
-        ls, lf, its = K.mlp_jacobian_norms(
-            model.flat, model.widths, model.d_out, Hbuf, B, model.act_code, backward,
-            _start_vector(m), LANCZOS_TOL, LANCZOS_MAXIT,
-        )  # fmt: skip
+        with single_threaded_blas():
+            ls, lf, its = K.mlp_jacobian_norms(
+                model.flat, model.widths, model.d_out, Hbuf, B, model.act_code, backward,
+                _start_vector(m), LANCZOS_TOL, LANCZOS_MAXIT, routine_addresses(),
+            )  # fmt: skip
         axis, params = "layer", {"width": int(model.widths[1]), "depth": model.depth}
     B, S = ls.shape
     k = np.tile(np.arange(S), B)

@@ -15,6 +15,7 @@ from rnnsim.jacobians import (
     log_singular_values,
 )
 from rnnsim.kernels import jacobians as K
+from rnnsim.kernels.fortran import routine_addresses
 
 # The issue's tolerance for Jacobian products against explicit NumPy products. The kernels' spectral
 # norms come from Lanczos stopped at 1e-11 relative residual, so 1e-8 leaves three digits of margin.
@@ -65,8 +66,9 @@ def test_lanczos_fallback_to_svd_gives_the_same_norms(rng):
     model = _rnn(12, "tanh", 1.5, seed=4)
     H, _ = model.forward(rng.normal(size=(30, 1, 3)))
     u0 = rng.normal(size=12)
-    fast = K.rnn_jacobian_norms(model.W, H, 1, True, u0, 1e-11, 60)
-    slow = K.rnn_jacobian_norms(model.W, H, 1, True, u0, 1e-11, 1)  # one Lanczos step: SVD
+    routines = routine_addresses()
+    fast = K.rnn_jacobian_norms(model.W, H, 1, True, u0, 1e-11, 60, routines)
+    slow = K.rnn_jacobian_norms(model.W, H, 1, True, u0, 1e-11, 1, routines)  # 1 step: SVD
     assert (slow[2][0, :-1] == -1).sum() > 20
     assert (fast[2] >= 0).all()
     np.testing.assert_allclose(fast[0], slow[0], rtol=0, atol=1e-10)

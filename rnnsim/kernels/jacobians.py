@@ -227,13 +227,14 @@ def top_singular(P, u, tol, maxit, Qb):
 
 
 @njit(**JIT)
-def product_norms_push(P, At, u, tol, maxit, Qb):
-    """One step of a renormalised product: ``P <- P @ At``, renormalised.
+def product_norms_push(P, At, u, tol, maxit, Qb, routines):
+    """One step of a renormalised product: ``P <- P @ At`` (column blocks in parallel, `product`),
+    renormalised.
 
     Returns (new P, ln of the factor removed by renormalisation (= ln ||P @ At||_F relative to
     the incoming scale), ln ||P||_2 of the renormalised product, Lanczos iterations).
     """
-    P = np.dot(P, At)
+    P = product(P, At, routines, column_chunks(P.shape[0], At.shape[1]))
     lf = renormalise(P)
     if lf == -np.inf:
         return P, -np.inf, -np.inf, 0
@@ -242,13 +243,13 @@ def product_norms_push(P, At, u, tol, maxit, Qb):
 
 
 @njit(**JIT)
-def push_and_record(P, At, u, tol, maxit, Qb, scale, ls, lfro, its, b, k):
+def push_and_record(P, At, u, tol, maxit, Qb, scale, ls, lfro, its, b, k, routines):
     """`product_norms_push`, then the log norms of the product into column ``k`` of row ``b``.
 
     ``scale`` is the log of the factors removed so far. Returns (new P, new scale, dead): dead when
     the product became exactly 0 (its log norms are then -inf from column ``k`` on).
     """
-    P, lf, lsp, it = product_norms_push(P, At, u, tol, maxit, Qb)
+    P, lf, lsp, it = product_norms_push(P, At, u, tol, maxit, Qb, routines)
     if lf == -np.inf:
         ls[b, k] = -np.inf
         lfro[b, k] = -np.inf
@@ -261,7 +262,7 @@ def push_and_record(P, At, u, tol, maxit, Qb, scale, ls, lfro, its, b, k):
 
 
 @njit(**JIT)
-def rnn_jacobian_norms(W, H, code, backward, u0, tol, maxit):
+def rnn_jacobian_norms(W, H, code, backward, u0, tol, maxit, routines):
     """ln ||.||_2 and ln ||.||_F of dh_T/dh_k (backward) or dh_t/dh_0 (forward), every step.
 
     Parameters
@@ -272,6 +273,7 @@ def rnn_jacobian_norms(W, H, code, backward, u0, tol, maxit):
     backward : bool.
     u0 : float64 array (n,), start vector of the first Lanczos run.
     tol, maxit : Lanczos stopping tolerance and iteration cap (`top_singular`).
+    routines : int64 array, `rnnsim.kernels.fortran.routine_addresses()`.
 
     Returns
     -------
@@ -305,12 +307,14 @@ def rnn_jacobian_norms(W, H, code, backward, u0, tol, maxit):
                 continue
             h[:] = H[t, b]
             step_factor(W, h, code, backward, At)
-            P, scale, dead = push_and_record(P, At, u, tol, maxit, Qb, scale, ls, lfro, its, b, k)
+            P, scale, dead = push_and_record(
+                P, At, u, tol, maxit, Qb, scale, ls, lfro, its, b, k, routines
+            )
     return ls, lfro, its
 
 
 @njit(**JIT)
-def mlp_jacobian_norms(params, widths, d_out, Hbuf, B, code, backward, u0, tol, maxit):
+def mlp_jacobian_norms(params, widths, d_out, Hbuf, B, code, backward, u0, tol, maxit, routines):
     """ln ||.||_2 and ln ||.||_F of dh_L/dh_l (backward) or dh_l/dh_0 (forward), every layer.
 
     Parameters
@@ -321,6 +325,7 @@ def mlp_jacobian_norms(params, widths, d_out, Hbuf, B, code, backward, u0, tol, 
     code : int; backward : bool.
     u0 : float64 array (n_L,) backward or (n_0,) forward.
     tol, maxit : as for `top_singular`.
+    routines : int64 array, `rnnsim.kernels.fortran.routine_addresses()`.
 
     Returns
     -------
@@ -359,7 +364,9 @@ def mlp_jacobian_norms(params, widths, d_out, Hbuf, B, code, backward, u0, tol, 
             h = Hbuf[s_off[t] + b * n_out : s_off[t] + (b + 1) * n_out]
             At = np.empty((n_out, n_in)) if backward else np.empty((n_in, n_out))
             step_factor(Wl, h, code, backward, At)
-            P, scale, dead = push_and_record(P, At, u, tol, maxit, Qb, scale, ls, lfro, its, b, k)
+            P, scale, dead = push_and_record(
+                P, At, u, tol, maxit, Qb, scale, ls, lfro, its, b, k, routines
+            )
     return ls, lfro, its
 
 
