@@ -380,8 +380,8 @@ def column_chunks(k, n):
     """How many column blocks to split the products of a (k, n) re-orthonormalisation into: one
     per core once the blocks are worth a thread. Columns of ``Qt At`` and of ``L^{-1} Z`` are
     independent and the Gram matrix is a sum over them; single-threaded BLAS on each block is
-    much faster at these sizes than one multi-threaded call."""
-    return THREADS if k * n * n >= 1 << 18 else 1
+    much faster at these sizes than one multi-threaded call (below n = 100 or so neither pays)."""
+    return THREADS if k * n * n >= 1 << 20 else 1
 
 
 @njit(**JIT, parallel=True)
