@@ -298,10 +298,9 @@ def line_with_band(
     ends = [agg[x].min(), agg[x].max()]
     for level, text in references:
         theory_line(ax, ends, [level, level], text)
-    ax.set_xlabel(label(x) if xlabel is None else xlabel)
-    ax.set_ylabel(label(y) if ylabel is None else ylabel)
-    if title:
-        ax.set_title(title)
+    _label_axes(
+        ax, label(x) if xlabel is None else xlabel, label(y) if ylabel is None else ylabel, title
+    )
     return fig
 
 
@@ -378,13 +377,13 @@ def facets(
         y, row = "value", "variable"
     if theory is not None:
         _require_columns("theory", theory, [x, y, row, col, hue, theory_style])
-    if events is not None:
-        _require_columns("events", events, [x, y, row, col])
         if theory_style is not None and theory[theory_style].nunique() > len(_STYLES):
             raise ValueError(
                 f"theory_style must have at most {len(_STYLES)} levels; got "
                 f"{theory[theory_style].nunique()} in column {theory_style!r}"
             )
+    if events is not None:
+        _require_columns("events", events, [x, y, row, col])
     agg = summarize(table, x, y, [row, col, hue, style], log=logy)
     palette = _palette(agg, hue, palette)
     grid = sns.relplot(
@@ -407,9 +406,7 @@ def facets(
     for key, ax in grid.axes_dict.items() if (col or row) else [((), grid.ax)]:
         key = key if isinstance(key, tuple) else (key,)
         panel = dict(zip([k for k in (row, col) if k], key, strict=True))
-        part = agg
-        for name, value in panel.items():
-            part = part[part[name] == value]
+        part = _in_panel(agg, panel)
         if band:
             _bands(ax, part, x, y, hue, style, palette)
         if logy:
@@ -421,9 +418,7 @@ def facets(
         for level, linestyle, color in hlines:
             ax.axhline(level, ls=linestyle, color=color, lw=1)
         if events is not None:
-            marks = events
-            for name, value in panel.items():
-                marks = marks[marks[name] == value]
+            marks = _in_panel(events, panel)
             ax.scatter(marks[x], marks[y], marker="x", color="red", zorder=5)
     grid.set_axis_labels(
         label(x) if xlabel is None else xlabel, label(y) if ylabel is None else ylabel
@@ -441,6 +436,21 @@ def facets(
 _STYLES = ("--", ":", "-.", (0, (5, 2, 1, 2, 1, 2)))  # theory line styles, in order of use
 
 
+def _label_axes(ax, xlabel, ylabel, title):
+    """Set the axis labels of ``ax`` and, when given, its title."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+
+
+def _in_panel(frame, panel):
+    """The rows of ``frame`` whose ``panel`` columns ({column: level}) hold the panel's levels."""
+    for name, value in panel.items():
+        frame = frame[frame[name] == value]
+    return frame
+
+
 def _require_columns(name, frame, columns):
     """Raise unless ``frame`` is a DataFrame holding every non-None name in ``columns``."""
     if not isinstance(frame, pd.DataFrame):
@@ -454,10 +464,9 @@ def _require_columns(name, frame, columns):
 
 def _theory_lines(ax, theory, panel, x, y, hue, style, palette):
     """Draw the rows of ``theory`` that belong to ``panel`` ({column: level}) on ``ax``."""
-    part = theory[np.isfinite(pd.to_numeric(theory[y], errors="coerce").astype(float))]
-    for name, value in panel.items():
-        if name is not None:
-            part = part[part[name] == value]
+    part = _in_panel(
+        theory[np.isfinite(pd.to_numeric(theory[y], errors="coerce").astype(float))], panel
+    )
     styles = {} if style is None else dict(zip(pd.unique(theory[style]), _STYLES, strict=False))
     keys = [k for k in (hue, style) if k is not None]
     ylim = ax.get_ylim()
@@ -545,10 +554,9 @@ def heatmap(
         norm=norm,
         cbar_kws={"label": colorbar_label or label(value)},
     )
-    ax.set_xlabel(label(x) if xlabel is None else xlabel)
-    ax.set_ylabel(label(y) if ylabel is None else ylabel)
-    if title:
-        ax.set_title(title)
+    _label_axes(
+        ax, label(x) if xlabel is None else xlabel, label(y) if ylabel is None else ylabel, title
+    )
     return fig
 
 
@@ -618,10 +626,9 @@ def mesh(
     ax.set_ylim(ax.get_ylim())
     if theory is not None:
         theory_line(ax, theory[x], theory[y], theory_label)
-    ax.set_xlabel(label(x) if xlabel is None else xlabel)
-    ax.set_ylabel(label(y) if ylabel is None else ylabel)
-    if title:
-        ax.set_title(title)
+    _label_axes(
+        ax, label(x) if xlabel is None else xlabel, label(y) if ylabel is None else ylabel, title
+    )
     return fig
 
 
@@ -676,10 +683,12 @@ def measured_vs_theory(
     both = table[[theory, measured]]
     ends = [both.min().min(), both.max().max()]
     theory_line(ax, ends, ends, identity_label)
-    ax.set_xlabel(label(theory) if xlabel is None else xlabel)
-    ax.set_ylabel(label(measured) if ylabel is None else ylabel)
-    if title:
-        ax.set_title(title)
+    _label_axes(
+        ax,
+        label(theory) if xlabel is None else xlabel,
+        label(measured) if ylabel is None else ylabel,
+        title,
+    )
     ax.legend(loc="upper left")
     return fig
 

@@ -390,6 +390,16 @@ def test_weight_gradient_product_matches_numpy(K, rng):
     np.testing.assert_allclose(at_b(A, B), A.T @ B, rtol=RTOL, atol=1e-9)
 
 
+@pytest.mark.parametrize("m,p", [(1, 32), (2, 5), (32, 2), (7, 1)])
+def test_thin_weight_gradients_and_column_sums_match_numpy(m, p, rng):
+    """The row-update paths of ``at_b`` (a side below 8) and ``column_sums`` against NumPy."""
+    from rnnsim.kernels.blas import at_b, column_sums
+
+    A, B = rng.normal(size=(301, m)), rng.normal(size=(301, p))
+    np.testing.assert_allclose(at_b(A, B), A.T @ B, rtol=RTOL, atol=1e-12)
+    np.testing.assert_allclose(column_sums(A), A.sum(axis=0), rtol=RTOL, atol=1e-12)
+
+
 def test_freed_memory_is_kept_unless_switched_off(monkeypatch):
     from rnnsim.kernels.memory import keep_freed_memory
 

@@ -116,33 +116,33 @@ def potrf_lower(routines, G):
 
 
 @njit(**JIT_INLINE)
-def trsm_lower_left(routines, L, X):
-    """``X <- L^{-1} X`` in place, for L (k, k) lower triangular (its strict upper triangle is not
-    read) and X (k, n)."""
-    k, n = X.shape
-    c, i, f = _scalars((82, 85, 78, 78), (n, k, _ld(L), _ld(X)), 1.0)  # X^T <- X^T L^-T
+def _triangular_right(address, transa, T, X):
+    """dtrsm or dtrmm (at ``address``) as Fortran sees a row-major X (k, m) and a lower-triangular
+    T (k, k): ``X^T <- X^T op(T^T)`` with side 'R', uplo 'U' (T's lower triangle), diag 'N' and
+    ``transa`` ('N' = 78 or 'T' = 84)."""
+    k, m = X.shape
+    c, i, f = _scalars((82, 85, transa, 78), (m, k, _ld(T), _ld(X)), 1.0)
     _call(
-        routines[TRSM],
+        address,
         (c.ctypes.data, c.ctypes.data + 1, c.ctypes.data + 2, c.ctypes.data + 3, i.ctypes.data,
-         i.ctypes.data + 4, f.ctypes.data, L.ctypes.data, i.ctypes.data + 8, X.ctypes.data,
+         i.ctypes.data + 4, f.ctypes.data, T.ctypes.data, i.ctypes.data + 8, X.ctypes.data,
          i.ctypes.data + 12),
     )  # fmt: skip
     return c[0] + i[0] + f[0]
 
 
 @njit(**JIT_INLINE)
+def trsm_lower_left(routines, L, X):
+    """``X <- L^{-1} X`` in place, for L (k, k) lower triangular (its strict upper triangle is not
+    read) and X (k, n)."""
+    return _triangular_right(routines[TRSM], 78, L, X)  # X^T <- X^T L^-T
+
+
+@njit(**JIT_INLINE)
 def trmm_lower_transposed_left(routines, Ct, Y):
     """``Y <- Ct^T Y`` in place, for Ct (k, k) lower triangular (its strict upper triangle is not
     read) and Y (k, r): half the multiply-adds of a general product."""
-    k, r = Y.shape
-    c, i, f = _scalars((82, 85, 84, 78), (r, k, _ld(Ct), _ld(Y)), 1.0)  # Y^T <- Y^T Ct
-    _call(
-        routines[TRMM],
-        (c.ctypes.data, c.ctypes.data + 1, c.ctypes.data + 2, c.ctypes.data + 3, i.ctypes.data,
-         i.ctypes.data + 4, f.ctypes.data, Ct.ctypes.data, i.ctypes.data + 8, Y.ctypes.data,
-         i.ctypes.data + 12),
-    )  # fmt: skip
-    return c[0] + i[0] + f[0]
+    return _triangular_right(routines[TRMM], 84, Ct, Y)  # Y^T <- Y^T Ct
 
 
 @njit(**JIT_INLINE)

@@ -384,12 +384,18 @@ def column_chunks(k, n):
     return THREADS if k * n * n >= 1 << 20 else 1
 
 
+@njit(**JIT)
+def _product_columns(Zt, Wt, Znew, routines, c0, c1):
+    """Columns c0:c1 of ``Znew = Zt Wt``."""
+    if c1 > c0:
+        gemm(routines, Zt, Wt[:, c0:c1], Znew[:, c0:c1])
+
+
 @njit(**JIT, parallel=True)
 def _product_blocks(Qt, At, Zt, routines, chunks):
     n = Zt.shape[1]
     for c in prange(chunks):
-        c0, c1 = c * n // chunks, (c + 1) * n // chunks
-        gemm(routines, Qt, At[:, c0:c1], Zt[:, c0:c1])
+        _product_columns(Qt, At, Zt, routines, c * n // chunks, (c + 1) * n // chunks)
 
 
 @njit(**JIT)
@@ -397,7 +403,7 @@ def product(Qt, At, routines, chunks):
     """``Qt At`` (k, n) for Qt (k, m), At (m, n), by ``chunks`` column blocks in parallel."""
     Zt = np.empty((Qt.shape[0], At.shape[1]))
     if chunks == 1:
-        gemm(routines, Qt, At, Zt)
+        _product_columns(Qt, At, Zt, routines, 0, Zt.shape[1])
     else:
         _product_blocks(Qt, At, Zt, routines, chunks)
     return Zt
@@ -421,10 +427,15 @@ def gram_lower(Zt, routines, chunks):
         G = np.empty((k, k))
         syrk_lower(routines, Zt, G)
         return G
-    parts = _gram_blocks(Zt, routines, chunks)
+    return _sum_lower(_gram_blocks(Zt, routines, chunks))
+
+
+@njit(**JIT)
+def _sum_lower(parts):
+    """The lower triangles of parts (chunks, k, k) summed into parts[0], which is returned."""
     G = parts[0]
-    for c in range(1, chunks):
-        for i in range(k):
+    for c in range(1, parts.shape[0]):
+        for i in range(G.shape[0]):
             for j in range(i + 1):
                 G[i, j] += parts[c, i, j]
     return G
@@ -473,9 +484,8 @@ def _multiply_blocks(Ct, Y, routines, chunks):
 def multiply_upper(Ct, Y, routines, chunks):
     """``Y <- Ct^T Y`` in place for Ct (k, k) lower triangular (so Ct^T is upper) and Y (k, r)
     upper trapezoidal (zero below its diagonal, as the accumulated factors R are), by column
-    blocks of width
-    `TRIANGLE_BLOCK` in ``chunks`` threads: about a third of the work of a triangular-times-dense
-    product (k^3/3 multiply-adds rather than k^3/2 for k = r)."""
+    blocks of width `TRIANGLE_BLOCK` in ``chunks`` threads: about a third of the work of a
+    triangular-times-dense product (k^3/3 multiply-adds rather than k^3/2 for k = r)."""
     if chunks == 1:
         r = Y.shape[1]
         for c0 in range(0, r, TRIANGLE_BLOCK):
@@ -500,18 +510,35 @@ def _cholesky_in_place(routines, G):
 
 
 @njit(**JIT)
+def _cholesky_sine(routines, G):
+    """Factor the Gram matrix G (k, k) in place (`_cholesky_in_place`) and return
+    ``min_i L_ii / sqrt(G_ii)``, the smallest sine of the angle between a column and the earlier
+    ones (1 / that estimates the equilibrated condition number); 0 when Cholesky breaks down."""
+    k = G.shape[0]
+    gdiag = np.empty(k)
+    for i in range(k):
+        gdiag[i] = G[i, i]
+    if not _cholesky_in_place(routines, G):
+        return 0.0
+    smin = np.inf
+    for i in range(k):
+        smin = min(smin, G[i, i] / math.sqrt(gdiag[i]))
+    return smin
+
+
+@njit(**JIT)
 def orthonormalise(Zt, kappa_max, routines, chunks):
     """Orthonormalise the rows of ``Zt`` (k, n), k <= n: ``Zt = Lt Qt`` with Lt lower triangular.
     Zt is overwritten (by Qt, which is then Zt itself, after one Cholesky pass).
 
     (Equivalently ``Z = Q R`` for Z = Zt^T, R = Lt^T.) Cholesky QR: ``Lt = chol(Zt Zt^T)``,
     ``Qt = Lt^{-1} Zt`` (BLAS syrk, LAPACK potrf, BLAS trsm: `rnnsim.kernels.fortran`, whose
-    addresses ``routines`` holds; products split into ``chunks`` column blocks, `column_chunks`). Its accuracy depends on the condition number of Z with
-    equilibrated columns (Cholesky's errors scale with sqrt(G_ii G_jj)), estimated by
-    ``1 / min_i Lt_ii / sqrt(G_ii)`` (the sine of the angle between z_i and the earlier columns):
-    one pass when that is below ``kappa_max``, a second pass (CholQR2) below 1e5 when the second
-    Gram matrix is within 1e-2 of the identity, Householder (LAPACK) otherwise or when Cholesky
-    breaks down.
+    addresses ``routines`` holds; products split into ``chunks`` column blocks, `column_chunks`).
+    Its accuracy depends on the condition number of Z with equilibrated columns (Cholesky's
+    errors scale with sqrt(G_ii G_jj)), estimated by ``1 / min_i Lt_ii / sqrt(G_ii)``
+    (`_cholesky_sine`): one pass when that is below ``kappa_max``, a second pass (CholQR2) below
+    1e5 when the second Gram matrix is within 1e-2 of the identity, Householder (LAPACK)
+    otherwise or when Cholesky breaks down.
 
     Returns
     -------
@@ -526,27 +553,21 @@ def orthonormalise(Zt, kappa_max, routines, chunks):
     """
     k = Zt.shape[0]
     L1 = gram_lower(Zt, routines, chunks)
-    gdiag = np.empty(k)
-    for i in range(k):
-        gdiag[i] = L1[i, i]
-    if _cholesky_in_place(routines, L1):
-        smin = np.inf
+    smin = _cholesky_sine(routines, L1)
+    if smin * kappa_max >= 1.0:
+        solve_lower(L1, Zt, routines, chunks)  # the common case: Zt itself becomes Qt
+        return Zt, L1, 1
+    if smin * 1e5 >= 1.0:
+        Q1 = Zt.copy()
+        solve_lower(L1, Q1, routines, chunks)
+        L2 = gram_lower(Q1, routines, chunks)
+        dev = 0.0
         for i in range(k):
-            smin = min(smin, L1[i, i] / math.sqrt(gdiag[i]))
-        if smin * kappa_max >= 1.0:
-            solve_lower(L1, Zt, routines, chunks)  # the common case: Zt itself becomes Qt
-            return Zt, L1, 1
-        if smin * 1e5 >= 1.0:
-            Q1 = Zt.copy()
-            solve_lower(L1, Q1, routines, chunks)
-            L2 = gram_lower(Q1, routines, chunks)
-            dev = 0.0
-            for i in range(k):
-                for j in range(i + 1):
-                    dev = max(dev, abs(L2[i, j] - (1.0 if i == j else 0.0)))
-            if dev <= 1e-2 and _cholesky_in_place(routines, L2):
-                solve_lower(L2, Q1, routines, chunks)
-                return Q1, np.dot(L2, L1), 2
+            for j in range(i + 1):
+                dev = max(dev, abs(L2[i, j] - (1.0 if i == j else 0.0)))
+        if dev <= 1e-2 and _cholesky_in_place(routines, L2):
+            solve_lower(L2, Q1, routines, chunks)
+            return Q1, np.dot(L2, L1), 2
     Q, R = np.linalg.qr(np.ascontiguousarray(Zt.T))
     Qt = np.ascontiguousarray(Q.T)
     Lt = np.ascontiguousarray(R.T)
@@ -763,38 +784,19 @@ def rnn_spectrum(W, H, code, backward, sample, save_steps, routines):
 
 
 @njit(**JIT)
-def _factor_gram(parts, L, gdiag, kappa_max, routines):
+def _factor_gram(parts, L, kappa_max, routines):
     """Sum the Gram matrix parts (chunks, k, k) into parts[0] and factor it; when one Cholesky
     pass is accurate (as in `orthonormalise`), write the factor into L (k, k) and return True;
     else return False (the basis then needs `orthonormalise`)."""
-    k = L.shape[0]
-    G = parts[0]
-    for c in range(1, parts.shape[0]):
-        for i in range(k):
-            for j in range(i + 1):
-                G[i, j] += parts[c, i, j]
-    for i in range(k):
-        gdiag[i] = G[i, i]
-    if not _cholesky_in_place(routines, G):
-        return False
-    smin = np.inf
-    for i in range(k):
-        smin = min(smin, G[i, i] / math.sqrt(gdiag[i]))
-    if smin * kappa_max < 1.0:
+    G = _sum_lower(parts)
+    if _cholesky_sine(routines, G) * kappa_max < 1.0:
         return False
     L[:, :] = G
     return True
 
 
-@njit(**JIT)
-def _product_columns(Zt, Wt, Znew, routines, c0, c1):
-    """Columns c0:c1 of ``Znew = Zt Wt``."""
-    if c1 > c0:
-        gemm(routines, Zt, Wt[:, c0:c1], Znew[:, c0:c1])
-
-
 @njit(**JIT, parallel=True)
-def _factor_and_product(parts, L, gdiag, kappa_max, routines, factor, Zt, Wt, Znew, chunks, ok):
+def _factor_and_product(parts, L, kappa_max, routines, factor, Zt, Wt, Znew, chunks, ok):
     """The first half of a parallel Benettin step: thread 0 factors the Gram matrix of the
     previous step (when ``factor``; its success into ok[0]) and multiplies fewer columns of
     ``Znew = Zt Wt`` to make up for it, the other threads multiply the rest.
@@ -808,7 +810,7 @@ def _factor_and_product(parts, L, gdiag, kappa_max, routines, factor, Zt, Wt, Zn
     total = n + extra
     for c in prange(chunks):
         if c == 0 and factor:
-            ok[0] = _factor_gram(parts, L, gdiag, kappa_max, routines)
+            ok[0] = _factor_gram(parts, L, kappa_max, routines)
         c0 = max(0, c * total // chunks - extra)
         c1 = max(0, (c + 1) * total // chunks - extra)
         _product_columns(Zt, Wt, Znew, routines, c0, c1)
@@ -885,7 +887,6 @@ def lyapunov_qr(W, U, b, x, h0, code, transient, steps, Qt0, reorth_every, kappa
     L = np.eye(k)
     chunks = column_chunks(k, n)
     parts = np.empty((chunks, k, k))
-    gdiag = np.empty(k)
     ok = np.zeros(1, dtype=np.bool_)
     gram_ready = False  # whether parts hold the Gram matrix of Zt, still to be factored
     acc = np.zeros(k)
@@ -910,13 +911,11 @@ def lyapunov_qr(W, U, b, x, h0, code, transient, steps, Qt0, reorth_every, kappa
         last = t == transient + steps  # only the last factorisation is left
         if chunks == 1 or last:
             if gram_ready:
-                ok[0] = _factor_gram(parts, L, gdiag, kappa_max, routines)
+                ok[0] = _factor_gram(parts, L, kappa_max, routines)
             if not last:
                 _product_columns(Zt, Wt, Znew, routines, 0, n)
         else:
-            _factor_and_product(
-                parts, L, gdiag, kappa_max, routines, gram_ready, Zt, Wt, Znew, chunks, ok
-            )
+            _factor_and_product(parts, L, kappa_max, routines, gram_ready, Zt, Wt, Znew, chunks, ok)
         pending = False
         if gram_ready:
             if ok[0]:
