@@ -8,7 +8,6 @@ started near the wall with and without norm clipping.
 
 import numpy as np
 import pandas as pd
-from matplotlib import pyplot as plt
 
 from rnnsim import landscape as L
 from rnnsim import plots
@@ -41,36 +40,14 @@ def figures(table: pd.DataFrame) -> dict:
     plots.theme()
     t0 = 50 if (table["T"] == 50).any() else table["T"].iloc[0]
     t = table[table["T"] == t0]
-    surf = t[t["kind"] == "surface"].pivot_table(index="b", columns="w", values="loss")
-    th, cl, tr = (t[t["kind"] == k] for k in ("theory", "cliff", "trajectory"))
-    fig, ax = plt.subplots(figsize=(7.5, 5.5), layout="constrained")
-    mesh = ax.pcolormesh(surf.columns, surf.index, surf.to_numpy(), cmap="viridis", shading="auto")
-    fig.colorbar(mesh, ax=ax, label=f"loss E = (h_T - {TARGET})^2, T = {t0}")
-    ax.plot(cl["w"], cl["b_cliff"], color="white", lw=1, label="cliff (bisection, exact)")
-    kw = {"ls": "--", "lw": 1.5}
-    ax.plot(th["w"], th["b_basin_boundary"], color="red", **kw, label="basin boundary of h0")
-    ax.plot(th["w"], th["b_saddle_node_lower"], color="orange", **kw, label="saddle-node curves")
-    ax.plot(th["w"], th["b_saddle_node_upper"], color="orange", **kw)
-    for (start, clipping), g in tr.groupby(["start", "clipping"]):
-        style = {"color": "magenta", "marker": "o"} if clipping == "none" else {"color": "cyan"}
-        end = f", ends at ({g['w'].iloc[-1]:.0f}, {g['b'].iloc[-1]:.0f})"
-        ax.plot(g["w"], g["b"], ms=3, lw=1, **style, label=f"GD {start}, clip {clipping}{end}")
-    ax.set(xlim=W_RANGE, ylim=B_RANGE, xlabel="recurrent weight w", ylabel="bias b")
-    ax.set_title(f"Single-unit loss surface, lr = {LR}: unclipped steps thrown off the cliff")
-    ax.legend(fontsize="x-small", loc="lower left")
-    cliff = table[(table["kind"] == "cliff")]
-    exact = cliff[cliff["resolved"].astype(bool)].assign(what="exact peak (walls wider than 1 ulp)")
-    sampled = cliff.assign(peak_abs_dE_db=cliff["grid_max_abs_dE_db"])
-    steep = pd.concat([exact, sampled.assign(what="max over the grid's b samples")])
-    f2 = plots.line_with_band(
-        steep, x="w", y="peak_abs_dE_db", hue="what", style="T", logy=True,
-        xlabel="recurrent weight w", ylabel="max |dE/db| across the cliff",
-        title="Steepness of the wall: exact vs sampled on the grid",
+    surf, th, cl, tr = (t[t["kind"] == k] for k in ("surface", "theory", "cliff", "trajectory"))
+    f1 = plots.cliff_surface(
+        surf, cl, th, tr, xlim=W_RANGE, ylim=B_RANGE,
+        colorbar_label=f"loss E = (h_T - {TARGET})^2, T = {t0}",
+        title=f"Single-unit loss surface, lr = {LR}: unclipped steps thrown off the cliff",
     )  # fmt: skip
-    theory = table[table["kind"] == "theory"].groupby("T")
-    for (T, g), grey in zip(theory, ["0.0", "0.35", "0.6"], strict=False):
-        label = f"|dE/db| on the basin boundary (exact), T={T}"
-        plots.theory_line(f2.axes[0], g["w"], g["boundary_abs_dE_db"], label, color=grey)
+    part = {k: table[table["kind"] == k] for k in ("cliff", "theory")}
+    f2 = plots.cliff_steepness(part["cliff"], part["theory"])
     first = tr.groupby(["start", "clipping"])[["w", "b"]].transform("first")
     tr = tr.assign(distance=np.hypot(tr["w"] - first["w"], tr["b"] - first["b"]))
     f3 = plots.facets(
@@ -79,7 +56,7 @@ def figures(table: pd.DataFrame) -> dict:
         logy=False, xlabel="gradient-descent step", ylabel="value",
         title=f"GD near the cliff (T = {t0}, lr = {LR}): loss and distance from the start",
     )  # fmt: skip
-    return {"surface": fig, "cliff_steepness": f2, "trajectories": f3}
+    return {"surface": f1, "cliff_steepness": f2, "trajectories": f3}
 
 
 EXPERIMENT = Experiment(

@@ -40,6 +40,8 @@ __all__ = [
     "mesh",
     "measured_vs_theory",
     "rates",
+    "cliff_surface",
+    "cliff_steepness",
     "legend_outside",
     "mean_ci",
     "summarize",
@@ -764,6 +766,133 @@ def rates(
         ax.set_xscale("log", base=log_base)
         ax.set_xticks(ticks, [str(t) for t in ticks])
         ax.minorticks_off()
+    return fig
+
+
+#: The theory curves of :func:`cliff_surface`: column -> (colour, legend entry or None).
+_CLIFF_CURVES = {
+    "b_basin_boundary": ("red", "basin boundary of h0"),
+    "b_saddle_node_lower": ("orange", "saddle-node curves"),
+    "b_saddle_node_upper": ("orange", None),
+}
+
+
+def cliff_surface(
+    surface: pd.DataFrame,
+    wall: pd.DataFrame,
+    theory: pd.DataFrame,
+    paths: pd.DataFrame,
+    *,
+    xlim: tuple[float, float],
+    ylim: tuple[float, float],
+    colorbar_label: str = "loss E",
+    title: str | None = None,
+    figsize: tuple[float, float] = (7.5, 5.5),
+):
+    """The single-unit loss surface over (w, b) with its wall, fixed-point theory and GD paths.
+
+    Parameters
+    ----------
+    surface : DataFrame
+        The loss on an (n_b, n_w) grid, one row per point: columns ``w``, ``b``, ``loss``
+        (:func:`rnnsim.landscape.cliff_surface`); drawn by :func:`mesh`.
+    wall : DataFrame
+        The located wall, shape (m, ...): columns ``w`` and ``b_cliff``
+        (:func:`rnnsim.landscape.cliff_line`), drawn as a thin white line.
+    theory : DataFrame
+        Shape (k, ...): columns ``w``, ``b_basin_boundary`` (drawn dashed red) and
+        ``b_saddle_node_lower``, ``b_saddle_node_upper`` (dashed orange, one legend entry), as
+        :func:`rnnsim.landscape.cliff_theory` returns them.
+    paths : DataFrame
+        Gradient-descent paths (:func:`rnnsim.landscape.cliff_trajectories`), rows in step order:
+        columns ``start``, ``clipping`` (``"none"`` for unclipped steps), ``w`` and ``b``. Each
+        (start, clipping) group is one line, magenta with markers when unclipped, cyan otherwise;
+        its legend entry names the start, the clipping and the end point (rounded).
+    xlim, ylim : (float, float)
+        Limits of the axes (the surface's ranges of w and b).
+    colorbar_label, title : str
+        Label of the colour bar; title of the axes.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One axes with the map and the curves, legend at the lower left, and the colour bar.
+    """
+    _require_columns("surface", surface, ["w", "b", "loss"])
+    _require_columns("wall", wall, ["w", "b_cliff"])
+    _require_columns("theory", theory, ["w", *_CLIFF_CURVES])
+    _require_columns("paths", paths, ["start", "clipping", "w", "b"])
+    fig = mesh(
+        surface,
+        "w",
+        "b",
+        "loss",
+        colorbar_label=colorbar_label,
+        figsize=figsize,
+        xlabel="recurrent weight w",
+        ylabel="bias b",
+        title=title,
+    )
+    ax = fig.axes[0]
+    ax.plot(wall["w"], wall["b_cliff"], color="white", lw=1, label="cliff (bisection, exact)")
+    for column, (color, text) in _CLIFF_CURVES.items():
+        ax.plot(theory["w"], theory[column], color=color, ls="--", lw=1.5, label=text)
+    for (start, clipping), g in paths.groupby(["start", "clipping"]):
+        style = {"color": "magenta", "marker": "o"} if clipping == "none" else {"color": "cyan"}
+        end = f", ends at ({g['w'].iloc[-1]:.0f}, {g['b'].iloc[-1]:.0f})"
+        ax.plot(g["w"], g["b"], ms=3, lw=1, **style, label=f"GD {start}, clip {clipping}{end}")
+    ax.set(xlim=xlim, ylim=ylim)
+    ax.legend(fontsize="x-small", loc="lower left")
+    return fig
+
+
+def cliff_steepness(
+    wall: pd.DataFrame,
+    theory: pd.DataFrame,
+    *,
+    title: str = "Steepness of the wall: exact vs sampled on the grid",
+):
+    """Peak |dE/db| across the cliff against w: exact, sampled on the grid, and on the boundary.
+
+    Parameters
+    ----------
+    wall : DataFrame
+        One row per (T, w), shape (m, ...): columns ``T``, ``w``, ``peak_abs_dE_db`` (the exact
+        peak), ``grid_max_abs_dE_db`` (the largest value at the grid's samples of b) and
+        ``resolved`` (the wall is wider than one ulp, so the exact peak is meaningful), as
+        :func:`rnnsim.landscape.cliff_line` returns them. The exact peaks of resolved walls and
+        the sampled maxima of all walls are two hues; T is the line style.
+    theory : DataFrame
+        Shape (k, ...): columns ``T``, ``w``, ``boundary_abs_dE_db`` (|dE/db| on the basin
+        boundary, :func:`rnnsim.landscape.cliff_theory`); one dashed line per T (at most
+        three, in shades of grey).
+    title : str
+        Title of the axes.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One axes, log-scaled |dE/db|.
+    """
+    _require_columns("wall", wall, ["T", "w", "peak_abs_dE_db", "grid_max_abs_dE_db", "resolved"])
+    _require_columns("theory", theory, ["T", "w", "boundary_abs_dE_db"])
+    exact = wall[wall["resolved"].astype(bool)].assign(what="exact peak (walls wider than 1 ulp)")
+    sampled = wall.assign(peak_abs_dE_db=wall["grid_max_abs_dE_db"])
+    steep = pd.concat([exact, sampled.assign(what="max over the grid's b samples")])
+    fig = line_with_band(
+        steep,
+        x="w",
+        y="peak_abs_dE_db",
+        hue="what",
+        style="T",
+        logy=True,
+        title=title,
+        xlabel="recurrent weight w",
+        ylabel="max |dE/db| across the cliff",
+    )
+    for (T, g), grey in zip(theory.groupby("T"), ["0.0", "0.35", "0.6"], strict=False):
+        text = f"|dE/db| on the basin boundary (exact), T={T}"
+        theory_line(fig.axes[0], g["w"], g["boundary_abs_dE_db"], text, color=grey)
     return fig
 
 

@@ -228,3 +228,63 @@ def test_line_with_band_draws_labelled_reference_lines_over_the_drawn_x_range(ta
     with pytest.raises(ValueError, match="finite"):
         plots.line_with_band(table, "layer", "norm", references=[(np.inf, "x")])
     matplotlib.pyplot.close("all")
+
+
+def test_cliff_surface_draws_the_map_the_wall_the_theory_and_labelled_paths():
+    w, b = np.array([0.0, 1.0, 2.0]), np.array([-1.0, 1.0])
+    surface = pd.DataFrame([{"w": x, "b": y, "loss": x * 10 + y} for x in w for y in b])
+    wall = pd.DataFrame({"w": [0.5, 1.5], "b_cliff": [0.0, 0.2]})
+    theory = pd.DataFrame({"w": [0.0, 2.0], "b_basin_boundary": [0.1, -0.1],
+                           "b_saddle_node_lower": [-0.5, -0.6],
+                           "b_saddle_node_upper": [0.5, np.nan]})  # fmt: skip
+    paths = pd.DataFrame({"start": ["0", "0", "0", "0"], "clipping": ["none", "none", "x", "x"],
+                          "w": [1.0, 1.6, 1.0, 1.1], "b": [0.0, -2.7, 0.0, 0.4]})  # fmt: skip
+    fig = plots.cliff_surface(surface, wall, theory, paths, xlim=(0, 2), ylim=(-1, 1), title="t")
+    ax = fig.axes[0]
+    cells = ax.collections[0].get_array().reshape(2, 3)  # rows: b, columns: w
+    np.testing.assert_array_equal(cells, 10 * w[None, :] + b[:, None])
+    lines = ax.get_lines()
+    np.testing.assert_array_equal(lines[0].get_xydata(), wall[["w", "b_cliff"]].to_numpy())
+    for line, column in zip(lines[1:4], list(theory.columns)[1:], strict=True):
+        np.testing.assert_array_equal(line.get_ydata(), theory[column])
+        assert line.get_linestyle() == "--"
+    assert [matplotlib.colors.to_hex(ln.get_color()) for ln in lines] == [
+        "#ffffff", "#ff0000", "#ffa500", "#ffa500", "#ff00ff", "#00ffff"
+    ]  # fmt: skip
+    np.testing.assert_array_equal(lines[4].get_xydata(), [[1.0, 0.0], [1.6, -2.7]])
+    assert lines[4].get_marker() == "o" and lines[5].get_marker() == "None"
+    _, labels = ax.get_legend_handles_labels()
+    assert labels == ["cliff (bisection, exact)", "basin boundary of h0", "saddle-node curves",
+                      "GD 0, clip none, ends at (2, -3)", "GD 0, clip x, ends at (1, 0)"]  # fmt: skip
+    assert ax.get_xlim() == (0, 2) and ax.get_ylim() == (-1, 1) and ax.get_title() == "t"
+    with pytest.raises(ValueError, match="paths must have the columns"):
+        plots.cliff_surface(surface, wall, theory, paths.drop(columns="clipping"), xlim=(0, 2),
+                            ylim=(-1, 1))  # fmt: skip
+    matplotlib.pyplot.close("all")
+
+
+def test_cliff_steepness_draws_exact_peaks_of_resolved_walls_sampled_maxima_and_theory():
+    wall = pd.DataFrame({"T": [5, 5, 5], "w": [1.0, 2.0, 3.0], "peak_abs_dE_db": [2.0, 8.0, 1e9],
+                         "grid_max_abs_dE_db": [1.5, 4.0, 3.0],
+                         "resolved": [True, True, False]})  # fmt: skip
+    theory = pd.DataFrame({"T": [5, 5, 9, 9], "w": [1.0, 3.0, 1.0, 3.0],
+                           "boundary_abs_dE_db": [1.0, 10.0, 2.0, 20.0]})  # fmt: skip
+    ax = plots.cliff_steepness(wall, theory).axes[0]
+    data = {ln.get_label(): ln for ln in ax.get_lines()}
+    drawn = [ln.get_xydata() for ln in ax.get_lines() if len(ln.get_xydata())]
+
+    def was_drawn(xy):  # y is the geometric mean of one row: exp(log(y)) up to rounding
+        return any(d.shape == np.shape(xy) and np.allclose(d, xy, rtol=1e-14) for d in drawn)
+
+    assert was_drawn([[1.0, 2.0], [2.0, 8.0]])  # exact peaks: resolved walls only
+    assert was_drawn([[1.0, 1.5], [2.0, 4.0], [3.0, 3.0]])  # the grid's maxima: every wall
+    _, labels = ax.get_legend_handles_labels()
+    assert {"exact peak (walls wider than 1 ulp)", "max over the grid's b samples"} <= set(labels)
+    for T, grey in ((5, "0.0"), (9, "0.35")):
+        line = data[f"|dE/db| on the basin boundary (exact), T={T}"]
+        np.testing.assert_array_equal(line.get_ydata(), theory[theory["T"] == T].iloc[:, 2])
+        assert line.get_linestyle() == "--" and line.get_color() == grey
+    assert ax.get_yscale() == "log" and ax.get_ylabel() == "max |dE/db| across the cliff"
+    with pytest.raises(ValueError, match="wall must have the columns"):
+        plots.cliff_steepness(wall.drop(columns="resolved"), theory)
+    matplotlib.pyplot.close("all")
