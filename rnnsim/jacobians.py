@@ -48,7 +48,10 @@ def _rnn_states(model, x, h0):
 
 def _mlp_states(model, x):
     x = model.check_input(x)
-    Hbuf, _ = mlp_forward(model.flat, model.widths, model.d_out, model.act_code, x)
+    # Single-threaded: multi-threaded BLAS threads keep spinning for a while after a call and
+    # would compete with the kernels' own threads that follow (the forward pass is cheap here).
+    with single_threaded_blas():
+        Hbuf, _ = mlp_forward(model.flat, model.widths, model.d_out, model.act_code, x)
     return Hbuf, x.shape[0]
 
 
@@ -213,7 +216,9 @@ def jacobian_spectrum(model, x, direction="forward", steps=None, h0=None):
         chosen = np.unique(chosen).astype(np.int64)
     frames = []
     for b in range(B):
-        with single_threaded_blas():  # the kernels split products over threads themselves
+        # The kernels split products over threads themselves; the SVD (LAPACK) runs single-
+        # threaded too, so that no BLAS threads spin on the cores when the next kernel starts.
+        with single_threaded_blas():
             if kind == "rnn":
                 Ys, sigmas = K.rnn_spectrum(
                     model.W, H, model.act_code, backward, b, chosen, routine_addresses()
@@ -223,8 +228,8 @@ def jacobian_spectrum(model, x, direction="forward", steps=None, h0=None):
                     model.flat, model.widths, model.d_out, Hbuf, B, model.act_code, backward,
                     b, chosen, routine_addresses(),
                 )  # fmt: skip
-        for i, k in enumerate(chosen):
-            logsv = log_singular_values(Ys[i], sigmas[i])
+            logsvs = [log_singular_values(Ys[i], sigmas[i]) for i in range(chosen.size)]
+        for k, logsv in zip(chosen, logsvs, strict=True):
             with np.errstate(over="ignore"):
                 sv = np.exp(logsv)
             frames.append(
