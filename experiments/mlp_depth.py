@@ -2,96 +2,42 @@
 
 import numpy as np
 import pandas as pd
-import seaborn as sns
 
-from rnnsim import MLP, plots, theory
+from rnnsim import MLP, layers, plots
 from rnnsim.experiment import Experiment, main
-from rnnsim.kernels.activations import GAMMA
 
 BATCH, N_OUT, SAT = 64, 10, 0.05  # saturated unit: phi'(a) < 5% of sup |phi'|
-DPHI = {"tanh": lambda h: 1 - h**2, "sigmoid": lambda h: h * (1 - h)}  # phi' from h = phi(a)
-DPHI |= {"linear": np.ones_like, "relu": lambda h: (h > 0).astype(float)}
-
-
-def norm(g, per_row=False):  # Frobenius (or RMS over rows of row norms), scaled: squares
-    m = np.abs(g).max()  # of gradients as small as 1e-170 would underflow to 0
-    return 0.0 if m == 0 else m * np.sqrt(np.sum((g / m) ** 2) / (len(g) if per_row else 1))
 
 
 def measure(point: dict, seed: int) -> pd.DataFrame:
-    act, n, depth = point["activation"], point["width"], point["depth"]
     kw = {k: point[k] for k in ("activation", "init", "sigma_w")}
-    net = MLP.random(n, depth, **kw, seed=seed, n_out=N_OUT)
+    net = MLP.random(point["width"], point["depth"], **kw, seed=seed, n_out=N_OUT)
     rng = np.random.default_rng([seed, 7])  # data: its own stream
-    x, target = rng.standard_normal((BATCH, n)), rng.standard_normal((BATCH, N_OUT))
-    (_, grads), hs, nan = net.loss_and_grad(x, target), net.forward(x), [np.nan]
-    return pd.DataFrame({  # dL/dh_l carries the batch mean's 1/B: B * (row norm) is one sample's
-        "layer": np.arange(depth + 1),
-        "grad_h_norm": [BATCH * norm(g, per_row=True) for g in grads["h"]],
-        "grad_W_norm": nan + [norm(g) for g in grads["weights"]],
-        "act_mean": [h.mean() for h in hs],
-        "act_std": [h.std() for h in hs],
-        "frac_saturated": nan + [np.mean(DPHI[act](h) < SAT * GAMMA[act]) for h in hs[1:]],
-    })  # fmt: skip
+    x, target = rng.standard_normal((BATCH, point["width"])), rng.standard_normal((BATCH, N_OUT))
+    return layers.layer_statistics(net, x, target, saturation=SAT)
 
 
 def named(t):  # one legend entry per init, sigma_w named for the gaussian ones
-    return t.assign(
-        init=np.where(t.init == "gaussian", "gaussian " + t.sigma_w.astype(str), t.init)
-    )
+    gaussian = t.init == "gaussian"
+    return t.assign(init=np.where(gaussian, "gaussian " + t.sigma_w.astype(str), t.init))
 
 
 def deepest(table):  # the largest depth and width
-    return named(table[(table.depth == table.depth.max()) & (table.width == table.width.max())])
+    return table[(table.depth == table.depth.max()) & (table.width == table.width.max())]
 
 
 def figures(table: pd.DataFrame) -> dict:
-    plots.theme()
-    t, L, n = deepest(table), table.depth.max(), table.width.max()
-    pal = dict(zip(t.init.unique(), sns.color_palette(n_colors=t.init.nunique()), strict=True))
-    kw = dict(x="layer", hue="init", col="activation", col_wrap=2, logy=True, palette=pal)
-    where = f"depth {L}, width {n}"
-    title = f"Backpropagated gradient, {where} (dashed: mean-field theory)"
-    figs = {
-        "grad_h_by_layer": plots.facets(t, y="grad_h_norm", title=title, **kw),
-        "grad_W_by_layer": plots.facets(
-            t, y="grad_W_norm", title=f"Weight gradient, {where}", **kw
-        ),
-    }
-    axes = {ax.get_title().split(" = ")[-1]: ax for ax in figs["grad_h_by_layer"].axes}
-    for (act, init, sw), part in t.groupby(["activation", "init", "sigma_w"], sort=False):
-        top = np.exp(np.log(part.grad_h_norm[part.layer == L]).mean())
-        sw2 = theory.init_sigma_w2(init.split()[0], sw)  # "gaussian 0.5" is named by sigma_w
-        ratio = theory.gradient_ratios(act, sw2, L)
-        axes[act].plot(np.arange(L + 1), top * ratio, ls="--", lw=1, color="black", zorder=5)
-    names = {"act_mean": "mean of h_l", "act_std": "std of h_l", "frac_saturated": "saturated"}
-    stats = t.rename(columns=names).melt(["activation", "init", "layer"], list(names.values()))
-    figs["activation_stats"] = plots.facets(
-        stats, x="layer", y="value", hue="init", col="activation", row="variable", sharey=False,
-        ylabel="", palette=pal,
-        title=f"Activations (saturated: phi' < 5% of its max), {where}",
+    deep, n = deepest(table), table.width.max()
+    by = ["activation", "init", "sigma_w", "depth", "seed"]  # ratios drawn for several depths
+    ratios = named(layers.end_ratios(table[table.width == n], by))
+    return plots.layer_profiles(
+        named(deep), theory=named(layers.gradient_theory(deep)), saturation=SAT,
+        context=f"depth {table.depth.max()}, width {n}", ratios=ratios, ratios_context=f"width {n}",
     )  # fmt: skip
-    if table.depth.nunique() > 1:  # vanishing compounds with depth
-        by = ["activation", "init", "sigma_w", "depth", "seed"]
-        ends = table[table.width == n].groupby(by, sort=False).grad_h_norm
-        r = ends.agg(lambda g: g.iloc[0] / g.iloc[-1]).rename("ratio").reset_index()
-        figs["input_over_top_by_depth"] = plots.facets(
-            named(r), y="ratio", ylabel="||dL/dh_0|| / ||dL/dh_L||", **{**kw, "x": "depth"},
-            title=f"Gradient at the input over gradient at the top, width {n}",
-        )  # fmt: skip
-    return figs
 
 
-def summary(table: pd.DataFrame) -> pd.DataFrame:
-    g = deepest(table).groupby(["activation", "init", "layer"], sort=False).mean(numeric_only=True)
-    top, inp = g.groupby(level=[0, 1], sort=False).last(), g.xs(0, level="layer")
-    return pd.DataFrame({
-        "depth": table.depth.max(),
-        "width": table.width.max(),
-        "||dL/dh_0|| / ||dL/dh_L||": inp.grad_h_norm / top.grad_h_norm,
-        "||dL/dW_1|| / ||dL/dW_L||": g.xs(1, level="layer").grad_W_norm / top.grad_W_norm,
-        "saturated, top layer": top.frac_saturated,
-    }).reset_index()  # fmt: skip
+def summary(table: pd.DataFrame) -> pd.DataFrame:  # one depth and width, carried along
+    return layers.layer_summary(named(deepest(table)), ["activation", "init", "depth", "width"])
 
 
 EXPERIMENT = Experiment(

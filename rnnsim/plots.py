@@ -42,6 +42,7 @@ __all__ = [
     "rates",
     "cliff_surface",
     "cliff_steepness",
+    "layer_profiles",
     "legend_outside",
     "mean_ci",
     "summarize",
@@ -894,6 +895,105 @@ def cliff_steepness(
         text = f"|dE/db| on the basin boundary (exact), T={T}"
         theory_line(fig.axes[0], g["w"], g["boundary_abs_dE_db"], text, color=grey)
     return fig
+
+
+#: The activation statistics of :func:`layer_profiles`: column -> row title.
+_STATS = {"act_mean": "mean of h_l", "act_std": "std of h_l", "frac_saturated": "saturated"}
+
+
+def layer_profiles(
+    table: pd.DataFrame,
+    *,
+    hue: str = "init",
+    col: str = "activation",
+    theory: pd.DataFrame | None = None,
+    palette: dict | None = None,
+    saturation: float = 0.05,
+    context: str = "",
+    ratios: pd.DataFrame | None = None,
+    ratios_context: str = "",
+):
+    """Per-layer gradient and activation profiles of deep MLPs (Glorot & Bengio 2010, Figs. 6-7).
+
+    Parameters
+    ----------
+    table : DataFrame
+        Concatenated :func:`rnnsim.layers.layer_statistics` tables of networks of one depth
+        (rows over layers, conditions and seeds): columns ``layer``, ``grad_h_norm``,
+        ``grad_W_norm``, ``act_mean``, ``act_std``, ``frac_saturated``, ``hue`` and ``col``.
+    hue, col : str
+        Parameter columns of the line colours and of the panels (two panels a row for the
+        gradients; the activation statistics add one row per statistic).
+    theory : DataFrame, optional
+        Predicted ``grad_h_norm`` by ``layer`` (:func:`rnnsim.layers.gradient_theory`), with the
+        ``col`` and ``hue`` columns: each (col, hue) group is drawn in its panel of the gradient
+        figure as a thin black dashed line above the data.
+    palette : dict, optional
+        Colour of each ``hue`` level (default: the theme's colours in order of appearance).
+    saturation : float
+        The threshold of ``frac_saturated`` as a fraction of sup |phi'|, named in a title.
+    context : str
+        Appended to the titles of the profiles (e.g. ``"depth 50, width 64"``).
+    ratios : DataFrame, optional
+        ``||dL/dh_0|| / ||dL/dh_L||`` of networks of several depths
+        (:func:`rnnsim.layers.end_ratios`): columns ``depth``, ``ratio``, ``hue`` and ``col``;
+        drawn against depth on a log scale (mean and band over the seeds) when it holds more
+        than one depth (vanishing compounds with depth).
+    ratios_context : str
+        Appended to the title of the ratios' figure (e.g. ``"width 64"``).
+
+    Returns
+    -------
+    dict of str to matplotlib.figure.Figure
+        ``"grad_h_by_layer"`` (log scale, with the theory), ``"grad_W_by_layer"`` (log scale),
+        ``"activation_stats"`` (mean, std and saturated fraction by layer) and, with ``ratios`` of
+        several depths, ``"input_over_top_by_depth"``.
+    """
+    _require_columns("table", table, ["layer", "grad_h_norm", "grad_W_norm", *_STATS, hue, col])
+    if theory is not None:
+        _require_columns("theory", theory, ["layer", "grad_h_norm", hue, col])
+    if ratios is not None:
+        _require_columns("ratios", ratios, ["depth", "ratio", hue, col])
+    theme()
+    if palette is None:
+        levels = table[hue].unique()
+        palette = dict(zip(levels, sns.color_palette(n_colors=len(levels)), strict=True))
+    kw = dict(x="layer", hue=hue, col=col, col_wrap=2, logy=True, palette=palette)
+    where = f", {context}" if context else ""
+    dashed = " (dashed: mean-field theory)" if theory is not None else ""
+    figs = {
+        "grad_h_by_layer": facets(
+            table, y="grad_h_norm", title=f"Backpropagated gradient{where}{dashed}", **kw
+        ),
+        "grad_W_by_layer": facets(table, y="grad_W_norm", title=f"Weight gradient{where}", **kw),
+    }
+    panels = {ax.get_title(): ax for ax in figs["grad_h_by_layer"].axes}
+    for (panel, _), line in () if theory is None else theory.groupby([col, hue], sort=False):
+        ax = panels[f"{col} = {panel}"]
+        ax.plot(line["layer"], line["grad_h_norm"], ls="--", lw=1, color="black", zorder=5)
+    stats = table.rename(columns=_STATS).melt([col, hue, "layer"], list(_STATS.values()))
+    figs["activation_stats"] = facets(
+        stats,
+        x="layer",
+        y="value",
+        hue=hue,
+        col=col,
+        row="variable",
+        sharey=False,
+        ylabel="",
+        palette=palette,
+        title=f"Activations (saturated: phi' < {saturation:.0%} of its max){where}",
+    )
+    if ratios is not None and ratios["depth"].nunique() > 1:
+        figs["input_over_top_by_depth"] = facets(
+            ratios,
+            y="ratio",
+            ylabel="||dL/dh_0|| / ||dL/dh_L||",
+            title="Gradient at the input over gradient at the top"
+            + (f", {ratios_context}" if ratios_context else ""),
+            **{**kw, "x": "depth"},
+        )
+    return figs
 
 
 def legend_outside(ax, title: str | None = None) -> None:

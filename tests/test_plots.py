@@ -288,3 +288,39 @@ def test_cliff_steepness_draws_exact_peaks_of_resolved_walls_sampled_maxima_and_
     with pytest.raises(ValueError, match="wall must have the columns"):
         plots.cliff_steepness(wall.drop(columns="resolved"), theory)
     matplotlib.pyplot.close("all")
+
+
+def test_layer_profiles_draw_the_profiles_the_theory_in_its_panel_and_the_depth_ratios():
+    rows = [
+        {"activation": a, "init": i, "layer": l, "seed": s, "grad_h_norm": k**l * (1 + s),
+         "grad_W_norm": 1.0 + l, "act_mean": 0.0, "act_std": 1.0, "frac_saturated": 0.1}
+        for a, k in (("tanh", 2.0), ("relu", 0.5)) for i in ("he", "uniform")
+        for l in range(4) for s in range(2)
+    ]  # fmt: skip
+    table = pd.DataFrame(rows)
+    theory = pd.DataFrame({"activation": "relu", "init": "he", "layer": [0, 3],
+                           "grad_h_norm": [3.0, 5.0]})  # fmt: skip
+    figs = plots.layer_profiles(table, theory=theory, saturation=0.25, context="depth 3")
+    assert list(figs) == ["grad_h_by_layer", "grad_W_by_layer", "activation_stats"]
+    assert figs["grad_h_by_layer"].texts[0].get_text() == (
+        "Backpropagated gradient, depth 3 (dashed: mean-field theory)"
+    )
+    assert "phi' < 25% of its max), depth 3" in figs["activation_stats"].texts[0].get_text()
+    panels = {ax.get_title(): ax for ax in figs["grad_h_by_layer"].axes}
+    (dashed,) = [ln for ln in panels["activation = relu"].get_lines() if ln.get_linestyle() == "--"]
+    np.testing.assert_array_equal(dashed.get_xydata(), [[0, 3.0], [3, 5.0]])
+    assert dashed.get_color() == "black" and dashed.get_zorder() == 5
+    assert not [ln for ln in panels["activation = tanh"].get_lines() if ln.get_linestyle() == "--"]
+    assert panels["activation = tanh"].get_yscale() == "log"
+    assert len(figs["activation_stats"].axes) == 6  # 3 statistics x 2 activations
+    one = table.assign(depth=3, ratio=2.0)
+    assert "input_over_top_by_depth" not in plots.layer_profiles(table, ratios=one)
+    several = pd.concat([one, one.assign(depth=6, ratio=4.0)])
+    figs = plots.layer_profiles(table, ratios=several, ratios_context="width 8")
+    fig = figs["input_over_top_by_depth"]
+    assert fig.texts[0].get_text() == "Gradient at the input over gradient at the top, width 8"
+    drawn = [ln.get_xydata() for ln in fig.axes[0].get_lines() if len(ln.get_xydata())]
+    assert any(np.allclose(d, [[3, 2.0], [6, 4.0]]) for d in drawn)
+    with pytest.raises(ValueError, match="theory must have the columns"):
+        plots.layer_profiles(table, theory=theory.drop(columns="init"))
+    matplotlib.pyplot.close("all")
