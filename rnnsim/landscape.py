@@ -35,6 +35,8 @@ __all__ = [
     "minima_summary",
     "pairwise_distances",
     "hessian_density",
+    "survey",
+    "survey_summary",
 ]
 
 
@@ -837,3 +839,96 @@ def hessian_density(
     s = hi - lo if hi > lo else 1.0
     grid = np.linspace(lo - margin * s, hi + margin * s, n_grid)
     return cv.density_on_grid(nodes, grid, sigma=width * s)
+
+
+def survey(model0, model1, path, log, x, target, *, loss=None, seed=0):
+    """The landscape around one training run, on a held-out batch: one table of every measurement.
+
+    Parameters
+    ----------
+    model0, model1 : rnnsim.RNN or rnnsim.MLP
+        The initialisation and the trained model.
+    path : sequence of (int, ndarray (n_params,))
+        ``(step, theta)`` along the training path, e.g. from `path_callback` with the trained
+        parameters appended last.
+    log : pandas.DataFrame
+        `rnnsim.train`'s table of the run (columns ``step``, ``loss``, ``grad_norm``).
+    x, target : one held-out batch, as for the model's ``loss_and_grad``.
+    loss : str, optional
+        The RNN loss (None for an MLP, or for the default).
+    seed : int, default 0
+        Seed of the slice's random directions.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The rows of each part, with ``kind`` naming it, in this order: ``"train"`` (every 10th row
+        of ``log``: ``step``, ``loss``, ``grad_norm``), ``"interpolation"`` (`interpolate` at 41
+        alphas from -0.5 to 1.5), ``"slice"`` (`slice_2d`, span 1, 15 x 15 points, without its
+        ``seed`` column), ``"ravine"`` (`ravine_metrics` along ``path``, 20 Lanczos steps, 10
+        probes, with its ``step``), ``"density"`` (`hessian_density` at ``model1``, 5 vectors x 40
+        Lanczos steps), ``"minimum"`` (`minima_summary` of ``model1``, 30 Lanczos steps, without
+        its ``model`` column), ``"plateau"`` (`detect_plateaus` of ``log``: 100 steps or more with
+        the 50-step mean gradient norm below half that of the first 50 steps and the loss
+        changing by less than 1e-5 a step) and ``"params"`` (``index`` and ``value`` of
+        ``model1``'s parameter vector).
+
+    Notes
+    -----
+    Goodfellow, Vinyals & Saxe 2015 (the line from initialisation to solution); Li et al. 2018
+    (filter-normalised slices); Yao et al. 2020 (Hessian density); Keskar et al. 2017 (sharpness).
+    """
+    kw = {} if loss is None else {"loss": loss}
+    theta = model1.params_vector()
+    thetas = [p for _, p in path]
+    ravine = ravine_metrics(model0, thetas, x, target, lanczos_steps=20, n_probe=10, **kw)
+    minimum = minima_summary([model1], x, target, lanczos_steps=30, **kw)
+    g0 = log["grad_norm"].iloc[:50].mean()
+    alphas = np.linspace(-0.5, 1.5, 41)
+    parts = {
+        "train": log[["step", "loss", "grad_norm"]].iloc[::10],
+        "interpolation": interpolate(model0, model1, x, target, alphas=alphas, **kw),
+        "slice": slice_2d(model1, x, target, span=1.0, n=15, seed=seed, **kw).drop(columns="seed"),
+        "ravine": ravine.assign(step=[s for s, _ in path]),
+        "density": hessian_density(model1, x, target, n_vectors=5, n_steps=40, **kw),
+        "minimum": minimum.drop(columns="model"),
+        "plateau": detect_plateaus(log, grad_tol=g0 / 2, loss_tol=1e-5, window=50, min_length=100),
+        "params": pd.DataFrame({"index": np.arange(theta.size), "value": theta}),
+    }
+    return pd.concat([p.assign(kind=k) for k, p in parts.items()], ignore_index=True)
+
+
+def survey_summary(table, by, *, run="seed"):
+    """Minima, their distances across runs and plateaus, per condition, from `survey` tables.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Concatenated `survey` tables with the columns ``by`` and ``run``.
+    by : sequence of str
+        The columns of a condition (e.g. model and batch size).
+    run : str, default "seed"
+        The column that tells the runs of one condition apart.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per condition (sorted): the ``by`` columns, ``mean loss``, ``mean sharpness`` and
+        ``mean param_norm`` of the minima, ``mean relative distance`` (mean over pairs of runs of
+        `pairwise_distances`' ``relative_distance``; only when some condition has two runs or
+        more, NaN for the others) and ``plateau steps: count`` and ``plateau steps: max`` (the
+        number and longest of the plateaus; NaN for conditions without any).
+    """
+    keys = list(by)
+    mins = table[table["kind"] == "minimum"].groupby(keys)[["loss", "sharpness", "param_norm"]]
+    out = mins.mean().add_prefix("mean ")
+    dist = []
+    for key, g in table[table["kind"] == "params"].groupby(keys):
+        vecs = [s["value"].to_numpy() for _, s in g.sort_values("index").groupby(run)]
+        if len(vecs) > 1:
+            dist.append((*key, pairwise_distances(vecs)["relative_distance"].mean()))
+    if dist:
+        dist = pd.DataFrame(dist, columns=[*keys, "mean relative distance"])
+        out = out.join(dist.set_index(keys))
+    plateaus = table[table["kind"] == "plateau"].groupby(keys)["length"]
+    return out.join(plateaus.agg(["count", "max"]).add_prefix("plateau steps: ")).reset_index()

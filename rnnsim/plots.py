@@ -43,6 +43,7 @@ __all__ = [
     "cliff_surface",
     "cliff_steepness",
     "layer_profiles",
+    "survey_figures",
     "legend_outside",
     "mean_ci",
     "summarize",
@@ -993,6 +994,118 @@ def layer_profiles(
             + (f", {ratios_context}" if ratios_context else ""),
             **{**kw, "x": "depth"},
         )
+    return figs
+
+
+def survey_figures(
+    table: pd.DataFrame,
+    *,
+    col: str = "model",
+    hue: str = "batch_size",
+    hue_name: str = "batch",
+    seed: int = 0,
+):
+    """Figures of :func:`rnnsim.landscape.survey` tables: lines, ravines, minima, densities, slices.
+
+    Parameters
+    ----------
+    table : DataFrame
+        Concatenated survey tables (column ``kind`` names each part) with the parameter columns
+        ``col`` (one panel each), ``hue`` (a numeric setting, e.g. the batch size) and ``seed``.
+    col, hue : str
+        Parameter columns of the panels and of the line colours.
+    hue_name : str
+        The word for ``hue`` in the slices' panel titles, which read
+        ``"{col level}, {hue_name} {hue level}"``.
+    seed : int
+        The run whose 2-D slices are drawn.
+
+    Returns
+    -------
+    dict of str to matplotlib.figure.Figure
+        ``"interpolation"`` (held-out loss on the line from initialisation to solution, log
+        scale), ``"ravine_ratio"`` (top over RMS Hessian eigenvalue along the training path),
+        ``"minima"`` (sharpness against ``hue``, log-log, mean and 95% band over seeds),
+        ``"hessian_density"`` (one line per seed, log density floored at 1e-6) and ``"slices"``
+        (filled contours of log10 loss, one panel per (col, hue), the solution starred).
+    """
+    _require_columns("table", table, ["kind", col, hue, "seed"])
+    theme()
+    part = {k: g.dropna(axis=1, how="all") for k, g in table.groupby("kind")}
+    figs = {
+        "interpolation": facets(
+            part["interpolation"],
+            x="alpha",
+            y="loss",
+            hue=hue,
+            col=col,
+            logy=True,
+            sharey=False,
+            xlabel="alpha (0 = initialisation, 1 = trained)",
+            ylabel="held-out loss",
+            title="Loss on the line from initialisation to solution",
+        ),
+        "ravine_ratio": facets(
+            part["ravine"],
+            x="step",
+            y="ravine_ratio",
+            hue=hue,
+            col=col,
+            logy=True,
+            xlabel="SGD step",
+            ylabel="lambda_max / RMS eigenvalue of H",
+            title="Ravines along the training path: top vs typical curvature",
+        ),
+        "minima": facets(
+            part["minimum"],
+            x=hue,
+            y="sharpness",
+            col=col,
+            logy=True,
+            logx=True,
+            sharey=False,
+            xlabel=label(hue),
+            ylabel="sharpness lambda_max(H) at the solution",
+            title="Flat vs sharp minima across seeds (mean and 95% band)",
+        ),
+    }
+    dens = part["density"].assign(
+        density=lambda d: d["density"].clip(lower=1e-6), **{hue: lambda d: d[hue].astype(str)}
+    )
+    g = sns.relplot(
+        dens,
+        x="eigenvalue",
+        y="density",
+        hue=hue,
+        units="seed",
+        estimator=None,
+        col=col,
+        kind="line",
+        height=3,
+        aspect=1.3,
+        facet_kws={"sharex": False},
+    )
+    g.set(yscale="log", ylim=(1e-6, None))
+    g.set_axis_labels("Hessian eigenvalue at the solution", "spectral density (one line per seed)")
+    g.figure.suptitle("Hessian spectral density (stochastic Lanczos quadrature, 5 x 40 steps)")
+    figs["hessian_density"] = g.figure
+    sl = part["slice"][part["slice"]["seed"] == seed]
+    panels = list(sl.groupby([col, hue]))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.6), layout="constrained")
+    for ax, ((c, h), g) in zip(np.atleast_1d(axes), panels, strict=True):
+        z = g.pivot_table(index="b", columns="a", values="loss")
+        cs = ax.contourf(z.columns, z.index, np.log10(z.to_numpy()), levels=20, cmap="viridis")
+        fig.colorbar(cs, ax=ax, label="log10 held-out loss")
+        ax.plot(0, 0, "r*", label="trained solution")
+        ax.set(
+            title=f"{c}, {hue_name} {h}",
+            xlabel="direction 1 (filter-normalised)",
+            ylabel="direction 2 (filter-normalised)",
+        )
+    fig.suptitle(
+        f"2-D slices around the solution (Li et al. 2018 filter normalisation), seed {seed}"
+    )
+    figs["slices"] = fig
     return figs
 
 

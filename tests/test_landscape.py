@@ -260,3 +260,59 @@ def test_hessian_density_spans_the_exact_spectrum_and_integrates_to_one():
         L.hessian_density(m, x, t, width=0.0)
     with pytest.raises(ValueError, match="n_grid"):
         L.hessian_density(m, x, t, n_grid=1)
+
+
+def test_survey_measures_every_part_of_the_run_on_the_held_out_batch():
+    from rnnsim.curvature import hessian_matrix, model_hvp
+
+    m0 = MLP.random(3, 1, n_in=2, n_out=1, activation="tanh", seed=0)  # 13 parameters
+    m1 = m0.with_params(m0.params_vector() + 0.1)
+    rng = np.random.default_rng(3)
+    x, t = rng.standard_normal((20, 2)), rng.standard_normal((20, 1))
+    path = [(0, m0.params_vector()), (150, m1.params_vector())]
+    grad = np.r_[np.full(100, 2.0), np.full(120, 0.1), np.full(80, 2.0)]  # flat from step 100
+    log = pd.DataFrame({"step": np.arange(300), "loss": 1.0, "grad_norm": grad})
+    tab = L.survey(m0, m1, path, log, x, t, seed=4)
+    assert list(dict.fromkeys(tab["kind"])) == [
+        "train", "interpolation", "slice", "ravine", "density", "minimum", "plateau", "params"
+    ]  # fmt: skip
+    part = {k: g.dropna(axis=1, how="all") for k, g in tab.groupby("kind")}
+    assert list(part["train"]["step"]) == list(range(0, 300, 10))
+    line = part["interpolation"].set_index("alpha")["loss"]
+    assert len(line) == 41 and (line.index.min(), line.index.max()) == (-0.5, 1.5)
+    assert line[0.0] == pytest.approx(m0.loss_and_grad(x, t)[0], rel=1e-14)
+    assert line[1.0] == pytest.approx(m1.loss_and_grad(x, t)[0], rel=1e-14)
+    sl = part["slice"]
+    assert len(sl) == 225 and "seed" not in sl
+    centre = sl[(sl["a"] == 0) & (sl["b"] == 0)]["loss"].iloc[0]
+    assert centre == pytest.approx(m1.loss_and_grad(x, t)[0], rel=1e-14)
+    assert list(part["ravine"]["step"]) == [0, 150]
+    H = hessian_matrix(model_hvp(m1, x, t), m1.n_params)
+    top = np.linalg.eigvalsh((H + H.T) / 2)[-1]
+    assert part["minimum"]["sharpness"].iloc[0] == pytest.approx(top, rel=1e-8)
+    d = part["density"]
+    assert np.trapezoid(d["density"], d["eigenvalue"]) == pytest.approx(1.0, abs=0.05)
+    # plateau: the 50-step mean of ||g|| under half the first 50 steps' mean (2.0), flat loss
+    (plateau,) = part["plateau"].itertuples()
+    assert plateau.length >= 100 and 100 <= plateau.start_step < 150
+    np.testing.assert_array_equal(part["params"]["value"], m1.params_vector())
+
+
+def test_survey_summary_averages_minima_and_measures_distances_across_runs():
+    theta = {0: np.array([3.0, 4.0]), 1: np.array([3.0, 0.0]), 2: np.array([1.0, 1.0])}
+    rows = []
+    for (model, seed), (loss, sharp) in {("a", 0): (1.0, 10.0), ("a", 1): (3.0, 30.0),
+                                         ("b", 2): (5.0, 50.0)}.items():  # fmt: skip
+        rows.append({"model": model, "seed": seed, "kind": "minimum", "loss": loss,
+                     "sharpness": sharp, "param_norm": np.linalg.norm(theta[seed])})  # fmt: skip
+        rows += [{"model": model, "seed": seed, "kind": "params", "index": i, "value": v}
+                 for i, v in enumerate(theta[seed])]  # fmt: skip
+    rows += [{"model": "a", "seed": 0, "kind": "plateau", "length": n} for n in (120, 300)]
+    s = L.survey_summary(pd.DataFrame(rows), ["model"])
+    assert list(s["model"]) == ["a", "b"]
+    np.testing.assert_allclose(s["mean loss"], [2.0, 5.0])
+    np.testing.assert_allclose(s["mean sharpness"], [20.0, 50.0])
+    rel = np.linalg.norm(theta[0] - theta[1]) / np.mean([5.0, 3.0])  # 4 / 4
+    np.testing.assert_allclose(s["mean relative distance"], [rel, np.nan])
+    np.testing.assert_allclose(s["plateau steps: count"], [2, np.nan])
+    assert s["plateau steps: max"].iloc[0] == 300

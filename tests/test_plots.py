@@ -254,8 +254,10 @@ def test_cliff_surface_draws_the_map_the_wall_the_theory_and_labelled_paths():
     np.testing.assert_array_equal(lines[4].get_xydata(), [[1.0, 0.0], [1.6, -2.7]])
     assert lines[4].get_marker() == "o" and lines[5].get_marker() == "None"
     _, labels = ax.get_legend_handles_labels()
-    assert labels == ["cliff (bisection, exact)", "basin boundary of h0", "saddle-node curves",
-                      "GD 0, clip none, ends at (2, -3)", "GD 0, clip x, ends at (1, 0)"]  # fmt: skip
+    assert labels == [
+        "cliff (bisection, exact)", "basin boundary of h0", "saddle-node curves",
+        "GD 0, clip none, ends at (2, -3)", "GD 0, clip x, ends at (1, 0)",
+    ]  # fmt: skip
     assert ax.get_xlim() == (0, 2) and ax.get_ylim() == (-1, 1) and ax.get_title() == "t"
     with pytest.raises(ValueError, match="paths must have the columns"):
         plots.cliff_surface(surface, wall, theory, paths.drop(columns="clipping"), xlim=(0, 2),
@@ -323,4 +325,36 @@ def test_layer_profiles_draw_the_profiles_the_theory_in_its_panel_and_the_depth_
     assert any(np.allclose(d, [[3, 2.0], [6, 4.0]]) for d in drawn)
     with pytest.raises(ValueError, match="theory must have the columns"):
         plots.layer_profiles(table, theory=theory.drop(columns="init"))
+    matplotlib.pyplot.close("all")
+
+
+def test_survey_figures_draw_every_part_and_one_slice_panel_per_condition():
+    rows = []
+    for model in ("rnn", "mlp"):
+        for seed in (0, 1):
+            base = {"model": model, "batch_size": 10, "seed": seed}
+            rows += [{**base, "kind": "interpolation", "alpha": a, "loss": 1 + a**2}
+                     for a in (-0.5, 0.0, 1.0)]  # fmt: skip
+            rows += [{**base, "kind": "ravine", "step": s, "ravine_ratio": 2.0 + s} for s in (0, 5)]
+            rows += [{**base, "kind": "minimum", "sharpness": 3.0 + seed}]
+            rows += [{**base, "kind": "density", "eigenvalue": e, "density": d}
+                     for e, d in ((0.0, 0.0), (1.0, 0.5))]  # fmt: skip
+            rows += [{**base, "kind": "slice", "a": a, "b": b, "loss": 10.0 ** (a + 2 * b + seed)}
+                     for a in (-1.0, 0.0, 1.0) for b in (-1.0, 0.0, 1.0)]  # fmt: skip
+    figs = plots.survey_figures(pd.DataFrame(rows), hue_name="batch")
+    assert list(figs) == ["interpolation", "ravine_ratio", "minima", "hessian_density", "slices"]
+    assert figs["minima"].axes[0].get_xlabel() == "batch size"
+    dens = figs["hessian_density"].axes[0]
+    assert dens.get_yscale() == "log" and dens.get_ylim()[0] == 1e-6  # zero density floored
+    assert min(ln.get_ydata().min() for ln in dens.get_lines() if len(ln.get_ydata())) == 1e-6
+    fig = figs["slices"]
+    maps = [ax for ax in fig.axes if ax.get_title()]
+    assert [ax.get_title() for ax in maps] == ["mlp, batch 10", "rnn, batch 10"]
+    (star,) = maps[0].get_lines()
+    assert star.get_marker() == "*" and list(star.get_xydata()[0]) == [0.0, 0.0]
+    (contours,) = maps[0].collections  # log10 of seed 0's losses: a + 2 b over [-1, 1]^2
+    assert (contours.zmin, contours.zmax) == (-3.0, 3.0)
+    assert "seed 0" in fig.texts[0].get_text()
+    with pytest.raises(ValueError, match="table must have the columns"):
+        plots.survey_figures(pd.DataFrame(rows).drop(columns="seed"))
     matplotlib.pyplot.close("all")
