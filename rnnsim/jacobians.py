@@ -358,6 +358,32 @@ def _lyapunov_args(rnn, x, steps, transient, h0, k, reorth_every, seed):
             h, np.ascontiguousarray(xk), transient, steps, Qt0, reorth_every)  # fmt: skip
 
 
+def frobenius_norms(A, axis=None):
+    """Frobenius norms of ``A`` over ``axis`` (all axes by default), safe from underflow.
+
+    Parameters
+    ----------
+    A : array_like, float64, any shape.
+    axis : int or tuple of ints, optional. The axes each norm runs over.
+
+    Returns
+    -------
+    float64 array of A's shape without ``axis`` (a float for all axes). Each norm is that of
+    ``A / max|A|`` (over the same axes) scaled back, so that entries down to the smallest
+    subnormal give their norm: squared directly they underflow to 0 below about 1e-154. 0 for
+    all-zero parts, inf where an entry is infinite, NaN where one is NaN.
+    """
+    A = np.asarray(A, dtype=np.float64)
+    if A.size == 0:
+        return np.sqrt(np.sum(A * A, axis=axis))
+    top = np.abs(A).max(axis=axis, keepdims=True)
+    scale = np.where((top > 0) & np.isfinite(top), top, 1.0)
+    with np.errstate(invalid="ignore"):
+        norms = np.sqrt(np.sum((A / scale) ** 2, axis=axis, keepdims=True)) * scale
+    norms = np.where(np.isinf(top), np.inf, norms)
+    return norms.item() if axis is None else np.squeeze(norms, axis=axis)
+
+
 def gradient_contributions(model, x, target, loss="mse_last", h0=None):
     """Where the gradient comes from: per step (RNN) or per layer (MLP).
 
@@ -393,9 +419,9 @@ def gradient_contributions(model, x, target, loss="mse_last", h0=None):
             raise ValueError(f"h0 applies to RNNs only; got {describe(h0)} for an MLP")
         _, grads = model.loss_and_grad(x, target)
         L = model.depth
-        gW = [np.nan] + [float(np.linalg.norm(g)) for g in grads["weights"]]
-        gb = [np.nan] + [float(np.linalg.norm(g)) for g in grads["biases"]]
-        gh = [float(np.linalg.norm(g)) for g in grads["h"]]
+        gW = [np.nan] + [frobenius_norms(g) for g in grads["weights"]]
+        gb = [np.nan] + [frobenius_norms(g) for g in grads["biases"]]
+        gh = [frobenius_norms(g) for g in grads["h"]]
         return pd.DataFrame(
             {
                 "layer": np.arange(L + 1),
@@ -419,7 +445,7 @@ def gradient_contributions(model, x, target, loss="mse_last", h0=None):
         {
             "step": np.arange(T + 1),
             "lag": T - np.arange(T + 1),
-            "grad_h_norm": np.sqrt((G * G).sum(axis=(1, 2))),
+            "grad_h_norm": frobenius_norms(G, axis=(1, 2)),
             "grad_W_norm": np.concatenate([[np.nan], gW]),
             "grad_U_norm": np.concatenate([[np.nan], gU]),
             "grad_b_norm": np.concatenate([[np.nan], gb]),
@@ -481,7 +507,9 @@ def _rnn_step_contribution_norms(H, G, x, code):
     """Frobenius norms of sum_b delta_k h_{k-1}^T, sum_b delta_k x_k^T, sum_b delta_k, k = 1..T.
 
     Uses ||A B^T||_F^2 = tr((A^T A)(B^T B)) over the batch, so no (n, n) matrix per step is
-    formed: O(T B^2 n) instead of O(T B n^2).
+    formed: O(T B^2 n) instead of O(T B n^2). Each step's delta, state and input are divided by
+    their largest entry first (and the norms scaled back), so that their squares never
+    underflow (as in `frobenius_norms`).
     """
     D = np.empty_like(G[1:])  # (T, B, n) delta_k = dL/dh_k * phi'(a_k), by the kernels' rule
     times_dphi(
@@ -490,13 +518,24 @@ def _rnn_step_contribution_norms(H, G, x, code):
         np.ascontiguousarray(H[1:]).reshape(-1),
         D.reshape(-1),
     )
+    D, sD = _step_scaled(D)
+    Hs, sH = _step_scaled(H[:-1])
+    xs, sx = _step_scaled(x)
     dd = np.einsum("tbi,tci->tbc", D, D)
-    hh = np.einsum("tbi,tci->tbc", H[:-1], H[:-1])
-    xx = np.einsum("tbi,tci->tbc", x, x)
-    gW = np.sqrt(np.maximum(np.einsum("tbc,tbc->t", dd, hh), 0.0))
-    gU = np.sqrt(np.maximum(np.einsum("tbc,tbc->t", dd, xx), 0.0))
-    gb = np.sqrt((D.sum(axis=1) ** 2).sum(axis=1))
+    hh = np.einsum("tbi,tci->tbc", Hs, Hs)
+    xx = np.einsum("tbi,tci->tbc", xs, xs)
+    gW = sD * sH * np.sqrt(np.maximum(np.einsum("tbc,tbc->t", dd, hh), 0.0))
+    gU = sD * sx * np.sqrt(np.maximum(np.einsum("tbc,tbc->t", dd, xx), 0.0))
+    gb = sD * frobenius_norms(D.sum(axis=1), axis=1)
     return gW, gU, gb
+
+
+def _step_scaled(A):
+    """``A`` (T, B, m) with each step divided by its largest |entry| (steps of zeros, or with an
+    inf or NaN, unchanged), and those scales (T,)."""
+    top = np.abs(A).max(axis=(1, 2)) if A.size else np.ones(A.shape[0])
+    scale = np.where((top > 0) & np.isfinite(top), top, 1.0)
+    return A / scale[:, None, None], scale
 
 
 def warmup():
@@ -525,6 +564,7 @@ def warmup():
 
 
 __all__ = [
+    "frobenius_norms",
     "gradient_contributions",
     "growth_rate",
     "jacobian_norms",

@@ -11,12 +11,13 @@ tables, and `gradient_theory` gives the mean-field profile of ``||dL/dh_l||`` to
 import numpy as np
 import pandas as pd
 
+from rnnsim.jacobians import frobenius_norms
 from rnnsim.kernels.activations import GAMMA
 from rnnsim.models import MLP
 from rnnsim.theory import gradient_ratios, init_sigma_w2
 from rnnsim.validation import describe, finite_float
 
-__all__ = ["scaled_norm", "layer_statistics", "end_ratios", "layer_summary", "gradient_theory"]
+__all__ = ["layer_statistics", "end_ratios", "layer_summary", "gradient_theory"]
 
 #: phi'(a) written in terms of h = phi(a), elementwise on arrays (the kernels' `dphi_from_h`).
 _DPHI_FROM_H = {
@@ -25,26 +26,6 @@ _DPHI_FROM_H = {
     "linear": np.ones_like,
     "relu": lambda h: (h > 0).astype(float),
 }
-
-
-def scaled_norm(g, per_row=False):
-    """Frobenius norm of ``g`` (or the RMS over its rows of the row norms), safe from underflow.
-
-    Parameters
-    ----------
-    g : ndarray, shape (m, ...) float64
-    per_row : bool, default False
-        Return ``sqrt(sum g^2 / m)``, the root mean square over the m rows of their norms,
-        instead of ``sqrt(sum g^2)``.
-
-    Returns
-    -------
-    float
-        The norm, computed on ``g / max |g|`` and scaled back, so that entries as small as 1e-170
-        (whose squares underflow to 0) still give their norm; 0 for an all-zero ``g``.
-    """
-    m = np.abs(g).max()
-    return 0.0 if m == 0 else m * np.sqrt(np.sum((g / m) ** 2) / (len(g) if per_row else 1))
 
 
 def layer_statistics(mlp, x, target, *, saturation=0.05):
@@ -68,7 +49,7 @@ def layer_statistics(mlp, x, target, *, saturation=0.05):
         of ``||dL/dh_l||``: the loss is a batch mean, so this is one sample's gradient),
         ``grad_W_norm`` (``||dL/dW_l||_F``, NaN at l = 0), ``act_mean`` and ``act_std`` (over
         the batch and the units of ``h_l``, with ``h_0 = x``) and ``frac_saturated`` (NaN at
-        l = 0). Norms come from :func:`scaled_norm`.
+        l = 0). Norms come from :func:`rnnsim.jacobians.frobenius_norms`.
 
     Notes
     -----
@@ -82,8 +63,8 @@ def layer_statistics(mlp, x, target, *, saturation=0.05):
     sat = saturation * GAMMA[mlp.activation]
     return pd.DataFrame({
         "layer": np.arange(len(hs)),
-        "grad_h_norm": [batch * scaled_norm(g, per_row=True) for g in grads["h"]],
-        "grad_W_norm": nan + [scaled_norm(g) for g in grads["weights"]],
+        "grad_h_norm": [np.sqrt(batch) * frobenius_norms(g) for g in grads["h"]],
+        "grad_W_norm": nan + [frobenius_norms(g) for g in grads["weights"]],
         "act_mean": [h.mean() for h in hs],
         "act_std": [h.std() for h in hs],
         "frac_saturated": nan + [np.mean(dphi(h) < sat) for h in hs[1:]],

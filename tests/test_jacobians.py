@@ -8,6 +8,7 @@ from scipy.stats import ortho_group
 from rnnsim import MLP, RNN
 from rnnsim import reference as ref
 from rnnsim.jacobians import (
+    frobenius_norms,
     gradient_contributions,
     growth_rate,
     jacobian_norms,
@@ -219,6 +220,53 @@ def test_rnn_gradient_contributions_sum_to_the_gradient(rng):
     np.testing.assert_allclose(table["grad_h_norm"], np.linalg.norm(gh, axis=(1, 2)), rtol=1e-10)
     np.testing.assert_array_equal(table["lag"], 15 - table["step"])
     assert np.isnan(table["grad_W_norm"].iloc[0])
+
+
+def test_frobenius_norms_match_numpy_and_survive_underflow(rng):
+    A = rng.standard_normal((4, 5, 3))
+    np.testing.assert_allclose(frobenius_norms(A), np.linalg.norm(A), rtol=1e-13)
+    for axis in (0, 2, (1, 2), (0, 2)):
+        want = np.sqrt((A**2).sum(axis=axis))
+        np.testing.assert_allclose(frobenius_norms(A, axis=axis), want, rtol=1e-13)
+    tiny = A * 1e-300  # squares underflow to 0: the plain norms are 0
+    assert np.linalg.norm(tiny) == 0.0
+    want = np.linalg.norm(A, axis=(1, 2)) * 1e-300
+    np.testing.assert_allclose(frobenius_norms(tiny, axis=(1, 2)), want, rtol=1e-12)
+    np.testing.assert_allclose(frobenius_norms(A * 1e300), np.linalg.norm(A) * 1e300, rtol=1e-12)
+    B = A.copy()
+    B[0, 0, 0], B[1, 1, 1], B[2] = np.inf, np.nan, 0.0
+    got = frobenius_norms(B, axis=(1, 2))
+    assert got[0] == np.inf and np.isnan(got[1]) and got[2] == 0.0
+    np.testing.assert_allclose(got[3], np.linalg.norm(A[3]), rtol=1e-13)
+    assert frobenius_norms(np.zeros((0, 3)), axis=0).shape == (3,)
+
+
+def test_gradient_contributions_below_the_square_root_of_the_smallest_double(rng):
+    # V scaled by 1e-200: every dL/dh_k and contribution is ~1e-200, whose squares underflow
+    model = _rnn(6, "tanh", 0.9, seed=3)
+    small = RNN(model.W, model.U, model.b, model.V * 1e-200, model.c, activation="tanh")
+    x = rng.normal(size=(12, 3, 3))
+    target = rng.normal(size=(3, 2))
+    table = gradient_contributions(small, x, target)
+    pW, pU, pb, gh = ref.rnn_gradient_contributions(
+        small.W, small.U, small.b, small.V, small.c, x, np.zeros(6), "tanh", target
+    )
+    rows = table.iloc[1:]
+    for column, parts in (("grad_W_norm", pW), ("grad_U_norm", pU), ("grad_b_norm", pb)):
+        want = [np.linalg.norm(p * 1e200) * 1e-200 for p in parts]
+        assert np.count_nonzero(want) >= len(want) - 1  # grad_W at k = 1 is 0 (h_0 = 0)
+        np.testing.assert_allclose(rows[column], want, rtol=1e-10)
+    want = np.linalg.norm(gh * 1e200, axis=(1, 2)) * 1e-200
+    np.testing.assert_allclose(table["grad_h_norm"], want, rtol=1e-10)
+    mlp = MLP.random(5, 3, seed=1, n_out=2)
+    tiny = MLP(mlp.weights, mlp.biases, "tanh", readout=(mlp.readout[0] * 1e-200, mlp.readout[1]))
+    xm, ym = rng.normal(size=(2, 5)), rng.normal(size=(2, 2))
+    got = gradient_contributions(tiny, xm, ym)
+    _, g, gs = ref.mlp_loss_and_grad(tiny.weights, tiny.biases, "tanh", xm, ym, tiny.readout)
+    want = [np.linalg.norm(w * 1e200) * 1e-200 for w in g["weights"]]
+    np.testing.assert_allclose(got["grad_W_norm"].iloc[1:], want, rtol=1e-10)
+    want = [np.linalg.norm(v * 1e200) * 1e-200 for v in gs]
+    np.testing.assert_allclose(got["grad_h_norm"], want, rtol=1e-10)
 
 
 def test_mlp_gradient_contributions_are_the_layer_gradients(rng):
