@@ -33,6 +33,7 @@ __all__ = [
     "unlearning_summary",
     "UNLEARNING_LABELS",
     "loss_change_terms",
+    "smoothed_records",
 ]
 
 
@@ -607,3 +608,40 @@ def loss_change_terms(records, by):
     )
     terms = ["eps g^T g", "1/2 eps^2 g^T H g"]
     return wide.melt(id_vars=[*by, "raised_loss"], value_vars=terms, var_name="term")
+
+
+def smoothed_records(records, columns, window):
+    """Geometric running means of positive record columns, one training run at a time.
+
+    Parameters
+    ----------
+    records : pandas.DataFrame
+        One run's table with `curvature_callback` records, in step order (rows where ``gTHg`` is
+        NaN, the steps the callback skipped, are left out).
+    columns : sequence of str
+        Columns to smooth (e.g. ``["lambda_max", "eps_star"]``).
+    window : int
+        Records per window (fewer at the start of the run).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per record (the index of ``records``), the columns ``columns`` with the suffix
+        ``_smooth``: exp of the mean of ln of the window's positive entries (entries that are not
+        positive are skipped; NaN when none is left).
+
+    Notes
+    -----
+    Quantities such as the sharpness or the safe step eps* vary over decades from one batch to
+    the next; a geometric mean keeps each decade's weight and stays positive on a log axis.
+    """
+    if not isinstance(records, pd.DataFrame):
+        raise TypeError(f"records must be a pandas DataFrame, got {type(records).__name__}")
+    columns = list(columns)
+    missing = [c for c in ["gTHg", *columns] if c not in records]
+    if missing:
+        raise ValueError(f"records must have the columns {missing} (from curvature_callback)")
+    window = positive_int("window", window)
+    rec = records.loc[records["gTHg"].notna(), columns].astype(float)
+    logs = np.log(rec.where(rec > 0))
+    return np.exp(logs.rolling(window, min_periods=1).mean()).add_suffix("_smooth")

@@ -290,3 +290,36 @@ def test_loss_change_terms_are_the_gain_and_the_positive_penalty_per_recorded_st
         cv.loss_change_terms(records.drop(columns="second_order"), ["run", "step"])
     with pytest.raises(TypeError, match="records"):
         cv.loss_change_terms(records.to_numpy(), ["run", "step"])
+
+
+def test_smoothed_records_are_geometric_means_of_the_positive_entries_of_each_window():
+    import pandas as pd
+
+    records = pd.DataFrame(
+        {
+            "step": [0, 1, 2, 3, 4, 5, 6],
+            "gTHg": [1.0, np.nan, 2.0, -1.0, np.nan, 3.0, 4.0],
+            "lambda_max": [2.0, np.nan, 8.0, 4.0, np.nan, 0.5, 1.0],
+            "eps_star": [1.0, np.nan, -3.0, 100.0, np.nan, 0.0, 10.0],
+        },
+        index=np.arange(10, 17),
+    )
+    out = cv.smoothed_records(records, ["lambda_max", "eps_star"], 3)
+    kept = records[records["gTHg"].notna()]
+    assert list(out.index) == list(kept.index)
+    assert list(out.columns) == ["lambda_max_smooth", "eps_star_smooth"]
+    for column in ("lambda_max", "eps_star"):
+        values = kept[column].to_numpy()
+        for i in range(values.size):
+            window = [v for v in values[max(0, i - 2) : i + 1] if v > 0]
+            expected = math.exp(sum(map(math.log, window)) / len(window)) if window else np.nan
+            np.testing.assert_allclose(out[f"{column}_smooth"].iloc[i], expected, rtol=1e-14)
+    assert np.isnan(
+        cv.smoothed_records(records.iloc[[2]], ["eps_star"], 2)["eps_star_smooth"]
+    ).all()
+    with pytest.raises(ValueError, match="kappa"):
+        cv.smoothed_records(records, ["kappa"], 3)
+    with pytest.raises(ValueError, match="window"):
+        cv.smoothed_records(records, ["lambda_max"], 0)
+    with pytest.raises(TypeError, match="records"):
+        cv.smoothed_records(records.to_numpy(), ["lambda_max"], 3)

@@ -201,16 +201,18 @@ def test_facets_mark_events_and_stack_quantities_given_as_a_dict(table):
         plots.facets(wide, "layer", "norm", col="init", events=events.drop(columns="init"))
     quantities = {"norm": "the norm", "half": "half of it"}
     fig = plots.facets(wide, "layer", quantities, hue="init", sharey=False)
-    assert [ax.get_title() for ax in fig.axes] == [
-        "variable = the norm",
-        "variable = half of it",
-    ]
+    assert [ax.get_title() for ax in fig.axes] == ["the norm", "half of it"]  # named quantities
     for ax, column in zip(fig.axes, ("norm", "half"), strict=True):
         line = ax.get_lines()[0]  # hue "a": mean over seeds per layer
         mean = wide[wide["init"] == "a"].groupby("layer")[column].mean()
         np.testing.assert_allclose(line.get_ydata(), mean.to_numpy(), rtol=1e-12)
     with pytest.raises(ValueError, match="row must be None"):
         plots.facets(wide, "layer", {"norm": "n"}, row="init")
+    # a parameter as row: its panels are named "name = value", on the right margin with col
+    fig = plots.facets(wide[wide["seed"] < 2], "layer", "norm", row="seed", col="init")
+    margin = [t.get_text() for ax in fig.axes for t in ax.texts]
+    assert margin == ["seed = 0", "seed = 1"]
+    assert [ax.get_title() for ax in fig.axes] == ["init = a", "init = b", "", ""]
     matplotlib.pyplot.close("all")
 
 
@@ -227,6 +229,18 @@ def test_line_with_band_draws_labelled_reference_lines_over_the_drawn_x_range(ta
     assert {t.get_text() for t in ax.get_legend().get_texts()} >= {"one", "a half"}
     with pytest.raises(ValueError, match="finite"):
         plots.line_with_band(table, "layer", "norm", references=[(np.inf, "x")])
+    # a reference that belongs to one hue level takes that level's colour
+    fig = plots.line_with_band(part, "layer", "norm", hue="init", references=[(2.0, "b's", "b")])
+    ax = fig.axes[0]
+    (ref_line,) = [ln for ln in ax.get_lines() if ln.get_label() == "b's"]
+    (data_b,) = [ln for ln in ax.get_lines() if ln.get_label() == "b"]  # seaborn's line of hue b
+    assert ref_line.get_color() == data_b.get_color() and ref_line.get_linestyle() == "--"
+    with pytest.raises(ValueError, match="'c' is not a level of hue"):
+        plots.line_with_band(part, "layer", "norm", hue="init", references=[(2.0, "x", "c")])
+    with pytest.raises(ValueError, match="no hue"):
+        plots.line_with_band(part, "layer", "norm", references=[(2.0, "x", "a")])
+    with pytest.raises(ValueError, match="references entries"):
+        plots.line_with_band(part, "layer", "norm", references=[(2.0,)])
     matplotlib.pyplot.close("all")
 
 
