@@ -918,6 +918,11 @@ def cliff_steepness(
 #: The activation statistics of :func:`layer_profiles`: column -> row title.
 _STATS = {"act_mean": "mean of h_l", "act_std": "std of h_l", "frac_saturated": "saturated"}
 
+#: A panel of `layer_profiles`' activation statistics whose lines exceed this in magnitude gets
+#: a symmetric log scale (and no bands), so that one exploding init does not flatten the others
+#: to zero.
+ACTIVATION_SYMLOG_ABOVE = 1e3
+
 
 def layer_profiles(
     table: pd.DataFrame,
@@ -1002,6 +1007,15 @@ def layer_profiles(
         palette=palette,
         title=f"Activations (saturated: phi' < {saturation:.0%} of its max){where}",
     )
+    for ax in figs["activation_stats"].axes:  # exploding activations (ReLU, linear, large gains)
+        drawn = [np.abs(np.asarray(ln.get_ydata(), float)) for ln in ax.get_lines()]
+        if drawn and np.nanmax(np.concatenate(drawn), initial=0.0) > ACTIVATION_SYMLOG_ABOVE:
+            ax.set_yscale("symlog", linthresh=1.0)  # linear within +-1, decades beyond
+            ax.yaxis.get_major_locator().set_params(numticks=7)
+            for band in list(ax.collections):  # t-intervals of values that differ by decades
+                band.remove()  # between seeds reach far below zero: lines only
+            ax.relim()
+            ax.autoscale_view()
     if ratios is not None and ratios["depth"].nunique() > 1:
         figs["input_over_top_by_depth"] = facets(
             ratios,

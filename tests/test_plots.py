@@ -329,6 +329,12 @@ def test_layer_profiles_draw_the_profiles_the_theory_in_its_panel_and_the_depth_
     assert not [ln for ln in panels["activation = tanh"].get_lines() if ln.get_linestyle() == "--"]
     assert panels["activation = tanh"].get_yscale() == "log"
     assert len(figs["activation_stats"].axes) == 6  # 3 statistics x 2 activations
+    assert {ax.get_yscale() for ax in figs["activation_stats"].axes} == {"linear"}
+    # exploding activations (relu, std 1e30 at the top layer): that panel alone gets symlog
+    boom = table.assign(act_std=np.where(table["activation"] == "relu", 1e10 ** table["layer"], 1))
+    stats = plots.layer_profiles(boom)["activation_stats"].axes
+    assert [ax.get_yscale() for ax in stats] == ["linear"] * 3 + ["symlog"] + ["linear"] * 2
+    assert not stats[3].collections and stats[2].collections  # no bands in the symlog panel
     one = table.assign(depth=3, ratio=2.0)
     assert "input_over_top_by_depth" not in plots.layer_profiles(table, ratios=one)
     several = pd.concat([one, one.assign(depth=6, ratio=4.0)])
