@@ -441,9 +441,11 @@ def facets(
         if events is not None:
             marks = _in_panel(events, panel)
             ax.scatter(marks[x], marks[y], marker="x", color="red", zorder=5)
-    grid.set_axis_labels(
-        label(x) if xlabel is None else xlabel, label(y) if ylabel is None else ylabel
-    )
+    ytext = label(y) if ylabel is None else ylabel
+    grid.set_axis_labels(label(x) if xlabel is None else xlabel, ytext)
+    if ytext and row is not None and len(grid.row_names) > 1:  # one label for all rows: a
+        grid.set_ylabels("")  # long one repeated per row overlaps its neighbours
+        grid.figure.supylabel(ytext, x=0.0, ha="left", fontsize=plt.rcParams["axes.labelsize"])
     if col or row:
         grid.set_titles(
             col_template="{col_var} = {col_name}",

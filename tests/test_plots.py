@@ -212,6 +212,9 @@ def test_facets_mark_events_and_stack_quantities_given_as_a_dict(table):
     fig = plots.facets(wide[wide["seed"] < 2], "layer", "norm", row="seed", col="init")
     margin = [t.get_text() for ax in fig.axes for t in ax.texts]
     assert margin == ["seed = 0", "seed = 1"]
+    # several rows share one y label for the figure (a long label per row overlapped)
+    assert [ax.get_ylabel() for ax in fig.axes] == [""] * 4
+    assert fig.get_supylabel() == "norm"
     assert [ax.get_title() for ax in fig.axes] == ["init = a", "init = b", "", ""]
     matplotlib.pyplot.close("all")
 
