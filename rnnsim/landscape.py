@@ -917,7 +917,8 @@ def survey_summary(table, by, *, run="seed"):
         ``mean param_norm`` of the minima, ``mean relative distance`` (mean over pairs of runs of
         `pairwise_distances`' ``relative_distance``; only when some condition has two runs or
         more, NaN for the others) and ``plateau steps: count`` and ``plateau steps: max`` (the
-        number and longest of the plateaus; NaN for conditions without any).
+        number of plateaus over all runs, 0 without any, and the longest in steps, NaN without
+        any).
     """
     keys = list(by)
     mins = table[table["kind"] == "minimum"].groupby(keys)[["loss", "sharpness", "param_norm"]]
@@ -930,5 +931,9 @@ def survey_summary(table, by, *, run="seed"):
     if dist:
         dist = pd.DataFrame(dist, columns=[*keys, "mean relative distance"])
         out = out.join(dist.set_index(keys))
-    plateaus = table[table["kind"] == "plateau"].groupby(keys)["length"]
-    return out.join(plateaus.agg(["count", "max"]).add_prefix("plateau steps: ")).reset_index()
+    plateaus = table[table["kind"] == "plateau"].reindex(columns=[*keys, "length"])
+    plateaus = plateaus.groupby(keys)["length"]
+    out = out.join(plateaus.agg(["count", "max"]).add_prefix("plateau steps: "))
+    out["plateau steps: count"] = out["plateau steps: count"].fillna(0).astype(np.int64)
+    out["plateau steps: max"] = out["plateau steps: max"].astype(np.float64)
+    return out.reset_index()

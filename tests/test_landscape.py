@@ -314,5 +314,10 @@ def test_survey_summary_averages_minima_and_measures_distances_across_runs():
     np.testing.assert_allclose(s["mean sharpness"], [20.0, 50.0])
     rel = np.linalg.norm(theta[0] - theta[1]) / np.mean([5.0, 3.0])  # 4 / 4
     np.testing.assert_allclose(s["mean relative distance"], [rel, np.nan])
-    np.testing.assert_allclose(s["plateau steps: count"], [2, np.nan])
-    assert s["plateau steps: max"].iloc[0] == 300
+    assert list(s["plateau steps: count"]) == [2, 0]  # "b" had none
+    np.testing.assert_array_equal(s["plateau steps: max"], [300.0, np.nan])
+    no_plateaus = L.survey_summary(
+        pd.DataFrame([r for r in rows if r["kind"] != "plateau"]), ["model"]
+    )
+    assert list(no_plateaus["plateau steps: count"]) == [0, 0]
+    assert no_plateaus["plateau steps: max"].dtype == np.float64
