@@ -551,9 +551,17 @@ def orthonormalise(Zt, kappa_max, routines, chunks):
     Yamamoto, Nakatsukasa, Yanagisawa & Fukaya 2015 (CholeskyQR2); single-pass orthogonality
     error O(eps kappa^2).
     """
-    k = Zt.shape[0]
     L1 = gram_lower(Zt, routines, chunks)
-    smin = _cholesky_sine(routines, L1)
+    return _orthonormalise_factored(
+        Zt, L1, _cholesky_sine(routines, L1), kappa_max, routines, chunks
+    )
+
+
+@njit(**JIT)
+def _orthonormalise_factored(Zt, L1, smin, kappa_max, routines, chunks):
+    """`orthonormalise` once the Gram matrix of Zt has been factored into L1 by `_cholesky_sine`,
+    which returned ``smin``."""
+    k = Zt.shape[0]
     if smin * kappa_max >= 1.0:
         solve_lower(L1, Zt, routines, chunks)  # the common case: Zt itself becomes Qt
         return Zt, L1, 1
@@ -589,18 +597,18 @@ def accumulate_triangular(Lt, Y, sigma, routines, chunks):
     so that nothing overflows; it is renormalised and its log norm added to its scale.
     """
     k = Y.shape[0]
-    Ct = np.zeros((k, k))  # C^T: R' with the scales folded in, transposed like Lt
     mrow = np.full(k, -np.inf)
     for j in range(k):
-        for i in range(j + 1):
-            if Lt[j, i] != 0.0 and sigma[j] > mrow[i]:
-                mrow[i] = sigma[j]
+        sj = sigma[j]
+        for i in range(j + 1):  # branch-free, so that it vectorises
+            mrow[i] = max(mrow[i], sj if Lt[j, i] != 0.0 else -np.inf)
     smax = -np.inf
     smin = np.inf
     for j in range(k):
         if sigma[j] > -np.inf:
             smax = max(smax, sigma[j])
             smin = min(smin, sigma[j])
+    Ct = np.empty((k, k))  # C^T: R' with the scales folded in; only its lower triangle is read
     if smax - smin < 600.0:
         e = np.empty(k)
         for j in range(k):
@@ -613,11 +621,9 @@ def accumulate_triangular(Lt, Y, sigma, routines, chunks):
                 Ct[j, i] = Lt[j, i] * (e[j] * f[i])
     else:
         for j in range(k):
-            if sigma[j] == -np.inf:
-                continue
             for i in range(j + 1):
-                if Lt[j, i] != 0.0 and mrow[i] > -np.inf:
-                    Ct[j, i] = Lt[j, i] * math.exp(sigma[j] - mrow[i])
+                live = Lt[j, i] != 0.0 and sigma[j] > -np.inf and mrow[i] > -np.inf
+                Ct[j, i] = Lt[j, i] * math.exp(sigma[j] - mrow[i]) if live else 0.0
     multiply_upper(Ct, Y, routines, chunks)
     for i in range(k):
         row = Y[i]
@@ -708,20 +714,53 @@ def scaled_jacobi_logsv(Y, sigma, tol, max_sweeps):
     return out, sweeps
 
 
-@njit(**JIT)
-def spectrum_push(Qt, At, Y, sigma, kappa_max, routines):
-    """One step of the QR-accumulated product: ``Z = A Q = Q' R'``, ``R <- R' R``.
+@njit(**JIT, parallel=True)
+def _factor_and_accumulate(G, Lprev, Y, sigma, routines):
+    """Factor the Gram matrix G in place (`_cholesky_sine`, whose value is returned) on one thread
+    while another accumulates the previous step's factor, ``R <- Lprev^T R`` into (Y, sigma):
+    the two are independent, and neither splits well over threads."""
+    smin = np.zeros(1)
+    for c in prange(2):
+        if c == 0:
+            smin[0] = _cholesky_sine(routines, G)
+        else:
+            accumulate_triangular(Lprev, Y, sigma, routines, 1)
+    return smin[0]
 
-    Qt (k, n_prev) orthonormal rows, At (n_prev, n_next); returns the new Qt (k', n_next) with
-    k' = min(k, n_next), and the updated (Y, sigma) (rows k'), and the QR method used.
+
+@njit(**JIT)
+def spectrum_push(Qt, At, Y, sigma, Lprev, kappa_max, routines):
+    """One step of the QR-accumulated product: ``Z = A Q = Q' R'``, ``R <- R' R``, with each
+    step's factor R' accumulated during the next step (`_factor_and_accumulate`).
+
+    Parameters
+    ----------
+    Qt : float64 array (k, n_prev), orthonormal rows; At : float64 array (n_prev, n_next).
+    Y, sigma : the accumulated factor R = diag(exp(sigma)) Y, (k, r) and (k,).
+    Lprev : float64 array (k, k), the previous step's factor (lower triangular, R' transposed),
+        not yet in (Y, sigma); shape (0, 0) for none. Must be empty when the product narrows
+        (k > n_next).
+    kappa_max : float; routines : int64 array (`rnnsim.kernels.fortran.routine_addresses()`).
+
+    Returns
+    -------
+    Qn : the new Qt (k', n_next), k' = min(k, n_next); Y, sigma : with Lprev accumulated (rows
+    k'); Lt : this step's factor, for the next push or `accumulate_triangular` (shape (0, 0) when
+    it is already accumulated: a narrowing step); method : the QR method used.
     """
     chunks = column_chunks(Qt.shape[0], At.shape[1])
     Zt = product(Qt, At, routines, chunks)
     k = Zt.shape[0]
     if k <= Zt.shape[1]:
-        Qn, Lt, method = orthonormalise(Zt, kappa_max, routines, chunks)
-        accumulate_triangular(Lt, Y, sigma, routines, chunks)
-        return Qn, Y, sigma, method
+        G = gram_lower(Zt, routines, chunks)
+        if Lprev.shape[0] > 0 and chunks > 1:
+            smin = _factor_and_accumulate(G, Lprev, Y, sigma, routines)
+        else:
+            if Lprev.shape[0] > 0:
+                accumulate_triangular(Lprev, Y, sigma, routines, chunks)
+            smin = _cholesky_sine(routines, G)
+        Qn, Lt, method = _orthonormalise_factored(Zt, G, smin, kappa_max, routines, chunks)
+        return Qn, Y, sigma, Lt, method
     # the product narrows (MLP layer narrower than the rank so far): Householder on the wide Z
     Q, R = np.linalg.qr(np.ascontiguousarray(Zt.T))  # Z (n_next, k) = Q (n_next, n_next) R
     kn = Zt.shape[1]
@@ -731,7 +770,16 @@ def spectrum_push(Qt, At, Y, sigma, kappa_max, routines):
         for j in range(kn):
             Lt[i, j] = Rt[i, j]
     accumulate_triangular(Lt, Y, sigma, routines, chunks)  # rows >= kn become zero (sigma = -inf)
-    return np.ascontiguousarray(Q.T), Y[:kn].copy(), sigma[:kn].copy(), 3
+    return np.ascontiguousarray(Q.T), Y[:kn].copy(), sigma[:kn].copy(), np.empty((0, 0)), 3
+
+
+@njit(**JIT)
+def _save(want, k, Y, sigma, Ys, sigmas):
+    """Copy (Y, sigma) into slot want[k] of (Ys, sigmas) when step k is wanted (want[k] >= 0)."""
+    if want[k] >= 0:
+        r = Y.shape[0]
+        Ys[want[k], :r] = Y
+        sigmas[want[k], :r] = sigma
 
 
 @njit(**JIT)
@@ -761,9 +809,9 @@ def rnn_spectrum(W, H, code, backward, sample, save_steps, routines):
     Qt = np.eye(n)
     Y = np.eye(n)
     sigma = np.zeros(n)
-    k0 = T if backward else 0
-    if want[k0] >= 0:
-        Ys[want[k0]] = Y
+    Lpend = np.empty((0, 0))  # the last step's factor, accumulated during the next step
+    k_prev = T if backward else 0
+    _save(want, k_prev, Y, sigma, Ys, sigmas)
     At = np.empty((n, n))
     h = np.empty(n)
     for s in range(1, T + 1):
@@ -771,10 +819,12 @@ def rnn_spectrum(W, H, code, backward, sample, save_steps, routines):
         k = t - 1 if backward else t
         h[:] = H[t, sample]
         step_factor(W, h, code, backward, At)
-        Qt, Y, sigma, _ = spectrum_push(Qt, At, Y, sigma, 1e3, routines)
-        if want[k] >= 0:
-            Ys[want[k]] = Y
-            sigmas[want[k]] = sigma
+        Qt, Y, sigma, Lpend, _ = spectrum_push(Qt, At, Y, sigma, Lpend, 1e3, routines)
+        if s > 1:  # the previous step's product is now complete
+            _save(want, k_prev, Y, sigma, Ys, sigmas)
+        k_prev = k
+    accumulate_triangular(Lpend, Y, sigma, routines, column_chunks(n, n))
+    _save(want, k_prev, Y, sigma, Ys, sigmas)
     return Ys, sigmas
 
 
@@ -969,10 +1019,9 @@ def mlp_spectrum(params, widths, d_out, Hbuf, B, code, backward, sample, save_la
     Qt = np.eye(m)
     Y = np.eye(m)
     sigma = np.zeros(m)
-    l0 = L if backward else 0
-    if want[l0] >= 0:
-        Ys[want[l0]] = Y
-        sigmas[want[l0]] = sigma
+    Lpend = np.empty((0, 0))  # the last layer's factor, accumulated during the next layer
+    k_prev = L if backward else 0
+    _save(want, k_prev, Y, sigma, Ys, sigmas)
     for s in range(1, L + 1):
         t = L - s + 1 if backward else s
         k = t - 1 if backward else t
@@ -982,9 +1031,19 @@ def mlp_spectrum(params, widths, d_out, Hbuf, B, code, backward, sample, save_la
         h = Hbuf[s_off[t] + sample * n_out : s_off[t] + (sample + 1) * n_out]
         At = np.empty((n_out, n_in)) if backward else np.empty((n_in, n_out))
         step_factor(Wl, h, code, backward, At)
-        Qt, Y, sigma, _ = spectrum_push(Qt, At, Y, sigma, 1e3, routines)
-        if want[k] >= 0:
-            r = Y.shape[0]
-            Ys[want[k], :r] = Y
-            sigmas[want[k], :r] = sigma
+        pending = Lpend.shape[0] > 0
+        if pending and Qt.shape[0] > At.shape[1]:  # a narrowing step accumulates at once
+            accumulate_triangular(Lpend, Y, sigma, routines, column_chunks(m, m))
+            Lpend = np.empty((0, 0))
+            _save(want, k_prev, Y, sigma, Ys, sigmas)
+            pending = False
+        Qt, Y, sigma, Lpend, _ = spectrum_push(Qt, At, Y, sigma, Lpend, 1e3, routines)
+        if pending:  # the previous layer's product is now complete
+            _save(want, k_prev, Y, sigma, Ys, sigmas)
+        if Lpend.shape[0] == 0:  # a narrowing layer: its own product is complete
+            _save(want, k, Y, sigma, Ys, sigmas)
+        k_prev = k
+    if Lpend.shape[0] > 0:
+        accumulate_triangular(Lpend, Y, sigma, routines, column_chunks(m, m))
+        _save(want, k_prev, Y, sigma, Ys, sigmas)
     return Ys, sigmas
