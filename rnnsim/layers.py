@@ -12,20 +12,20 @@ import numpy as np
 import pandas as pd
 
 from rnnsim.jacobians import frobenius_norms
-from rnnsim.kernels.activations import GAMMA
+from rnnsim.kernels.activations import GAMMA, times_dphi
 from rnnsim.models import MLP
 from rnnsim.theory import gradient_ratios, init_sigma_w2
 from rnnsim.validation import describe, finite_float
 
 __all__ = ["layer_statistics", "end_ratios", "layer_summary", "gradient_theory"]
 
-#: phi'(a) written in terms of h = phi(a), elementwise on arrays (the kernels' `dphi_from_h`).
-_DPHI_FROM_H = {
-    "tanh": lambda h: 1 - h**2,
-    "sigmoid": lambda h: h * (1 - h),
-    "linear": np.ones_like,
-    "relu": lambda h: (h > 0).astype(float),
-}
+
+def _dphi(mlp, h):
+    """phi'(a) of every entry of the states ``h = phi(a)``, by the kernels' rule (`times_dphi`)."""
+    flat = np.ascontiguousarray(h, dtype=np.float64).reshape(-1)
+    out = np.empty_like(flat)
+    times_dphi(mlp.act_code, np.ones_like(flat), flat, out)
+    return out
 
 
 def layer_statistics(mlp, x, target, *, saturation=0.05):
@@ -59,7 +59,7 @@ def layer_statistics(mlp, x, target, *, saturation=0.05):
         raise TypeError(f"mlp must be an rnnsim.MLP; got {describe(mlp)}")
     saturation = finite_float("saturation", saturation, minimum=0.0)
     (_, grads), hs, nan = mlp.loss_and_grad(x, target), mlp.forward(x), [np.nan]
-    dphi, batch = _DPHI_FROM_H[mlp.activation], len(hs[0])
+    batch = len(hs[0])
     sat = saturation * GAMMA[mlp.activation]
     return pd.DataFrame({
         "layer": np.arange(len(hs)),
@@ -67,7 +67,7 @@ def layer_statistics(mlp, x, target, *, saturation=0.05):
         "grad_W_norm": nan + [frobenius_norms(g) for g in grads["weights"]],
         "act_mean": [h.mean() for h in hs],
         "act_std": [h.std() for h in hs],
-        "frac_saturated": nan + [np.mean(dphi(h) < sat) for h in hs[1:]],
+        "frac_saturated": nan + [np.mean(_dphi(mlp, h) < sat) for h in hs[1:]],
     })  # fmt: skip
 
 
