@@ -267,18 +267,17 @@ def line_with_band(
         Log scales (for norms that span decades).
     band : bool
         Shade the confidence band.
-    references : sequence of (float, str) or (float, str, level)
-        Horizontal theory lines ``(y, label)`` (e.g. a stability threshold), each drawn dashed
-        (:func:`theory_line`) from the smallest to the largest ``x`` drawn (rows with a finite
-        ``y``), with ``label`` as its legend entry: black, or in the colour of ``level``, a level
-        of ``hue`` (a threshold that belongs to one line, e.g. 2/eps for that learning rate).
+    references : sequence of (float, str)
+        Horizontal theory lines ``(y, label)`` (e.g. a stability threshold), each drawn black and
+        dashed (:func:`theory_line`) from the smallest to the largest ``x`` drawn (rows with a
+        finite ``y``), with ``label`` as its legend entry.
 
     Returns
     -------
     matplotlib.figure.Figure
         The figure holding the axes.
     """
-    references = [_reference(entry, table, hue) for entry in references]
+    references = [(finite_float("references level", y), str(text)) for y, text in references]
     fig, ax = _new_ax(ax)
     agg = summarize(table, x, y, [hue, style], log=logy)
     palette = _palette(agg, hue, palette)
@@ -301,26 +300,12 @@ def line_with_band(
     if logx:
         ax.set_xscale("log")
     ends = [agg[x].min(), agg[x].max()]
-    for level, text, hue_level in references:
-        color = None if hue_level is None else palette[hue_level]
-        theory_line(ax, ends, [level, level], text, color=color)
+    for level, text in references:
+        theory_line(ax, ends, [level, level], text)
     _label_axes(
         ax, label(x) if xlabel is None else xlabel, label(y) if ylabel is None else ylabel, title
     )
     return fig
-
-
-def _reference(entry, table, hue):
-    """One ``references`` entry of `line_with_band`, checked: (y, label, hue level or None)."""
-    if not isinstance(entry, tuple | list) or len(entry) not in (2, 3):
-        raise ValueError(
-            f"references entries must be (y, label) or (y, label, level); got {entry!r}"
-        )
-    level = entry[2] if len(entry) == 3 else None
-    if level is not None and (hue is None or level not in set(table[hue])):
-        allowed = "none (no hue)" if hue is None else sorted(set(table[hue]), key=str)
-        raise ValueError(f"references level {level!r} is not a level of hue; allowed: {allowed}")
-    return finite_float("references level", entry[0]), str(entry[1]), level
 
 
 def facets(

@@ -232,18 +232,6 @@ def test_line_with_band_draws_labelled_reference_lines_over_the_drawn_x_range(ta
     assert {t.get_text() for t in ax.get_legend().get_texts()} >= {"one", "a half"}
     with pytest.raises(ValueError, match="finite"):
         plots.line_with_band(table, "layer", "norm", references=[(np.inf, "x")])
-    # a reference that belongs to one hue level takes that level's colour
-    fig = plots.line_with_band(part, "layer", "norm", hue="init", references=[(2.0, "b's", "b")])
-    ax = fig.axes[0]
-    (ref_line,) = [ln for ln in ax.get_lines() if ln.get_label() == "b's"]
-    (data_b,) = [ln for ln in ax.get_lines() if ln.get_label() == "b"]  # seaborn's line of hue b
-    assert ref_line.get_color() == data_b.get_color() and ref_line.get_linestyle() == "--"
-    with pytest.raises(ValueError, match="'c' is not a level of hue"):
-        plots.line_with_band(part, "layer", "norm", hue="init", references=[(2.0, "x", "c")])
-    with pytest.raises(ValueError, match="no hue"):
-        plots.line_with_band(part, "layer", "norm", references=[(2.0, "x", "a")])
-    with pytest.raises(ValueError, match="references entries"):
-        plots.line_with_band(part, "layer", "norm", references=[(2.0,)])
     matplotlib.pyplot.close("all")
 
 
