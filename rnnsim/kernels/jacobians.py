@@ -823,8 +823,9 @@ def rnn_spectrum(W, H, code, backward, sample, save_steps, routines):
         if s > 1:  # the previous step's product is now complete
             _save(want, k_prev, Y, sigma, Ys, sigmas)
         k_prev = k
-    accumulate_triangular(Lpend, Y, sigma, routines, column_chunks(n, n))
-    _save(want, k_prev, Y, sigma, Ys, sigmas)
+    if Lpend.shape[0] > 0:
+        accumulate_triangular(Lpend, Y, sigma, routines, column_chunks(n, n))
+        _save(want, k_prev, Y, sigma, Ys, sigmas)
     return Ys, sigmas
 
 
