@@ -16,7 +16,14 @@ import numpy as np
 import pandas as pd
 
 from rnnsim.models import LOSSES, RNN
-from rnnsim.validation import choice, float_array, generator, positive_float, positive_int
+from rnnsim.validation import (
+    choice,
+    float_array,
+    generator,
+    positive_float,
+    positive_int,
+    require_columns,
+)
 
 __all__ = [
     "step_curvature",
@@ -506,6 +513,8 @@ def curvature_callback(lr, *, loss="mse_last", h0=None, lanczos_steps=0, seed=0)
     return callback
 
 
+_RECORDS_FROM = "curvature_callback"  # whose records the functions below read
+
 #: Readable names of the `unlearning_summary` columns, for tables shown to users.
 UNLEARNING_LABELS = {
     "analysed_steps": "analysed steps",
@@ -545,11 +554,9 @@ def unlearning_summary(records, by, *, readable=False):
     quadratic loss, so ``raised_and_predicted < raised_loss`` measures the higher-order terms.
     """
     by = list(by)
-    if not isinstance(records, pd.DataFrame):
-        raise TypeError(f"records must be a pandas DataFrame, got {type(records).__name__}")
-    missing = [c for c in [*by, "gTHg", "raised_loss", "predicts_increase"] if c not in records]
-    if missing:
-        raise ValueError(f"records must have the columns {missing} (from curvature_callback)")
+    require_columns(
+        "records", records, [*by, "gTHg", "raised_loss", "predicts_increase"], _RECORDS_FROM
+    )
     cb = records.dropna(subset=["gTHg"])
     raised, predicted = cb["raised_loss"].astype(bool), cb["predicts_increase"].astype(bool)
     keys = [cb[c] for c in by]
@@ -592,12 +599,8 @@ def loss_change_terms(records, by):
     quadratic loss when the penalty exceeds the gain.
     """
     by = list(by)
-    if not isinstance(records, pd.DataFrame):
-        raise TypeError(f"records must be a pandas DataFrame, got {type(records).__name__}")
     needed = [*by, "gTHg", "first_order", "second_order", "raised_loss"]
-    missing = [c for c in needed if c not in records]
-    if missing:
-        raise ValueError(f"records must have the columns {missing} (from curvature_callback)")
+    require_columns("records", records, needed, _RECORDS_FROM)
     cb = records.dropna(subset=["gTHg"])
     wide = cb[by].assign(
         raised_loss=cb["raised_loss"].astype(bool),
@@ -635,12 +638,8 @@ def smoothed_records(records, columns, window):
     Quantities such as the sharpness or the safe step eps* vary over decades from one batch to
     the next; a geometric mean keeps each decade's weight and stays positive on a log axis.
     """
-    if not isinstance(records, pd.DataFrame):
-        raise TypeError(f"records must be a pandas DataFrame, got {type(records).__name__}")
     columns = list(columns)
-    missing = [c for c in ["gTHg", *columns] if c not in records]
-    if missing:
-        raise ValueError(f"records must have the columns {missing} (from curvature_callback)")
+    require_columns("records", records, ["gTHg", *columns], _RECORDS_FROM)
     window = positive_int("window", window)
     rec = records.loc[records["gTHg"].notna(), columns].astype(float)
     logs = np.log(rec.where(rec > 0))

@@ -26,7 +26,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.colors import LogNorm, TwoSlopeNorm  # noqa: E402
 
-from rnnsim.validation import describe, finite_float  # noqa: E402
+from rnnsim.validation import finite_float, require_columns  # noqa: E402
 
 __all__ = [
     "LABELS",
@@ -376,20 +376,20 @@ def facets(
     if isinstance(y, dict):
         if row is not None:
             raise ValueError(f"row must be None when y is a dict of columns; got row={row!r}")
-        _require_columns("table", table, [x, hue, style, col, *y])
+        require_columns("table", table, [x, hue, style, col, *y])
         ids = [c for c in dict.fromkeys([x, hue, style, col]) if c is not None]
         table = table.melt(id_vars=ids, value_vars=list(y))
         table["variable"] = table["variable"].map(y)
         y, row = "value", "variable"
     if theory is not None:
-        _require_columns("theory", theory, [x, y, row, col, hue, theory_style])
+        require_columns("theory", theory, [x, y, row, col, hue, theory_style])
         if theory_style is not None and theory[theory_style].nunique() > len(_STYLES):
             raise ValueError(
                 f"theory_style must have at most {len(_STYLES)} levels; got "
                 f"{theory[theory_style].nunique()} in column {theory_style!r}"
             )
     if events is not None:
-        _require_columns("events", events, [x, y, row, col])
+        require_columns("events", events, [x, y, row, col])
     agg = summarize(table, x, y, [row, col, hue, style], log=logy)
     palette = _palette(agg, hue, palette)
     grid = sns.relplot(
@@ -457,17 +457,6 @@ def _in_panel(frame, panel):
     for name, value in panel.items():
         frame = frame[frame[name] == value]
     return frame
-
-
-def _require_columns(name, frame, columns):
-    """Raise unless ``frame`` is a DataFrame holding every non-None name in ``columns``."""
-    if not isinstance(frame, pd.DataFrame):
-        raise TypeError(f"{name} must be a pandas DataFrame; got {describe(frame)}")
-    missing = [c for c in columns if c is not None and c not in frame.columns]
-    if missing:
-        raise ValueError(
-            f"{name} must have the columns {missing}; got columns {list(frame.columns)}"
-        )
 
 
 def _theory_lines(ax, theory, panel, x, y, hue, style, palette):
@@ -616,9 +605,9 @@ def mesh(
         The figure; its first axes holds the map, the second the colour bar. The axes' limits
         are the map's edges, so curves drawn over it later are clipped to the map as well.
     """
-    _require_columns("table", table, [x, y, value])
+    require_columns("table", table, [x, y, value])
     if theory is not None:
-        _require_columns("theory", theory, [x, y])
+        require_columns("theory", theory, [x, y])
     fig, ax = _new_ax(ax, figsize=figsize)
     pivot = table.pivot_table(index=y, columns=x, values=value, aggfunc=aggfunc)
     grid = pivot.to_numpy(dtype=float)
@@ -675,7 +664,7 @@ def measured_vs_theory(
     -------
     matplotlib.figure.Figure
     """
-    _require_columns("table", table, [theory, measured, hue, yerr])
+    require_columns("table", table, [theory, measured, hue, yerr])
     fig, ax = _new_ax(ax, figsize=figsize)
     for level, part in table.groupby(hue, sort=True) if hue else [(None, table)]:
         text = f"{level:g}" if isinstance(level, numbers.Real) else str(level)
@@ -748,7 +737,7 @@ def rates(
     An interval end on the wrong side of the estimate is drawn as no bar on that side.
     """
     mid, low, high = f"{rate}_rate", f"{rate}_lo", f"{rate}_hi"
-    _require_columns("table", table, [x, hue, mid, low, high])
+    require_columns("table", table, [x, hue, mid, low, high])
     dodge = finite_float("dodge", dodge)
     if log_base is not None and finite_float("log_base", log_base) <= 1:
         raise ValueError(f"log_base must be > 1; got {log_base}")
@@ -824,10 +813,10 @@ def cliff_surface(
     matplotlib.figure.Figure
         One axes with the map and the curves, legend at the lower left, and the colour bar.
     """
-    _require_columns("surface", surface, ["w", "b", "loss"])
-    _require_columns("wall", wall, ["w", "b_cliff"])
-    _require_columns("theory", theory, ["w", *_CLIFF_CURVES])
-    _require_columns("paths", paths, ["start", "clipping", "w", "b"])
+    require_columns("surface", surface, ["w", "b", "loss"])
+    require_columns("wall", wall, ["w", "b_cliff"])
+    require_columns("theory", theory, ["w", *_CLIFF_CURVES])
+    require_columns("paths", paths, ["start", "clipping", "w", "b"])
     fig = mesh(
         surface,
         "w",
@@ -880,8 +869,8 @@ def cliff_steepness(
     matplotlib.figure.Figure
         One axes, log-scaled |dE/db|.
     """
-    _require_columns("wall", wall, ["T", "w", "peak_abs_dE_db", "grid_max_abs_dE_db", "resolved"])
-    _require_columns("theory", theory, ["T", "w", "boundary_abs_dE_db"])
+    require_columns("wall", wall, ["T", "w", "peak_abs_dE_db", "grid_max_abs_dE_db", "resolved"])
+    require_columns("theory", theory, ["T", "w", "boundary_abs_dE_db"])
     exact = wall[wall["resolved"].astype(bool)].assign(what="exact peak (walls wider than 1 ulp)")
     sampled = wall.assign(peak_abs_dE_db=wall["grid_max_abs_dE_db"])
     steep = pd.concat([exact, sampled.assign(what="max over the grid's b samples")])
@@ -959,11 +948,11 @@ def layer_profiles(
         ``"activation_stats"`` (mean, std and saturated fraction by layer) and, with ``ratios`` of
         several depths, ``"input_over_top_by_depth"``.
     """
-    _require_columns("table", table, ["layer", "grad_h_norm", "grad_W_norm", *_STATS, hue, col])
+    require_columns("table", table, ["layer", "grad_h_norm", "grad_W_norm", *_STATS, hue, col])
     if theory is not None:
-        _require_columns("theory", theory, ["layer", "grad_h_norm", hue, col])
+        require_columns("theory", theory, ["layer", "grad_h_norm", hue, col])
     if ratios is not None:
-        _require_columns("ratios", ratios, ["depth", "ratio", hue, col])
+        require_columns("ratios", ratios, ["depth", "ratio", hue, col])
     theme()
     if palette is None:
         levels = table[hue].unique()
@@ -1047,7 +1036,7 @@ def survey_figures(
         ``"hessian_density"`` (one line per seed, log density floored at 1e-6) and ``"slices"``
         (filled contours of log10 loss, one panel per (col, hue), the solution starred).
     """
-    _require_columns("table", table, ["kind", col, hue, "seed"])
+    require_columns("table", table, ["kind", col, hue, "seed"])
     theme()
     part = {k: g.dropna(axis=1, how="all") for k, g in table.groupby("kind")}
     figs = {

@@ -19,7 +19,7 @@ import pandas as pd
 
 from rnnsim import optim as _optim
 from rnnsim.models import RNN
-from rnnsim.validation import generator, positive_float, positive_int
+from rnnsim.validation import generator, positive_float, positive_int, require_columns
 
 __all__ = ["train", "evaluate", "run_outcome", "success_rates", "wilson_interval"]
 
@@ -461,9 +461,7 @@ def success_rates(table, by, *, run="seed", level=0.95):
     Pascanu, Mikolov & Bengio 2013 §4 report such rates over seeds for each task and T.
     """
     by = list(by)
-    missing = [c for c in [*by, run, "solved", "run_diverged", "step"] if c not in table]
-    if missing:
-        raise ValueError(f"table must have the columns {missing} (from run_outcome)")
+    require_columns("table", table, [*by, run, "solved", "run_diverged", "step"], "run_outcome")
     runs = table.groupby([*by, run]).agg(
         solved=("solved", "first"), diverged=("run_diverged", "first"), steps=("step", "size")
     )

@@ -4,6 +4,7 @@ and what is allowed."""
 import numbers
 
 import numpy as np
+import pandas as pd
 
 
 def describe(value):
@@ -47,6 +48,19 @@ def generator(name, value):
     raise TypeError(
         f"{name} must be an int seed or a numpy.random.Generator; got {describe(value)}"
     )
+
+
+def require_columns(name, frame, columns, source=None):
+    """Raise unless ``frame`` is a pandas DataFrame holding every non-None name in ``columns``
+    (``source``, e.g. the function whose tables these are, is named in the message)."""
+    if not isinstance(frame, pd.DataFrame):
+        raise TypeError(f"{name} must be a pandas DataFrame; got {describe(frame)}")
+    missing = [c for c in columns if c is not None and c not in frame.columns]
+    if missing:
+        origin = f" (from {source})" if source else ""
+        raise ValueError(
+            f"{name} must have the columns {missing}{origin}; got columns {list(frame.columns)}"
+        )
 
 
 def finite_float(name, value, minimum=None):

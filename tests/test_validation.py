@@ -11,6 +11,7 @@ from rnnsim.validation import (
     generator,
     positive_float,
     positive_int,
+    require_columns,
 )
 
 
@@ -65,3 +66,16 @@ def test_generator_from_seed_or_generator():
     for bad in (True, 1.5, "7"):
         with pytest.raises(TypeError, match="seed must be an int seed or a numpy.random.Generator"):
             generator("seed", bad)
+
+
+def test_require_columns_names_the_table_the_missing_columns_and_their_source():
+    import pandas as pd
+
+    frame = pd.DataFrame({"a": [1], "b": [2]})
+    require_columns("records", frame, ["a", None, "b"])  # None entries are skipped
+    with pytest.raises(ValueError, match=r"records must have the columns \['c'\] \(from cb\); got"):
+        require_columns("records", frame, ["a", "c"], "cb")
+    with pytest.raises(ValueError, match=r"the columns \['c'\]; got columns \['a', 'b'\]"):
+        require_columns("records", frame, ["c"])
+    with pytest.raises(TypeError, match="records must be a pandas DataFrame; got array"):
+        require_columns("records", frame.to_numpy(), ["a"])
