@@ -376,8 +376,7 @@ def frobenius_norms(A, axis=None):
     A = np.asarray(A, dtype=np.float64)
     if A.size == 0:
         return np.sqrt(np.sum(A * A, axis=axis))
-    top = np.abs(A).max(axis=axis, keepdims=True)
-    scale = np.where((top > 0) & np.isfinite(top), top, 1.0)
+    top, scale = _scales(A, axis)
     with np.errstate(invalid="ignore"):
         norms = np.sqrt(np.sum((A / scale) ** 2, axis=axis, keepdims=True)) * scale
     norms = np.where(np.isinf(top), np.inf, norms)
@@ -530,12 +529,20 @@ def _rnn_step_contribution_norms(H, G, x, code):
     return gW, gU, gb
 
 
+def _scales(A, axis):
+    """(max |A| over ``axis``, the scale to divide by: that maximum, or 1 where it is 0, inf or
+    NaN), both with ``axis`` kept as length-1 axes; A must not be empty."""
+    top = np.abs(A).max(axis=axis, keepdims=True)
+    return top, np.where((top > 0) & np.isfinite(top), top, 1.0)
+
+
 def _step_scaled(A):
     """``A`` (T, B, m) with each step divided by its largest |entry| (steps of zeros, or with an
     inf or NaN, unchanged), and those scales (T,)."""
-    top = np.abs(A).max(axis=(1, 2)) if A.size else np.ones(A.shape[0])
-    scale = np.where((top > 0) & np.isfinite(top), top, 1.0)
-    return A / scale[:, None, None], scale
+    if A.size == 0:
+        return A, np.ones(A.shape[0])
+    scale = _scales(A, (1, 2))[1]
+    return A / scale, scale.reshape(-1)
 
 
 def warmup():
