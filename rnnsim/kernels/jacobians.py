@@ -527,6 +527,13 @@ def _cholesky_sine(routines, G):
 
 
 @njit(**JIT)
+def _one_pass(smin, kappa_max):
+    """Whether one Cholesky pass is accurate: the sine ``smin`` of `_cholesky_sine` estimates
+    the equilibrated condition number as 1 / smin, which must not exceed ``kappa_max``."""
+    return smin * kappa_max >= 1.0
+
+
+@njit(**JIT)
 def orthonormalise(Zt, kappa_max, routines, chunks):
     """Orthonormalise the rows of ``Zt`` (k, n), k <= n: ``Zt = Lt Qt`` with Lt lower triangular.
     Zt is overwritten (by Qt, which is then Zt itself, after one Cholesky pass).
@@ -562,7 +569,7 @@ def _orthonormalise_factored(Zt, L1, smin, kappa_max, routines, chunks):
     """`orthonormalise` once the Gram matrix of Zt has been factored into L1 by `_cholesky_sine`,
     which returned ``smin``."""
     k = Zt.shape[0]
-    if smin * kappa_max >= 1.0:
+    if _one_pass(smin, kappa_max):
         solve_lower(L1, Zt, routines, chunks)  # the common case: Zt itself becomes Qt
         return Zt, L1, 1
     if smin * 1e5 >= 1.0:
@@ -774,6 +781,34 @@ def spectrum_push(Qt, At, Y, sigma, Lprev, kappa_max, routines):
 
 
 @njit(**JIT)
+def _spectrum_step(Qt, At, Y, sigma, Lpend, want, k_prev, k, Ys, sigmas, routines):
+    """One step of `rnn_spectrum` and `mlp_spectrum`: `spectrum_push` with the pending factor
+    Lpend of step ``k_prev``, saving (`_save`) every product the step completes: that of k_prev,
+    and that of ``k`` itself when the product narrows (then accumulated at once, after the
+    pending factor). Returns (Qt, Y, sigma, Lpend)."""
+    pending = Lpend.shape[0] > 0
+    if pending and Qt.shape[0] > At.shape[1]:
+        accumulate_triangular(Lpend, Y, sigma, routines, column_chunks(Lpend.shape[0], Y.shape[1]))
+        Lpend = np.empty((0, 0))
+        _save(want, k_prev, Y, sigma, Ys, sigmas)
+        pending = False
+    Qt, Y, sigma, Lpend, _ = spectrum_push(Qt, At, Y, sigma, Lpend, 1e3, routines)
+    if pending:
+        _save(want, k_prev, Y, sigma, Ys, sigmas)
+    if Lpend.shape[0] == 0:
+        _save(want, k, Y, sigma, Ys, sigmas)
+    return Qt, Y, sigma, Lpend
+
+
+@njit(**JIT)
+def _spectrum_finish(Y, sigma, Lpend, want, k_last, Ys, sigmas, routines):
+    """Accumulate the last pending factor (if any) and save the product of step ``k_last``."""
+    if Lpend.shape[0] > 0:
+        accumulate_triangular(Lpend, Y, sigma, routines, column_chunks(Lpend.shape[0], Y.shape[1]))
+        _save(want, k_last, Y, sigma, Ys, sigmas)
+
+
+@njit(**JIT)
 def _save(want, k, Y, sigma, Ys, sigmas):
     """Copy (Y, sigma) into slot want[k] of (Ys, sigmas) when step k is wanted (want[k] >= 0)."""
     if want[k] >= 0:
@@ -819,13 +854,11 @@ def rnn_spectrum(W, H, code, backward, sample, save_steps, routines):
         k = t - 1 if backward else t
         h[:] = H[t, sample]
         step_factor(W, h, code, backward, At)
-        Qt, Y, sigma, Lpend, _ = spectrum_push(Qt, At, Y, sigma, Lpend, 1e3, routines)
-        if s > 1:  # the previous step's product is now complete
-            _save(want, k_prev, Y, sigma, Ys, sigmas)
+        Qt, Y, sigma, Lpend = _spectrum_step(
+            Qt, At, Y, sigma, Lpend, want, k_prev, k, Ys, sigmas, routines
+        )
         k_prev = k
-    if Lpend.shape[0] > 0:
-        accumulate_triangular(Lpend, Y, sigma, routines, column_chunks(n, n))
-        _save(want, k_prev, Y, sigma, Ys, sigmas)
+    _spectrum_finish(Y, sigma, Lpend, want, k_prev, Ys, sigmas, routines)
     return Ys, sigmas
 
 
@@ -835,22 +868,17 @@ def rnn_spectrum(W, H, code, backward, sample, save_steps, routines):
 
 
 @njit(**JIT)
-def _factor_gram(parts, L, kappa_max, routines):
-    """Sum the Gram matrix parts (chunks, k, k) into parts[0] and factor it; when one Cholesky
-    pass is accurate (as in `orthonormalise`), write the factor into L (k, k) and return True;
-    else return False (the basis then needs `orthonormalise`)."""
-    G = _sum_lower(parts)
-    if _cholesky_sine(routines, G) * kappa_max < 1.0:
-        return False
-    L[:, :] = G
-    return True
+def _factor_gram(parts, routines):
+    """Sum the Gram matrix parts (chunks, k, k) into parts[0] and factor it there
+    (`_cholesky_sine`, whose sine is returned)."""
+    return _cholesky_sine(routines, _sum_lower(parts))
 
 
 @njit(**JIT, parallel=True)
-def _factor_and_product(parts, L, kappa_max, routines, factor, Zt, Wt, Znew, chunks, ok):
+def _factor_and_product(parts, routines, factor, Zt, Wt, Znew, chunks, sine):
     """The first half of a parallel Benettin step: thread 0 factors the Gram matrix of the
-    previous step (when ``factor``; its success into ok[0]) and multiplies fewer columns of
-    ``Znew = Zt Wt`` to make up for it, the other threads multiply the rest.
+    previous step (when ``factor``: `_factor_gram`, its sine into sine[0]) and multiplies fewer
+    columns of ``Znew = Zt Wt`` to make up for it, the other threads multiply the rest.
 
     The product does not need the factor (it is applied afterwards, `_finish_columns`), so the
     factorisation, which does not split over threads, overlaps with it.
@@ -861,7 +889,7 @@ def _factor_and_product(parts, L, kappa_max, routines, factor, Zt, Wt, Znew, chu
     total = n + extra
     for c in prange(chunks):
         if c == 0 and factor:
-            ok[0] = _factor_gram(parts, L, kappa_max, routines)
+            sine[0] = _factor_gram(parts, routines)
         c0 = max(0, c * total // chunks - extra)
         c1 = max(0, (c + 1) * total // chunks - extra)
         _product_columns(Zt, Wt, Znew, routines, c0, c1)
@@ -938,7 +966,7 @@ def lyapunov_qr(W, U, b, x, h0, code, transient, steps, Qt0, reorth_every, kappa
     L = np.eye(k)
     chunks = column_chunks(k, n)
     parts = np.empty((chunks, k, k))
-    ok = np.zeros(1, dtype=np.bool_)
+    sine = np.zeros(1)
     gram_ready = False  # whether parts hold the Gram matrix of Zt, still to be factored
     acc = np.zeros(k)
     sum_ld = 0.0
@@ -962,19 +990,22 @@ def lyapunov_qr(W, U, b, x, h0, code, transient, steps, Qt0, reorth_every, kappa
         last = t == transient + steps  # only the last factorisation is left
         if chunks == 1 or last:
             if gram_ready:
-                ok[0] = _factor_gram(parts, L, kappa_max, routines)
+                sine[0] = _factor_gram(parts, routines)
             if not last:
                 _product_columns(Zt, Wt, Znew, routines, 0, n)
         else:
-            _factor_and_product(parts, L, kappa_max, routines, gram_ready, Zt, Wt, Znew, chunks, ok)
+            _factor_and_product(parts, routines, gram_ready, Zt, Wt, Znew, chunks, sine)
         pending = False
         if gram_ready:
-            if ok[0]:
+            if _one_pass(sine[0], kappa_max):
+                L[:, :] = parts[0]  # parts are overwritten while L is applied
                 for i in range(k):
                     acc[i] += math.log(L[i, i])
                 pending = True
-            else:
-                Qt, Lt, method = orthonormalise(Zt, kappa_max, routines, chunks)
+            else:  # CholQR2 from this factor, or Householder
+                Qt, Lt, method = _orthonormalise_factored(
+                    Zt, parts[0], sine[0], kappa_max, routines, chunks
+                )
                 if method == 3:
                     nh += 1
                 for i in range(k):
@@ -1032,19 +1063,9 @@ def mlp_spectrum(params, widths, d_out, Hbuf, B, code, backward, sample, save_la
         h = Hbuf[s_off[t] + sample * n_out : s_off[t] + (sample + 1) * n_out]
         At = np.empty((n_out, n_in)) if backward else np.empty((n_in, n_out))
         step_factor(Wl, h, code, backward, At)
-        pending = Lpend.shape[0] > 0
-        if pending and Qt.shape[0] > At.shape[1]:  # a narrowing step accumulates at once
-            accumulate_triangular(Lpend, Y, sigma, routines, column_chunks(m, m))
-            Lpend = np.empty((0, 0))
-            _save(want, k_prev, Y, sigma, Ys, sigmas)
-            pending = False
-        Qt, Y, sigma, Lpend, _ = spectrum_push(Qt, At, Y, sigma, Lpend, 1e3, routines)
-        if pending:  # the previous layer's product is now complete
-            _save(want, k_prev, Y, sigma, Ys, sigmas)
-        if Lpend.shape[0] == 0:  # a narrowing layer: its own product is complete
-            _save(want, k, Y, sigma, Ys, sigmas)
+        Qt, Y, sigma, Lpend = _spectrum_step(
+            Qt, At, Y, sigma, Lpend, want, k_prev, k, Ys, sigmas, routines
+        )
         k_prev = k
-    if Lpend.shape[0] > 0:
-        accumulate_triangular(Lpend, Y, sigma, routines, column_chunks(m, m))
-        _save(want, k_prev, Y, sigma, Ys, sigmas)
+    _spectrum_finish(Y, sigma, Lpend, want, k_prev, Ys, sigmas, routines)
     return Ys, sigmas
