@@ -18,7 +18,14 @@ import pandas as pd
 from rnnsim.kernels import cliff as _ck
 from rnnsim.models import RNN
 from rnnsim.theory import basin_boundary, saddle_node_curve, sigmoid
-from rnnsim.validation import finite_float, float_vector, generator, positive_float, positive_int
+from rnnsim.validation import (
+    finite_float,
+    float_vector,
+    generator,
+    positive_float,
+    positive_int,
+    require_columns,
+)
 
 __all__ = [
     "single_unit_loss",
@@ -921,6 +928,12 @@ def survey_summary(table, by, *, run="seed"):
         any).
     """
     keys = list(by)
+    require_columns(
+        "table",
+        table,
+        [*keys, run, "kind", "loss", "sharpness", "param_norm", "index", "value"],
+        "landscape.survey",
+    )
     mins = table[table["kind"] == "minimum"].groupby(keys)[["loss", "sharpness", "param_norm"]]
     out = mins.mean().add_prefix("mean ")
     dist = []

@@ -321,3 +321,7 @@ def test_survey_summary_averages_minima_and_measures_distances_across_runs():
     )
     assert list(no_plateaus["plateau steps: count"]) == [0, 0]
     assert no_plateaus["plateau steps: max"].dtype == np.float64
+    with pytest.raises(ValueError, match=r"columns \['seed'\].*landscape.survey"):
+        L.survey_summary(pd.DataFrame(rows).drop(columns="seed"), ["model"])
+    with pytest.raises(TypeError, match="table must be a pandas DataFrame"):
+        L.survey_summary(rows, ["model"])
