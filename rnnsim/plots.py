@@ -77,10 +77,15 @@ LABELS: dict[str, str] = {
     "singular_value": "singular value",
 }
 
+# Seaborn's "colorblind" palette (Okabe & Ito's colours) reordered so that the first levels of a
+# categorical hue never pair orange with vermillion, which thin lines do not tell apart.
+_CATEGORICAL = ["#0173b2", "#de8f05", "#029e73", "#cc78bc", "#56b4e9", "#d55e00", "#949494",
+                "#ca9161", "#ece133", "#fbafe4"]  # fmt: skip
+
 _THEME = {
     "context": "notebook",
     "style": "whitegrid",
-    "palette": "colorblind",
+    "palette": _CATEGORICAL,
     "rc": {
         "figure.dpi": 100,
         "savefig.dpi": 150,
