@@ -61,13 +61,17 @@ def test_rnn_kernel_matches_reference(activation, loss, rng):
     assert_grads_match_reference(model, x, target, loss, h0)
 
 
-@pytest.mark.parametrize("n,B,T", [(40, 32, 6), (200, 4, 60)])
-def test_rnn_blas_and_parallel_paths_match_reference(n, B, T, rng):
+@pytest.mark.parametrize(
+    "n,B,T,d_in,d_out",
+    [(40, 32, 6, 2, 3), (200, 4, 60, 2, 3), (12, 3, 5, 9, 10), (40, 32, 4, 8, 9)],
+)
+def test_rnn_blas_and_parallel_paths_match_reference(n, B, T, d_in, d_out, rng):
     """Large enough per-step products take the BLAS branch; (200, 4, 60) also splits the batch
-    and the weight-gradient product over threads."""
-    model = rnnsim.RNN.random(2, n, 3, gain=1.1, bias_std=0.1, seed=3)
-    x = rng.normal(size=(T, B, 2))
-    target = rng.normal(size=(T, B, 3))
+    and the weight-gradient product over threads; 8 or more inputs take the input drive's matrix
+    product, 8 or more outputs the output term's eight-row updates."""
+    model = rnnsim.RNN.random(d_in, n, d_out, gain=1.1, bias_std=0.1, seed=3)
+    x = rng.normal(size=(T, B, d_in))
+    target = rng.normal(size=(T, B, d_out))
     assert_grads_match_reference(model, x, target, "mse_all", None)
 
 

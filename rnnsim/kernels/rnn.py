@@ -4,12 +4,14 @@ Model (DESIGN.md): ``a_t = W h_{t-1} + U x_t + b``, ``h_t = phi(a_t)``, ``y_t = 
 Arrays are time-major, C-contiguous float64: ``x`` (T, B, d_in), ``H`` (T+1, B, n) with h_0
 first, ``Y`` (T, B, d_out). Weights in PyTorch orientation: W (n, n), U (n, d_in), V (d_out, n).
 
-Work that does not depend on the recurrence (input drive ``U x_t`` for all t, readout ``V h_t``,
-the weight gradients ``sum_t dA_t^T h_{t-1}``) is done as one matrix product over all T*B rows;
-only the recurrence itself runs step by step, in parallel over chunks of the batch (samples are
-independent). Small per-step products use hand loops written as
-row updates (``out += w_j * h_j``, which vectorise without reordering any sum), large ones call
-BLAS through ``np.dot``.
+Work that does not depend on the recurrence (readout ``V h_t``, the weight gradients
+``sum_t dA_t^T h_{t-1}``, the input drive ``U x_t`` of 8 inputs or more) is done as one matrix
+product over all T*B rows; the recurrence itself runs step by step, in parallel over chunks of
+the batch (samples are independent). Work of a few multiply-adds per element (the input drive of
+a few inputs, the output term ``V^T dL/dy_t`` of the backward pass) is done as each row is
+written anyway: a separate pass over all T*B rows would be bound by memory. Small per-step
+products use hand loops written as row updates (``out += w_j * h_j``, which vectorise without
+reordering any sum), large ones call BLAS through ``np.dot``.
 """
 
 import numpy as np
@@ -47,28 +49,45 @@ def forward_rows(WT, A, H, b0, b1, code):
 
 
 @njit(**JIT)
-def backward_rows(W, G, dA, H, b0, b1, code):
+def add_output_term(V, dy, g):
+    """``g += V^T dy`` for one sample: V (d_out, n), dy (d_out,), g (n,); nothing to do when dy
+    is zero, as it is at every step but the last for the ``*_last`` losses."""
+    for o in range(dy.size):
+        if dy[o] != 0.0:  # NaN too: it propagates
+            add_row_times(V, dy, g)
+            return
+
+
+@njit(**JIT)
+def backward_rows(W, V, dY, G, dA, H, b0, b1, code):
     """Backpropagation through time for batch rows b0:b1.
 
-    G (T+1, B, n) holds ``V^T dL/dy_t`` on entry and the total dL/dh_t on exit; dA (T, B, n) receives
-    dL/da_t = dL/dh_t * phi'(a_t); H (T+1, B, n) are the states.
+    dY (T, B, d_out) is dL/dy_t; G (T+1, B, n) receives the total dL/dh_t,
+    ``V^T dL/dy_t + W^T dL/da_{t+1}``; dA (T, B, n) receives dL/da_t = dL/dh_t * phi'(a_t);
+    H (T+1, B, n) are the states. The output term is added row by row as each step is reached,
+    so that G is written once.
     """
     T = dA.shape[0]
     n = W.shape[0]
     blas = (b1 - b0) * n * n >= BLAS_MIN_FLOPS
     back = np.empty((b1 - b0, n))
+    for bb in range(b0, b1):
+        G[T, bb] = 0.0
+        add_output_term(V, dY[T - 1, bb], G[T, bb])
     for t in range(T, 0, -1):
         for bb in range(b0, b1):
             times_dphi(code, G[t, bb], H[t, bb], dA[t - 1, bb])
-            if not blas:
-                add_row_times(W, dA[t - 1, bb], G[t - 1, bb])
         if blas:
             np.dot(dA[t - 1, b0:b1], W, back)
-            for bb in range(b0, b1):
-                g = G[t - 1, bb]
-                r = back[bb - b0]
-                for i in range(n):
-                    g[i] += r[i]
+        for bb in range(b0, b1):
+            g = G[t - 1, bb]
+            if blas:
+                g[:] = back[bb - b0]
+            else:
+                g[:] = 0.0
+                add_row_times(W, dA[t - 1, bb], g)
+            if t > 1:
+                add_output_term(V, dY[t - 2, bb], g)
 
 
 @njit(**JIT, parallel=True)
@@ -84,11 +103,11 @@ def forward_chunks(WT, A, H, code, chunks):
 
 
 @njit(**JIT, parallel=True)
-def backward_chunks(W, G, dA, H, code, chunks):
+def backward_chunks(W, V, dY, G, dA, H, code, chunks):
     """`backward_rows` on ``chunks`` slices of the batch in parallel."""
     B = dA.shape[1]
     for k in prange(chunks):
-        backward_rows(W, G, dA, H, k * B // chunks, (k + 1) * B // chunks, code)
+        backward_rows(W, V, dY, G, dA, H, k * B // chunks, (k + 1) * B // chunks, code)
 
 
 @njit(**JIT)
@@ -98,6 +117,31 @@ def batch_chunks(B, n):
     if B * n * n < 4 * BLAS_MIN_FLOPS:
         return 1
     return max(1, min(B, THREADS))
+
+
+@njit(**JIT)
+def input_drive(U, b, x):
+    """``A[t, b] = U x_t + b`` for every step and sample, (T, B, n) for x (T, B, d_in).
+
+    With few inputs (d_in below 8) each row is written once, by row updates; with more, one
+    matrix product over all T*B rows and then the bias.
+    """
+    T, B, d_in = x.shape
+    n = U.shape[0]
+    if d_in < 8:
+        UT = np.ascontiguousarray(U.T)
+        A = np.empty((T, B, n))
+        for t in range(T):
+            for bb in range(B):
+                A[t, bb] = b
+                add_row_times(UT, x[t, bb], A[t, bb])
+        return A
+    A = np.dot(x.reshape(T * B, d_in), U.T).reshape(T, B, n)
+    for t in range(T):
+        for bb in range(B):
+            for i in range(n):
+                A[t, bb, i] += b[i]
+    return A
 
 
 @njit(**JIT)
@@ -120,16 +164,12 @@ def rnn_forward(W, U, b, V, c, x, h0, code):
     -----
     Batch samples are independent: chunks of them run their recurrences in parallel threads.
     """
-    T, B, d_in = x.shape
+    T, B, _ = x.shape
     n = W.shape[0]
     d_out = V.shape[0]
     H = np.empty((T + 1, B, n))
     H[0] = h0
-    A = np.dot(x.reshape(T * B, d_in), U.T).reshape(T, B, n)
-    for t in range(T):
-        for bb in range(B):
-            for i in range(n):
-                A[t, bb, i] += b[i]
+    A = input_drive(U, b, x)
     WT = np.ascontiguousarray(W.T)
     chunks = batch_chunks(B, n)
     if chunks == 1:  # no parallel region: waking threads costs more than a small recurrence
@@ -170,14 +210,13 @@ def rnn_backward(W, U, V, x, H, dY, code):
     T, B, d_in = x.shape
     n = W.shape[0]
     d_out = V.shape[0]
-    G = np.zeros((T + 1, B, n))
-    G[1:] = np.dot(dY.reshape(T * B, d_out), V).reshape(T, B, n)  # V^T dL/dy_t
+    G = np.empty((T + 1, B, n))
     dA = np.empty((T, B, n))
     chunks = batch_chunks(B, n)
     if chunks == 1:
-        backward_rows(W, G, dA, H, 0, B, code)
+        backward_rows(W, V, dY, G, dA, H, 0, B, code)
     else:
-        backward_chunks(W, G, dA, H, code, chunks)
+        backward_chunks(W, V, dY, G, dA, H, code, chunks)
     dA2 = dA.reshape(T * B, n)
     gW = at_b(dA2, H[:T].reshape(T * B, n))
     gU = at_b(dA2, x.reshape(T * B, d_in))
