@@ -49,12 +49,13 @@ def forward_rows(WT, A, H, b0, b1, code):
 
 
 @njit(**JIT)
-def add_output_term(V, dy, g):
-    """``g += V^T dy`` for one sample: V (d_out, n), dy (d_out,), g (n,); nothing to do when dy
-    is zero, as it is at every step but the last for the ``*_last`` losses."""
-    for o in range(dy.size):
-        if dy[o] != 0.0:  # NaN too: it propagates
-            add_row_times(V, dy, g)
+def add_output_term(V, dY, t, bb, g):
+    """``g += V^T dY[t, bb]`` for V (d_out, n), dY (T, B, d_out), g (n,); nothing to do when that
+    row of dY is zero, as it is at every step but the last for the ``*_last`` losses. (dY is
+    indexed rather than sliced: a slice per step costs more than the check.)"""
+    for o in range(dY.shape[2]):
+        if dY[t, bb, o] != 0.0:  # NaN too: it propagates
+            add_row_times(V, dY[t, bb], g)
             return
 
 
@@ -64,30 +65,38 @@ def backward_rows(W, V, dY, G, dA, H, b0, b1, code):
 
     dY (T, B, d_out) is dL/dy_t; G (T+1, B, n) receives the total dL/dh_t,
     ``V^T dL/dy_t + W^T dL/da_{t+1}``; dA (T, B, n) receives dL/da_t = dL/dh_t * phi'(a_t);
-    H (T+1, B, n) are the states. The output term is added row by row as each step is reached,
-    so that G is written once.
+    H (T+1, B, n) are the states.
+
+    With BLAS (large steps) the output term is added to each row as the step reaches it, so that
+    G is written once; with hand loops (small steps, a few rows) G is first filled with the output
+    terms, which keeps the per-step chain as short as it can be.
     """
     T = dA.shape[0]
     n = W.shape[0]
-    blas = (b1 - b0) * n * n >= BLAS_MIN_FLOPS
+    if (b1 - b0) * n * n < BLAS_MIN_FLOPS:
+        for t in range(T + 1):
+            for bb in range(b0, b1):
+                G[t, bb] = 0.0
+                if t > 0:
+                    add_output_term(V, dY, t - 1, bb, G[t, bb])
+        for t in range(T, 0, -1):
+            for bb in range(b0, b1):
+                times_dphi(code, G[t, bb], H[t, bb], dA[t - 1, bb])
+                add_row_times(W, dA[t - 1, bb], G[t - 1, bb])
+        return
     back = np.empty((b1 - b0, n))
     for bb in range(b0, b1):
         G[T, bb] = 0.0
-        add_output_term(V, dY[T - 1, bb], G[T, bb])
+        add_output_term(V, dY, T - 1, bb, G[T, bb])
     for t in range(T, 0, -1):
         for bb in range(b0, b1):
             times_dphi(code, G[t, bb], H[t, bb], dA[t - 1, bb])
-        if blas:
-            np.dot(dA[t - 1, b0:b1], W, back)
+        np.dot(dA[t - 1, b0:b1], W, back)
         for bb in range(b0, b1):
             g = G[t - 1, bb]
-            if blas:
-                g[:] = back[bb - b0]
-            else:
-                g[:] = 0.0
-                add_row_times(W, dA[t - 1, bb], g)
+            g[:] = back[bb - b0]
             if t > 1:
-                add_output_term(V, dY[t - 2, bb], g)
+                add_output_term(V, dY, t - 2, bb, g)
 
 
 @njit(**JIT, parallel=True)
