@@ -169,6 +169,51 @@ def engine_suite(quick, repeats):
     return rows
 
 
+@suite("parts")
+def parts_suite(quick, repeats):
+    """The small RNN pass (n=32, B=1, T=1000) by its parts, each over all T steps: the chain of
+    products alone (linear activation), tanh of all T*n pre-activations in one call (throughput,
+    no chain), the weight-gradient product, the whole kernel and the whole public call. A serial
+    recurrence cannot take less than its parts' sum, which bounds what the pass can reach."""
+    from rnnsim import RNN
+    from rnnsim.kernels import activations as act
+    from rnnsim.kernels import rnn as K
+    from rnnsim.kernels.blas import at_b
+
+    n, B, T = 32, 1, 1000
+    rng = np.random.default_rng(0)
+    model = RNN.random(2, n, 1, gain=1.0, seed=0)
+    x = rng.normal(size=(T, B, 2))
+    target = rng.normal(size=(B, 1))
+    h0 = np.zeros((B, n))
+    H, Y = K.rnn_forward(model.W, model.U, model.b, model.V, model.c, x, h0, act.TANH)
+    A, dA, G = K.input_drive(model.U, model.b, x), np.empty((T, B, n)), np.empty((T + 1, B, n))
+    dY = np.zeros_like(Y)
+    dY[-1] = Y[-1] - target
+    WT = np.ascontiguousarray(model.W.T)
+    flat, out = A.ravel().copy(), np.empty(T * n)
+    parts = {
+        "forward chain of products (linear)": lambda: K.forward_rows(WT, A, H, 0, B, act.LINEAR),
+        "tanh of all T*n pre-activations": lambda: act.activate(act.TANH, flat, out),
+        "backward chain of products (linear)": lambda: K.backward_rows(
+            model.W, model.V, dY, G, dA, H, 0, B, act.LINEAR
+        ),
+        "weight gradient sum_t dA_t^T h_{t-1}": lambda: at_b(
+            dA.reshape(T * B, n), H[:T].reshape(T * B, n)
+        ),
+        "whole kernel (rnn_loss_grad)": lambda: K.rnn_loss_grad(
+            model.W, model.U, model.b, model.V, model.c, x, h0, act.TANH, target[None],
+            np.zeros((1, 1), dtype=np.int64), 0,
+        ),
+        "whole public call (RNN.loss_and_grad)": lambda: model.loss_and_grad(x, target),
+    }  # fmt: skip
+    reps = max(repeats, 101)  # sub-millisecond calls: many are cheap and steady the median
+    rows = [row("parts", case, fn, None, reps, n=n, B=B, T=T) for case, fn in parts.items()]
+    rows.insert(4, {"suite": "parts", "case": "sum of the four parts above", "n": n, "B": B,
+                    "T": T, "rnnsim_ms": sum(r["rnnsim_ms"] for r in rows[:4])})  # fmt: skip
+    return rows
+
+
 @suite("startup")
 def startup_suite(quick, repeats):
     """A fresh Python process that imports rnnsim and computes one small gradient: the Numba cache
