@@ -178,15 +178,16 @@ def test_bench_row_reports_the_floor_at_the_rate_of_the_moment():
 
 
 def test_bench_parts_suite_times_each_part_and_their_sum():
-    """The parts suite times the small pass's four parts, their sum, the kernel and the public
-    call, each row with the size that produced it."""
+    """The parts suite times the small pass's serial parts and their sum, the weight gradient,
+    the kernel and the public call, each row with the size that produced it."""
     from rnnsim.bench import parts_suite
 
     rows = parts_suite(quick=True, repeats=1)
-    assert [r["case"] for r in rows][4:] == [
-        "sum of the four parts above",
+    assert [r["case"] for r in rows][3:] == [
+        "serial chain: sum of the three above",
+        "weight gradient sum_t dA_t^T h_{t-1}",
         "whole kernel (rnn_loss_grad)",
         "whole public call (RNN.loss_and_grad)",
     ]
     assert all((r["n"], r["B"], r["T"]) == (32, 1, 1000) and r["rnnsim_ms"] > 0 for r in rows)
-    assert rows[4]["rnnsim_ms"] == sum(r["rnnsim_ms"] for r in rows[:4])
+    assert rows[3]["rnnsim_ms"] == sum(r["rnnsim_ms"] for r in rows[:3])

@@ -49,13 +49,14 @@ def forward_rows(WT, A, H, b0, b1, code):
 
 
 @njit(**JIT)
-def add_output_term(V, dY, t, bb, g):
-    """``g += V^T dY[t, bb]`` for V (d_out, n), dY (T, B, d_out), g (n,); nothing to do when that
-    row of dY is zero, as it is at every step but the last for the ``*_last`` losses. (dY is
-    indexed rather than sliced: a slice per step costs more than the check.)"""
+def add_output_term(V, dY, G, t, bb):
+    """``G[t, bb] += V^T dY[t-1, bb]`` (dL/dy_t back through the readout) for V (d_out, n),
+    dY (T, B, d_out), G (T+1, B, n); nothing to do when that row of dY is zero, as it is at
+    every step but the last for the ``*_last`` losses. (Arrays are indexed rather than sliced
+    until there is work: a slice per step costs more than the check.)"""
     for o in range(dY.shape[2]):
-        if dY[t, bb, o] != 0.0:  # NaN too: it propagates
-            add_row_times(V, dY[t, bb], g)
+        if dY[t - 1, bb, o] != 0.0:  # NaN too: it propagates
+            add_row_times(V, dY[t - 1, bb], G[t, bb])
             return
 
 
@@ -74,29 +75,27 @@ def backward_rows(W, V, dY, G, dA, H, b0, b1, code):
     T = dA.shape[0]
     n = W.shape[0]
     if (b1 - b0) * n * n < BLAS_MIN_FLOPS:
-        for t in range(T + 1):
+        G[:, b0:b1] = 0.0
+        for t in range(1, T + 1):
             for bb in range(b0, b1):
-                G[t, bb] = 0.0
-                if t > 0:
-                    add_output_term(V, dY, t - 1, bb, G[t, bb])
+                add_output_term(V, dY, G, t, bb)
         for t in range(T, 0, -1):
             for bb in range(b0, b1):
                 times_dphi(code, G[t, bb], H[t, bb], dA[t - 1, bb])
                 add_row_times(W, dA[t - 1, bb], G[t - 1, bb])
         return
     back = np.empty((b1 - b0, n))
+    G[T, b0:b1] = 0.0
     for bb in range(b0, b1):
-        G[T, bb] = 0.0
-        add_output_term(V, dY, T - 1, bb, G[T, bb])
+        add_output_term(V, dY, G, T, bb)
     for t in range(T, 0, -1):
         for bb in range(b0, b1):
             times_dphi(code, G[t, bb], H[t, bb], dA[t - 1, bb])
         np.dot(dA[t - 1, b0:b1], W, back)
-        for bb in range(b0, b1):
-            g = G[t - 1, bb]
-            g[:] = back[bb - b0]
-            if t > 1:
-                add_output_term(V, dY, t - 2, bb, g)
+        G[t - 1, b0:b1] = back
+        if t > 1:
+            for bb in range(b0, b1):
+                add_output_term(V, dY, G, t - 1, bb)
 
 
 @njit(**JIT, parallel=True)
