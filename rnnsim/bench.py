@@ -5,10 +5,11 @@ computation at one size: ``rnnsim_ms`` (median over repeats of the Numba path th
 API), ``reference_ms`` (its plain NumPy twin in `rnnsim.reference`), ``speedup``, ``first_ms`` (the
 first call in this process: compilation or on-disk cache load, reported apart) and, where the
 computation is dominated by matrix products, ``floor_ms`` = FLOPs / this machine's float64
-matrix-multiply rate, measured again right after the kernel in each such row (``gemm_gflops``):
-on a shared or virtual machine the rate drifts by tens of percent within minutes, and the ratio
-``x_floor`` is only meaningful against the rate of the same moment. Optional peers (PyTorch) are
-timed when installed; nothing requires them. Later issues add suites here.
+matrix-multiply rate, measured again just before and just after the kernel in each such row
+(``gemm_gflops``, the faster of the two): on a shared or virtual machine the rate drifts by tens
+of percent within minutes, and the ratio ``x_floor`` is only meaningful against the rate of the
+same moment. Optional peers (PyTorch) are timed when installed; nothing requires them. Later
+issues add suites here.
 """
 
 import argparse
@@ -61,9 +62,13 @@ SETTLE_SECONDS = 0.3
 def row(suite_name, case, kernel, reference, repeats, flops=None, peers=None, **params):
     """Time ``kernel`` and ``reference`` (callables) and build one table row; ``peers`` maps a
     name to a function ``repeats -> median seconds`` (e.g. `torch_rnn_peer`)."""
+    # The rate is the faster of two samples, before and after: a slow moment would flatter the
+    # ratio to the floor.
+    rate = matmul_gflops() if flops is not None else None
     time.sleep(SETTLE_SECONDS)
     first, t_kernel = timeit(kernel, repeats)
-    rate = matmul_gflops() if flops is not None else None
+    if flops is not None:
+        rate = max(rate, matmul_gflops())
     result = {"suite": suite_name, "case": case, **params}
     result["rnnsim_ms"] = 1e3 * t_kernel
     result["first_ms"] = 1e3 * first
