@@ -959,9 +959,7 @@ def layer_profiles(
     if ratios is not None:
         require_columns("ratios", ratios, ["depth", "ratio", hue, col])
     theme()
-    if palette is None:
-        levels = table[hue].unique()
-        palette = dict(zip(levels, sns.color_palette(n_colors=len(levels)), strict=True))
+    palette = _palette(table, hue, palette)  # shared by the figures, whose tables differ
     kw = dict(x="layer", hue=hue, col=col, col_wrap=2, logy=True, palette=palette)
     where = f", {context}" if context else ""
     dashed = " (dashed: mean-field theory)" if theory is not None else ""
