@@ -26,6 +26,10 @@ THREADS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 
 # Per-step products with fewer multiply-adds than this use hand loops instead of BLAS.
 BLAS_MIN_FLOPS = 1 << 15
 
+# Products with a side (inner dimension, rows or columns) shorter than this run far below BLAS's
+# rate; row updates (`add_row_times`) over the longer side are used instead.
+BLAS_MIN_SIDE = 8
+
 # Fewer multiply-adds than this per chunk and a parallel region costs more than it saves.
 PARALLEL_MIN_FLOPS = 1 << 22
 
@@ -91,12 +95,12 @@ def at_b(A, B):
     """``A^T B`` for A (K, m) and B (K, p), the K rows split over threads when large (partial
     products, then a serial sum): the weight gradients ``sum_t dA_t^T h_{t-1}`` of all T*B rows.
 
-    When m or p is below 8 (input and output weights of a few units) BLAS runs far below its
-    rate, and row updates (`add_row_times`) over the longer side are used instead.
+    When m or p is below `BLAS_MIN_SIDE` (input and output weights of a few units), row updates
+    (`add_row_times`) over the longer side are used instead of BLAS.
     """
     K, m = A.shape
     p = B.shape[1]
-    if min(m, p) < 8:
+    if min(m, p) < BLAS_MIN_SIDE:
         if m <= p:
             At = np.ascontiguousarray(A.T)
             out = np.zeros((m, p))

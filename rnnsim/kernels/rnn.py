@@ -5,20 +5,27 @@ Arrays are time-major, C-contiguous float64: ``x`` (T, B, d_in), ``H`` (T+1, B, 
 first, ``Y`` (T, B, d_out). Weights in PyTorch orientation: W (n, n), U (n, d_in), V (d_out, n).
 
 Work that does not depend on the recurrence (readout ``V h_t``, the weight gradients
-``sum_t dA_t^T h_{t-1}``, the input drive ``U x_t`` of 8 inputs or more) is done as one matrix
-product over all T*B rows; the recurrence itself runs step by step, in parallel over chunks of
-the batch (samples are independent). Work of a few multiply-adds per element (the input drive of
-a few inputs, the output term ``V^T dL/dy_t`` of the backward pass) is done as each row is
-written anyway: a separate pass over all T*B rows would be bound by memory. Small per-step
-products use hand loops written as row updates (``out += w_j * h_j``, which vectorise without
-reordering any sum), large ones call BLAS through ``np.dot``.
+``sum_t dA_t^T h_{t-1}``, the input drive ``U x_t`` of `BLAS_MIN_SIDE` inputs or more) is done
+as one matrix product over all T*B rows; the recurrence itself runs step by step, in parallel
+over chunks of the batch (samples are independent). Work of a few multiply-adds per element (the
+input drive of a few inputs, the output term ``V^T dL/dy_t`` of the backward pass) is done as
+each row is written anyway: a separate pass over all T*B rows would be bound by memory. Small
+per-step products use hand loops written as row updates (``out += w_j * h_j``, which vectorise
+without reordering any sum), large ones call BLAS through ``np.dot``.
 """
 
 import numpy as np
 from numba import njit, prange
 
 from rnnsim.kernels.activations import activate, times_dphi
-from rnnsim.kernels.blas import BLAS_MIN_FLOPS, THREADS, add_row_times, at_b, column_sums
+from rnnsim.kernels.blas import (
+    BLAS_MIN_FLOPS,
+    BLAS_MIN_SIDE,
+    THREADS,
+    add_row_times,
+    at_b,
+    column_sums,
+)
 from rnnsim.kernels.jit import JIT
 from rnnsim.kernels.losses import mse, xent
 
@@ -131,12 +138,12 @@ def batch_chunks(B, n):
 def input_drive(U, b, x):
     """``A[t, b] = U x_t + b`` for every step and sample, (T, B, n) for x (T, B, d_in).
 
-    With few inputs (d_in below 8) each row is written once, by row updates; with more, one
-    matrix product over all T*B rows and then the bias.
+    With few inputs (d_in below `BLAS_MIN_SIDE`) each row is written once, by row updates; with
+    more, one matrix product over all T*B rows and then the bias.
     """
     T, B, d_in = x.shape
     n = U.shape[0]
-    if d_in < 8:
+    if d_in < BLAS_MIN_SIDE:
         UT = np.ascontiguousarray(U.T)
         A = np.empty((T, B, n))
         for t in range(T):
