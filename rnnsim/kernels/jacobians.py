@@ -788,9 +788,8 @@ def _spectrum_step(Qt, At, Y, sigma, Lpend, want, k_prev, k, Ys, sigmas, routine
     pending factor). Returns (Qt, Y, sigma, Lpend)."""
     pending = Lpend.shape[0] > 0
     if pending and Qt.shape[0] > At.shape[1]:
-        accumulate_triangular(Lpend, Y, sigma, routines, column_chunks(Lpend.shape[0], Y.shape[1]))
+        _spectrum_finish(Y, sigma, Lpend, want, k_prev, Ys, sigmas, routines)
         Lpend = np.empty((0, 0))
-        _save(want, k_prev, Y, sigma, Ys, sigmas)
         pending = False
     Qt, Y, sigma, Lpend, _ = spectrum_push(Qt, At, Y, sigma, Lpend, 1e3, routines)
     if pending:
@@ -802,7 +801,8 @@ def _spectrum_step(Qt, At, Y, sigma, Lpend, want, k_prev, k, Ys, sigmas, routine
 
 @njit(**JIT)
 def _spectrum_finish(Y, sigma, Lpend, want, k_last, Ys, sigmas, routines):
-    """Accumulate the last pending factor (if any) and save the product of step ``k_last``."""
+    """Accumulate the pending factor (if any) and save the product of its step ``k_last``: at
+    the end, and before a step that narrows the product."""
     if Lpend.shape[0] > 0:
         accumulate_triangular(Lpend, Y, sigma, routines, column_chunks(Lpend.shape[0], Y.shape[1]))
         _save(want, k_last, Y, sigma, Ys, sigmas)
