@@ -216,8 +216,9 @@ def parts_suite(quick, repeats):
     }  # fmt: skip
     reps = max(repeats, 101)  # sub-millisecond calls: many are cheap and steady the median
     rows = [row("parts", case, fn, None, reps, n=n, B=B, T=T) for case, fn in parts.items()]
-    rows.insert(3, {"suite": "parts", "case": "serial chain: sum of the three above", "n": n,
-                    "B": B, "T": T, "rnnsim_ms": sum(r["rnnsim_ms"] for r in rows[:3])})  # fmt: skip
+    chain = sum(r["rnnsim_ms"] for r in rows[:3])
+    case = "serial chain: sum of the three above"
+    rows.insert(3, {"suite": "parts", "case": case, "n": n, "B": B, "T": T, "rnnsim_ms": chain})
     return rows
 
 
