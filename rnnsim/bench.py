@@ -15,6 +15,7 @@ issues add suites here.
 import argparse
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -54,6 +55,37 @@ def matmul_gflops():
     return 2 * 1024**3 / t / 1e9
 
 
+def two_thread_speedup(n=128, calls=200):
+    """How much faster two threads run two streams of ``calls`` single-threaded n x n float64
+    matrix products than one thread runs both streams: 2.0 when both cores deliver their full
+    throughput side by side, 1.0 when the second adds nothing. NumPy's matmul releases the GIL,
+    so Python threads are enough."""
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.default_rng(0)
+    a = [rng.normal(size=(n, n)) for _ in range(2)]
+    out = [np.empty((n, n)) for _ in range(2)]
+
+    def stream(i, count=calls):
+        for _ in range(count):
+            np.matmul(a[i], a[i], out=out[i])
+
+    with threadpool_limits(1, user_api="blas"):
+        stream(0, 5)
+        t0 = time.perf_counter()
+        stream(0)
+        stream(1)
+        one = time.perf_counter() - t0
+        threads = [threading.Thread(target=stream, args=(i,)) for i in range(2)]
+        t0 = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        two = time.perf_counter() - t0
+    return one / two
+
+
 # BLAS and OpenMP worker threads (NumPy's, PyTorch's) keep spinning on the cores for up to about
 # 0.1 s after their last call; each kernel is timed only after they have gone to sleep.
 SETTLE_SECONDS = 0.3
@@ -64,10 +96,12 @@ def row(suite_name, case, kernel, reference, repeats, flops=None, peers=None, **
     name to a function ``repeats -> median seconds`` (e.g. `torch_rnn_peer`)."""
     # The rate is the faster of two samples, before and after: a slow moment would flatter the
     # ratio to the floor.
+    cores = two_thread_speedup() if flops is not None else None
     rate = matmul_gflops() if flops is not None else None
     time.sleep(SETTLE_SECONDS)
     first, t_kernel = timeit(kernel, repeats)
     if flops is not None:
+        cores = (cores + two_thread_speedup()) / 2
         rate = max(rate, matmul_gflops())
     result = {"suite": suite_name, "case": case, **params}
     result["rnnsim_ms"] = 1e3 * t_kernel
@@ -82,6 +116,7 @@ def row(suite_name, case, kernel, reference, repeats, flops=None, peers=None, **
         result["gemm_gflops"] = rate
         result["floor_ms"] = 1e3 * flops / (rate * 1e9)
         result["x_floor"] = t_kernel * 1e3 / result["floor_ms"]
+        result["two_thread_speedup"] = cores
     return result
 
 
@@ -378,6 +413,7 @@ def main(argv=None):
         rows += SUITES[name](args.quick, args.repeats)
     table = pd.DataFrame(rows)
     print("floor_ms: FLOPs at the float64 matrix-multiply rate gemm_gflops, measured with the row")
+    print("two_thread_speedup: what two threads gave over one around the row (2 = two full cores)")
     with pd.option_context(
         "display.max_columns", None, "display.width", 200, "display.max_colwidth", 45
     ):

@@ -164,8 +164,8 @@ def test_dask_is_imported_only_for_scheduler_runs():
 
 
 def test_bench_row_reports_the_floor_at_the_rate_of_the_moment():
-    """A bench row carries the timings, the speed-up, the GEMM rate measured for it and the
-    ratio to the FLOP floor at that rate."""
+    """A bench row carries the timings, the speed-up, the GEMM rate measured for it, the ratio
+    to the FLOP floor at that rate and what a second thread gave at the time."""
     from rnnsim.bench import row
 
     a = np.ones((64, 64))
@@ -175,6 +175,25 @@ def test_bench_row_reports_the_floor_at_the_rate_of_the_moment():
     assert result["gemm_gflops"] > 0
     assert result["floor_ms"] == 1e3 * 2.0 * 64**3 / (result["gemm_gflops"] * 1e9)
     assert result["x_floor"] == result["rnnsim_ms"] / result["floor_ms"]
+    assert 0 < result["two_thread_speedup"] < 4  # about 1 to 2 on two cores
+
+
+def test_two_thread_speedup_sees_a_single_core(monkeypatch):
+    """With the second thread unable to run beside the first (a lock around each product), the
+    probe reports no speed-up."""
+    import threading
+
+    from rnnsim import bench
+
+    lock = threading.Lock()
+    matmul = np.matmul
+
+    def serialised(*args, **kwargs):
+        with lock:
+            return matmul(*args, **kwargs)
+
+    monkeypatch.setattr(bench.np, "matmul", serialised)
+    assert bench.two_thread_speedup(calls=50) < 1.3
 
 
 def test_bench_parts_suite_times_each_part_and_their_sum():
