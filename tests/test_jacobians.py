@@ -63,6 +63,30 @@ def test_mlp_norms_match_explicit_products_with_uneven_widths(direction, rng):
         np.testing.assert_allclose(rows["log_frobenius"], log_fro, rtol=0, atol=PROD_RTOL)
 
 
+@pytest.mark.parametrize("direction", ["backward", "forward"])
+def test_norms_beside_the_product_in_threads_match_explicit_products(direction, rng):
+    """Products this large are split over the cores, with one core also running the Lanczos
+    iteration of the previous product (`push_and_record`); the norms must not change."""
+    model = _rnn(104, "tanh", 1.5, seed=7)  # 104^3 > 2^20: split (column_chunks)
+    x = rng.normal(size=(30, 2, 3))
+    table = jacobian_norms(model, x, direction=direction)
+    assert (table["lanczos_iterations"] > 1).any()
+    for b in range(2):
+        log_spec, log_fro = ref.product_norms(_explicit(model, x, b, direction), direction)
+        rows = table[table["sample"] == b].sort_values("step")
+        np.testing.assert_allclose(rows["log_spectral"], log_spec, rtol=0, atol=PROD_RTOL)
+        np.testing.assert_allclose(rows["log_frobenius"], log_fro, rtol=0, atol=PROD_RTOL)
+    mlp = MLP.random([120, 105, 112], 3, n_in=110, sigma_w=1.5, sigma_b=0.1, seed=3)
+    xm = rng.normal(size=(2, 110))
+    table = jacobian_norms(mlp, xm, direction=direction)
+    for b in range(2):
+        Js = ref.mlp_layer_jacobians(mlp.weights, mlp.biases, "tanh", xm[b])
+        log_spec, log_fro = ref.product_norms(Js, direction)
+        rows = table[table["sample"] == b].sort_values("layer")
+        np.testing.assert_allclose(rows["log_spectral"], log_spec, rtol=0, atol=PROD_RTOL)
+        np.testing.assert_allclose(rows["log_frobenius"], log_fro, rtol=0, atol=PROD_RTOL)
+
+
 def test_lanczos_fallback_to_svd_gives_the_same_norms(rng):
     model = _rnn(12, "tanh", 1.5, seed=4)
     H, _ = model.forward(rng.normal(size=(30, 1, 3)))

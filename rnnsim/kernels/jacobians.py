@@ -18,7 +18,8 @@ The spectral norm of every product comes from Lanczos iteration on ``P P^T`` (fu
 re-orthogonalisation), warm-started from the previous step's top singular vector on the fixed end;
 it stops when the residual of the top Ritz pair is below ``tol`` times the Ritz value (then some
 eigenvalue lies within that relative distance) and falls back to a LAPACK SVD when it has not
-converged after ``maxit`` iterations.
+converged after ``maxit`` iterations. It runs on one core while the other cores form the next
+product (`push_and_record`), which does not need it.
 
 Singular values of deep products (`spectrum_*`) and Lyapunov exponents (`lyapunov_qr`) use QR
 re-orthonormalisation: ``Z = A Q = Q' R'`` by Cholesky QR (``Z^T Z = R'^T R'``, one or two passes,
@@ -226,39 +227,71 @@ def top_singular(P, u, tol, maxit, Qb):
     return s[0] * s[0], -1
 
 
-@njit(**JIT)
-def product_norms_push(P, At, u, tol, maxit, Qb, routines):
-    """One step of a renormalised product: ``P <- P @ At`` (column blocks in parallel, `product`),
-    renormalised.
+LANCZOS_STEP_COLUMNS = 10  # product columns that take as long as one Lanczos step (P 128 x 128)
 
-    Returns (new P, ln of the factor removed by renormalisation (= ln ||P @ At||_F relative to
-    the incoming scale), ln ||P||_2 of the renormalised product, Lanczos iterations).
+
+@njit(**JIT, parallel=True)
+def _lanczos_and_product(P, At, Pnew, u, tol, maxit, Qb, routines, lanczos, extra, result):
+    """Thread 0 runs `top_singular` on P (when ``lanczos``; theta and iterations into result[0]
+    and result[1]) and multiplies ``extra`` fewer columns of ``Pnew = P At`` to make up for it;
+    the other threads multiply the rest. The product does not need the norm, so the two overlap.
     """
-    P = product(P, At, routines, column_chunks(P.shape[0], At.shape[1]))
-    lf = renormalise(P)
-    if lf == -np.inf:
-        return P, -np.inf, -np.inf, 0
-    theta, it = top_singular(P, u, tol, maxit, Qb)
-    return P, lf, 0.5 * math.log(theta), it
+    n = Pnew.shape[1]
+    total = n + extra
+    for c in prange(THREADS):
+        if c == 0 and lanczos:
+            theta, it = top_singular(P, u, tol, maxit, Qb)
+            result[0] = theta
+            result[1] = it
+        c0 = max(0, c * total // THREADS - extra)
+        c1 = max(0, (c + 1) * total // THREADS - extra)
+        _product_columns(P, At, Pnew, routines, c0, c1)
 
 
 @njit(**JIT)
-def push_and_record(P, At, u, tol, maxit, Qb, scale, ls, lfro, its, b, k, routines):
-    """`product_norms_push`, then the log norms of the product into column ``k`` of row ``b``.
+def push_and_record(P, At, Pnew, u, tol, maxit, Qb, scale, pending, ls, lfro, its, b, k, routines):
+    """One step of a renormalised product, ``Pnew <- P @ At / ||P @ At||_F``, with the log norms
+    of P recorded beside it.
 
-    ``scale`` is the log of the factors removed so far. Returns (new P, new scale, dead): dead when
-    the product became exactly 0 (its log norms are then -inf from column ``k`` on).
+    P is the product of column ``pending`` of row ``b`` (-1: none, the identity), with log scale
+    ``scale``; its spectral norm (`top_singular`, warm-started from ``u``) is computed while the
+    product runs (`_lanczos_and_product`) and written to ls[b, pending] with its Lanczos steps.
+    Pnew is the product of column ``k``: its log Frobenius norm goes to lfro[b, k], its spectral
+    norm waits for the next call (or `record_spectral`).
+
+    Returns
+    -------
+    (new scale, new pending: k, or -1 when the product became exactly 0, whose log norms are
+    then -inf from column ``k`` on).
     """
-    P, lf, lsp, it = product_norms_push(P, At, u, tol, maxit, Qb, routines)
+    lanczos = pending >= 0
+    last_its = its[b, pending] if lanczos else 0
+    extra = Pnew.shape[1] if last_its < 0 else min(Pnew.shape[1], LANCZOS_STEP_COLUMNS * last_its)
+    if lanczos and column_chunks(P.shape[0], At.shape[1]) == 1:
+        record_spectral(P, u, tol, maxit, Qb, scale, pending, ls, its, b)
+        _product_columns(P, At, Pnew, routines, 0, Pnew.shape[1])
+    else:
+        result = np.zeros(2)
+        _lanczos_and_product(P, At, Pnew, u, tol, maxit, Qb, routines, lanczos, extra, result)
+        if lanczos:
+            ls[b, pending] = scale + 0.5 * math.log(result[0])
+            its[b, pending] = int(result[1])
+    lf = renormalise(Pnew)
     if lf == -np.inf:
         ls[b, k] = -np.inf
         lfro[b, k] = -np.inf
-        return P, scale, True
-    scale += lf
-    lfro[b, k] = scale
-    ls[b, k] = scale + lsp
-    its[b, k] = it
-    return P, scale, False
+        return scale, -1
+    lfro[b, k] = scale + lf
+    return scale + lf, k
+
+
+@njit(**JIT)
+def record_spectral(P, u, tol, maxit, Qb, scale, pending, ls, its, b):
+    """The spectral norm of P (`top_singular`), the product of column ``pending`` of row ``b`` with
+    log scale ``scale``, into ls[b, pending] and its Lanczos steps into its[b, pending]."""
+    theta, it = top_singular(P, u, tol, maxit, Qb)
+    ls[b, pending] = scale + 0.5 * math.log(theta)
+    its[b, pending] = it
 
 
 @njit(**JIT)
@@ -290,6 +323,7 @@ def rnn_jacobian_norms(W, H, code, backward, u0, tol, maxit, routines):
     At = np.empty((n, n))
     Qb = np.empty((maxit + 1, n))
     h = np.empty(n)
+    Pnew = np.empty((n, n))
     for b in range(B):
         P = np.eye(n)
         u = u0.copy()
@@ -297,6 +331,7 @@ def rnn_jacobian_norms(W, H, code, backward, u0, tol, maxit, routines):
         k0 = T if backward else 0
         ls[b, k0] = 0.0
         lfro[b, k0] = 0.5 * math.log(n)
+        pending = -1  # the identity's spectral norm is known
         dead = False
         for s in range(1, T + 1):
             t = T - s + 1 if backward else s  # the step whose Jacobian J_t joins the product
@@ -307,9 +342,13 @@ def rnn_jacobian_norms(W, H, code, backward, u0, tol, maxit, routines):
                 continue
             h[:] = H[t, b]
             step_factor(W, h, code, backward, At)
-            P, scale, dead = push_and_record(
-                P, At, u, tol, maxit, Qb, scale, ls, lfro, its, b, k, routines
+            scale, pending = push_and_record(
+                P, At, Pnew, u, tol, maxit, Qb, scale, pending, ls, lfro, its, b, k, routines
             )
+            dead = pending < 0
+            P, Pnew = Pnew, P
+        if pending >= 0:
+            record_spectral(P, u, tol, maxit, Qb, scale, pending, ls, its, b)
     return ls, lfro, its
 
 
@@ -339,9 +378,6 @@ def mlp_jacobian_norms(params, widths, d_out, Hbuf, B, code, backward, u0, tol, 
     lfro = np.empty((B, L + 1))
     its = np.zeros((B, L + 1), dtype=np.int64)
     m = widths[L] if backward else widths[0]
-    nmax = 0
-    for l in range(L + 1):
-        nmax = max(nmax, widths[l])
     Qb = np.empty((maxit + 1, m))
     for b in range(B):
         P = np.eye(m)
@@ -350,6 +386,7 @@ def mlp_jacobian_norms(params, widths, d_out, Hbuf, B, code, backward, u0, tol, 
         l0 = L if backward else 0
         ls[b, l0] = 0.0
         lfro[b, l0] = 0.5 * math.log(m)
+        pending = -1  # the identity's spectral norm is known
         dead = False
         for s in range(1, L + 1):
             t = L - s + 1 if backward else s  # layer whose Jacobian joins the product
@@ -364,9 +401,14 @@ def mlp_jacobian_norms(params, widths, d_out, Hbuf, B, code, backward, u0, tol, 
             h = Hbuf[s_off[t] + b * n_out : s_off[t] + (b + 1) * n_out]
             At = np.empty((n_out, n_in)) if backward else np.empty((n_in, n_out))
             step_factor(Wl, h, code, backward, At)
-            P, scale, dead = push_and_record(
-                P, At, u, tol, maxit, Qb, scale, ls, lfro, its, b, k, routines
+            Pnew = np.empty((m, At.shape[1]))
+            scale, pending = push_and_record(
+                P, At, Pnew, u, tol, maxit, Qb, scale, pending, ls, lfro, its, b, k, routines
             )
+            dead = pending < 0
+            P = Pnew
+        if pending >= 0:
+            record_spectral(P, u, tol, maxit, Qb, scale, pending, ls, its, b)
     return ls, lfro, its
 
 
