@@ -34,33 +34,46 @@ def _explicit(model, x, b, direction):
     return Js
 
 
+def _assert_rnn_norms_exact(model, x, direction):
+    """`jacobian_norms` of an RNN against explicit products of explicit Jacobians, per sample;
+    returns the table."""
+    table = jacobian_norms(model, x, direction=direction)
+    for b in range(x.shape[1]):
+        rows = table[table["sample"] == b].sort_values("step")
+        _assert_norms(rows, _explicit(model, x, b, direction), direction)
+    return table
+
+
+def _assert_mlp_norms_exact(model, x, direction):
+    """As `_assert_rnn_norms_exact`, for an MLP and samples x (B, n_in)."""
+    table = jacobian_norms(model, x, direction=direction)
+    for b in range(x.shape[0]):
+        Js = ref.mlp_layer_jacobians(model.weights, model.biases, model.activation, x[b])
+        _assert_norms(table[table["sample"] == b].sort_values("layer"), Js, direction)
+    return table
+
+
+def _assert_norms(rows, Js, direction):
+    log_spec, log_fro = ref.product_norms(Js, direction)
+    np.testing.assert_allclose(rows["log_spectral"], log_spec, rtol=0, atol=PROD_RTOL)
+    np.testing.assert_allclose(rows["log_frobenius"], log_fro, rtol=0, atol=PROD_RTOL)
+
+
 @pytest.mark.parametrize("activation", ["tanh", "relu", "sigmoid", "linear"])
 @pytest.mark.parametrize("direction", ["backward", "forward"])
 def test_rnn_norms_match_explicit_products(activation, direction, rng):
     model = _rnn(10, activation, 1.2 if activation != "sigmoid" else 4.0, seed=3)
     x = rng.normal(size=(25, 2, 3))
-    table = jacobian_norms(model, x, direction=direction)
+    table = _assert_rnn_norms_exact(model, x, direction)
     assert len(table) == 2 * 26
-    for b in range(2):
-        log_spec, log_fro = ref.product_norms(_explicit(model, x, b, direction), direction)
-        rows = table[table["sample"] == b].sort_values("step")
-        np.testing.assert_allclose(rows["log_spectral"], log_spec, rtol=0, atol=PROD_RTOL)
-        np.testing.assert_allclose(rows["log_frobenius"], log_fro, rtol=0, atol=PROD_RTOL)
-        want_lag = 25 - rows["step"] if direction == "backward" else rows["step"]
-        np.testing.assert_array_equal(rows["lag"], want_lag)
+    want_lag = 25 - table["step"] if direction == "backward" else table["step"]
+    np.testing.assert_array_equal(table["lag"], want_lag)
 
 
 @pytest.mark.parametrize("direction", ["backward", "forward"])
 def test_mlp_norms_match_explicit_products_with_uneven_widths(direction, rng):
     model = MLP.random([9, 12, 7, 11, 10], 5, n_in=6, sigma_w=1.5, sigma_b=0.1, seed=2)
-    x = rng.normal(size=(3, 6))
-    table = jacobian_norms(model, x, direction=direction)
-    for b in range(3):
-        Js = ref.mlp_layer_jacobians(model.weights, model.biases, "tanh", x[b])
-        log_spec, log_fro = ref.product_norms(Js, direction)
-        rows = table[table["sample"] == b].sort_values("layer")
-        np.testing.assert_allclose(rows["log_spectral"], log_spec, rtol=0, atol=PROD_RTOL)
-        np.testing.assert_allclose(rows["log_frobenius"], log_fro, rtol=0, atol=PROD_RTOL)
+    _assert_mlp_norms_exact(model, rng.normal(size=(3, 6)), direction)
 
 
 @pytest.mark.parametrize("direction", ["backward", "forward"])
@@ -68,23 +81,10 @@ def test_norms_beside_the_product_in_threads_match_explicit_products(direction, 
     """Products this large are split over the cores, with one core also running the Lanczos
     iteration of the previous product (`push_and_record`); the norms must not change."""
     model = _rnn(104, "tanh", 1.5, seed=7)  # 104^3 > 2^20: split (column_chunks)
-    x = rng.normal(size=(30, 2, 3))
-    table = jacobian_norms(model, x, direction=direction)
+    table = _assert_rnn_norms_exact(model, rng.normal(size=(30, 2, 3)), direction)
     assert (table["lanczos_iterations"] > 1).any()
-    for b in range(2):
-        log_spec, log_fro = ref.product_norms(_explicit(model, x, b, direction), direction)
-        rows = table[table["sample"] == b].sort_values("step")
-        np.testing.assert_allclose(rows["log_spectral"], log_spec, rtol=0, atol=PROD_RTOL)
-        np.testing.assert_allclose(rows["log_frobenius"], log_fro, rtol=0, atol=PROD_RTOL)
     mlp = MLP.random([120, 105, 112], 3, n_in=110, sigma_w=1.5, sigma_b=0.1, seed=3)
-    xm = rng.normal(size=(2, 110))
-    table = jacobian_norms(mlp, xm, direction=direction)
-    for b in range(2):
-        Js = ref.mlp_layer_jacobians(mlp.weights, mlp.biases, "tanh", xm[b])
-        log_spec, log_fro = ref.product_norms(Js, direction)
-        rows = table[table["sample"] == b].sort_values("layer")
-        np.testing.assert_allclose(rows["log_spectral"], log_spec, rtol=0, atol=PROD_RTOL)
-        np.testing.assert_allclose(rows["log_frobenius"], log_fro, rtol=0, atol=PROD_RTOL)
+    _assert_mlp_norms_exact(mlp, rng.normal(size=(2, 110)), direction)
 
 
 def test_lanczos_fallback_to_svd_gives_the_same_norms(rng):
