@@ -267,8 +267,9 @@ def push_and_record(P, At, Pnew, u, tol, maxit, Qb, scale, pending, ls, lfro, it
     lanczos = pending >= 0
     last_its = its[b, pending] if lanczos else 0
     extra = Pnew.shape[1] if last_its < 0 else min(Pnew.shape[1], LANCZOS_STEP_COLUMNS * last_its)
-    if lanczos and column_chunks(P.shape[0], At.shape[1]) == 1:
-        record_spectral(P, u, tol, maxit, Qb, scale, pending, ls, its, b)
+    if column_chunks(P.shape[0], At.shape[1]) == 1:
+        if lanczos:
+            record_spectral(P, u, tol, maxit, Qb, scale, pending, ls, its, b)
         _product_columns(P, At, Pnew, routines, 0, Pnew.shape[1])
     else:
         result = np.zeros(2)
