@@ -94,9 +94,9 @@ SETTLE_SECONDS = 0.3
 def row(suite_name, case, kernel, reference, repeats, flops=None, peers=None, **params):
     """Time ``kernel`` and ``reference`` (callables) and build one table row; ``peers`` maps a
     name to a function ``repeats -> median seconds`` (e.g. `torch_rnn_peer`)."""
+    cores = two_thread_speedup() if flops is not None else None
     # The rate is the faster of two samples, before and after: a slow moment would flatter the
     # ratio to the floor.
-    cores = two_thread_speedup() if flops is not None else None
     rate = matmul_gflops() if flops is not None else None
     time.sleep(SETTLE_SECONDS)
     first, t_kernel = timeit(kernel, repeats)

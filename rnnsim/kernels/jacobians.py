@@ -231,21 +231,18 @@ LANCZOS_STEP_COLUMNS = 10  # product columns that take as long as one Lanczos st
 
 
 @njit(**JIT, parallel=True)
-def _lanczos_and_product(P, At, Pnew, u, tol, maxit, Qb, routines, lanczos, extra, result):
+def _lanczos_and_product(P, At, Pnew, u, tol, maxit, Qb, routines, lanczos, extra, result, chunks):
     """Thread 0 runs `top_singular` on P (when ``lanczos``; theta and iterations into result[0]
-    and result[1]) and multiplies ``extra`` fewer columns of ``Pnew = P At`` to make up for it;
-    the other threads multiply the rest. The product does not need the norm, so the two overlap.
+    and result[1]) and multiplies ``extra`` fewer columns of ``Pnew = P At`` to make up for it
+    (`_product_share`); the other threads multiply the rest. The product does not need the norm,
+    so the two overlap.
     """
-    n = Pnew.shape[1]
-    total = n + extra
-    for c in prange(THREADS):
+    for c in prange(chunks):
         if c == 0 and lanczos:
             theta, it = top_singular(P, u, tol, maxit, Qb)
             result[0] = theta
             result[1] = it
-        c0 = max(0, c * total // THREADS - extra)
-        c1 = max(0, (c + 1) * total // THREADS - extra)
-        _product_columns(P, At, Pnew, routines, c0, c1)
+        _product_share(P, At, Pnew, routines, c, chunks, extra)
 
 
 @njit(**JIT)
@@ -267,16 +264,18 @@ def push_and_record(P, At, Pnew, u, tol, maxit, Qb, scale, pending, ls, lfro, it
     lanczos = pending >= 0
     last_its = its[b, pending] if lanczos else 0
     extra = Pnew.shape[1] if last_its < 0 else min(Pnew.shape[1], LANCZOS_STEP_COLUMNS * last_its)
-    if column_chunks(P.shape[0], At.shape[1]) == 1:
+    chunks = column_chunks(P.shape[0], At.shape[1])
+    if chunks == 1:
         if lanczos:
             record_spectral(P, u, tol, maxit, Qb, scale, pending, ls, its, b)
         _product_columns(P, At, Pnew, routines, 0, Pnew.shape[1])
     else:
         result = np.zeros(2)
-        _lanczos_and_product(P, At, Pnew, u, tol, maxit, Qb, routines, lanczos, extra, result)
+        _lanczos_and_product(
+            P, At, Pnew, u, tol, maxit, Qb, routines, lanczos, extra, result, chunks
+        )
         if lanczos:
-            ls[b, pending] = scale + 0.5 * math.log(result[0])
-            its[b, pending] = int(result[1])
+            _store_spectral(result[0], int(result[1]), scale, pending, ls, its, b)
     lf = renormalise(Pnew)
     if lf == -np.inf:
         ls[b, k] = -np.inf
@@ -291,6 +290,13 @@ def record_spectral(P, u, tol, maxit, Qb, scale, pending, ls, its, b):
     """The spectral norm of P (`top_singular`), the product of column ``pending`` of row ``b`` with
     log scale ``scale``, into ls[b, pending] and its Lanczos steps into its[b, pending]."""
     theta, it = top_singular(P, u, tol, maxit, Qb)
+    _store_spectral(theta, it, scale, pending, ls, its, b)
+
+
+@njit(**JIT)
+def _store_spectral(theta, it, scale, pending, ls, its, b):
+    """ls[b, pending] = the log spectral norm of a product with log scale ``scale`` whose
+    renormalised form has ``||.||_2^2 = theta``; its[b, pending] = ``it`` Lanczos steps."""
     ls[b, pending] = scale + 0.5 * math.log(theta)
     its[b, pending] = it
 
@@ -432,6 +438,17 @@ def _product_columns(Zt, Wt, Znew, routines, c0, c1):
     """Columns c0:c1 of ``Znew = Zt Wt``."""
     if c1 > c0:
         gemm(routines, Zt, Wt[:, c0:c1], Znew[:, c0:c1])
+
+
+@njit(**JIT)
+def _product_share(Zt, Wt, Znew, routines, c, chunks, extra):
+    """Thread c's columns (of ``chunks`` threads) of ``Znew = Zt Wt`` when thread 0 also does
+    other work that takes as long as ``extra`` columns: the n + extra columns' worth is split
+    evenly, and thread 0's share is that much short."""
+    total = Znew.shape[1] + extra
+    c0 = max(0, c * total // chunks - extra)
+    c1 = max(0, (c + 1) * total // chunks - extra)
+    _product_columns(Zt, Wt, Znew, routines, c0, c1)
 
 
 @njit(**JIT, parallel=True)
@@ -929,13 +946,10 @@ def _factor_and_product(parts, routines, factor, Zt, Wt, Znew, chunks, sine):
     n = Znew.shape[1]
     k = Zt.shape[0]
     extra = min(n, 5 * k * k // (12 * n)) if factor else 0  # the factorisation in product columns
-    total = n + extra
     for c in prange(chunks):
         if c == 0 and factor:
             sine[0] = _factor_gram(parts, routines)
-        c0 = max(0, c * total // chunks - extra)
-        c1 = max(0, (c + 1) * total // chunks - extra)
-        _product_columns(Zt, Wt, Znew, routines, c0, c1)
+        _product_share(Zt, Wt, Znew, routines, c, chunks, extra)
 
 
 @njit(**JIT)
