@@ -5,11 +5,14 @@ with ``if __name__ == "__main__": main(EXPERIMENT)``. The framework expands the 
 ``measure(point, seed)`` for every point and seed (serially, in local processes or on a Dask
 cluster), writes each finished point to ``results/NAME/points/<hash>.parquet`` at once, and then
 assembles ``table.parquet``/``table.csv``, ``manifest.json``, ``summary.parquet`` and the figures.
+An experiment whose ``measure`` returns several tidy tables by name (``Experiment.tables``) gets
+one file per table instead: ``points/<hash>.NAME.parquet`` and ``table_NAME.parquet``/``.csv``.
 
 Layout of ``OUT/NAME/`` after a run::
 
     points/<hash>.parquet   one file per (grid point, seed); the cache
     table.parquet table.csv the whole tidy table, rows in grid order then seed order
+    table_NAME.parquet .csv each named table instead, for an experiment with ``tables``
     summary.parquet         the experiment's summary table (shown by ``rnnsim report``)
     manifest.json           grid, seeds, versions, timings, command line
     figures/NAME.png .svg   every figure, PNG and SVG
@@ -57,6 +60,8 @@ __all__ = [
     "progress",
 ]
 
+#: The name under which the framework carries the one table of a single-table experiment.
+SINGLE = "table"
 #: Environment variables that size the BLAS/OpenMP thread pools of a worker process.
 THREAD_ENV_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 _TRUE = {"true", "1", "yes", "on"}
@@ -93,14 +98,17 @@ class Experiment:
         so quick points are ordinary grid points and share the cache. ``None`` = use ``grid``.
     measure : callable ``(point: dict, seed: int) -> pandas.DataFrame``
         Measures one grid point; must be deterministic in ``(point, seed)``. The framework adds the
-        point's parameters and ``seed`` as the first columns.
+        point's parameters and ``seed`` as the first columns. An experiment with ``tables``
+        returns a dict of them instead, table name -> DataFrame, each getting those columns.
     figures : callable ``(table) -> dict[str, matplotlib.figure.Figure]``, optional
-        Draws the figures from the whole tidy table.
+        Draws the figures from the whole tidy table (the dict of tables, by name, for an
+        experiment with ``tables``).
     seeds, quick_seeds : int
         Number of seeds (``0 .. seeds - 1``) for a full and a quick run.
     summary : callable ``(table) -> DataFrame``, optional
-        A compact table for the report. Default: means of the numeric measurements grouped by
-        the axes that vary (at most 40 rows).
+        A compact table for the report, from the whole table (or dict of tables). Default: means
+        of the numeric measurements grouped by the axes that vary (at most 40 rows; for several
+        tables each one's, stacked, with a ``table`` column first).
     notes : str, optional
         A paragraph for the report (what to look for, which theory applies).
     keep : callable ``(point) -> bool``, optional
@@ -111,21 +119,27 @@ class Experiment:
         ``quick``. (Numeric axes accept any number of the axis' type.)
     version : str
         Part of every point's cache key: bump it when ``measure`` changes meaning.
+    tables : sequence of str, optional
+        For a ``measure`` that returns several tidy tables (say a training log and a Hessian
+        density, which share no columns): their names (identifiers). Each is cached per point
+        as ``points/<hash>.NAME.parquet`` and assembled into ``table_NAME.parquet`` and
+        ``table_NAME.csv``. ``None`` (default): one table, ``table.parquet``.
     """
 
     name: str
     description: str
     grid: Mapping[str, Sequence[Any]]
     quick: Mapping[str, Sequence[Any]] | None
-    measure: Callable[[dict, int], pd.DataFrame]
-    figures: Callable[[pd.DataFrame], dict] | None = None
+    measure: Callable[[dict, int], pd.DataFrame | dict[str, pd.DataFrame]]
+    figures: Callable[[Any], dict] | None = None
     seeds: int = 1
     quick_seeds: int = 1
-    summary: Callable[[pd.DataFrame], pd.DataFrame] | None = None
+    summary: Callable[[Any], pd.DataFrame] | None = None
     notes: str = ""
     keep: Callable[[dict], bool] | None = None
     choices: Mapping[str, Sequence[Any]] | None = None
     version: str = "1"
+    tables: Sequence[str] | None = None
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name.isidentifier():
@@ -146,6 +160,16 @@ class Experiment:
                 )
         for field in ("seeds", "quick_seeds"):  # stored as a plain int (JSON, cache keys)
             object.__setattr__(self, field, positive_int(field, getattr(self, field)))
+        if self.tables is not None:
+            names = self.tables
+            if isinstance(names, str) or not isinstance(names, Sequence) or not names:
+                raise ValueError(f"tables must be a non-empty list of names, got {names!r}")
+            for n in names:
+                if not isinstance(n, str) or not n.isidentifier():
+                    raise ValueError(f"tables names must be identifiers, got {n!r}")
+            if len(set(names)) != len(names):
+                raise ValueError(f"tables names must be unique, got {list(names)}")
+            object.__setattr__(self, "tables", tuple(names))
         for axis, values in (self.choices or {}).items():
             if axis not in self.grid:
                 raise ValueError(f"choices names axis {axis!r} that grid lacks")
@@ -366,10 +390,12 @@ def _write_text(text: str, path: Path) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def _with_params(df: Any, point: Mapping, seed: int, name: str) -> pd.DataFrame:
+def _with_params(df: Any, point: Mapping, seed: int, what: str) -> pd.DataFrame:
+    """``df`` with the point's parameters and ``seed`` as its first columns; ``what`` names
+    the function that returned ``df``, for errors."""
     if not isinstance(df, pd.DataFrame):
         raise TypeError(
-            f"{name}.measure must return a pandas DataFrame, got {type(df).__name__} "
+            f"{what} must return a pandas DataFrame, got {type(df).__name__} "
             f"for point {dict(point)} seed {seed}"
         )
     df = df.reset_index(drop=True)
@@ -377,8 +403,7 @@ def _with_params(df: Any, point: Mapping, seed: int, name: str) -> pd.DataFrame:
         if col in df.columns:
             if not (df[col] == value).all():
                 raise ValueError(
-                    f"{name}.measure returned a column {col!r} that disagrees with the "
-                    f"point's value {value!r}"
+                    f"{what} returned a column {col!r} that disagrees with the point's value {value!r}"
                 )
             df = df.drop(columns=col)
     params = pd.DataFrame({k: [v] * len(df) for k, v in point.items()})
@@ -386,9 +411,32 @@ def _with_params(df: Any, point: Mapping, seed: int, name: str) -> pd.DataFrame:
     return pd.concat([params, df], axis=1)
 
 
-def run_point(experiment: Experiment, point: Mapping, seed: int) -> pd.DataFrame:
-    """Measure one point and prepend its parameters and ``seed`` as columns."""
-    return _with_params(experiment.measure(dict(point), int(seed)), point, seed, experiment.name)
+def _point_tables(experiment: Experiment, point: Mapping, seed: int) -> dict[str, pd.DataFrame]:
+    """Measure one point: its tables by name (`SINGLE` for a single-table experiment), each
+    with the point's parameters and ``seed`` as its first columns."""
+    result = experiment.measure(dict(point), int(seed))
+    what = f"{experiment.name}.measure"
+    if experiment.tables is None:
+        return {SINGLE: _with_params(result, point, seed, what)}
+    names = list(experiment.tables)
+    if not isinstance(result, Mapping) or sorted(result) != sorted(names):
+        got = sorted(result) if isinstance(result, Mapping) else type(result).__name__
+        raise TypeError(
+            f"{what} must return a dict with the keys {names} (the experiment's tables), got {got} "
+            f"for point {dict(point)} seed {seed}"
+        )
+    return {n: _with_params(result[n], point, seed, f"{what} (table {n!r})") for n in names}
+
+
+def run_point(experiment: Experiment, point: Mapping, seed: int):
+    """Measure one point and prepend its parameters and ``seed`` as columns.
+
+    Returns
+    -------
+    pandas.DataFrame, or dict of str -> pandas.DataFrame for an experiment with ``tables``
+    """
+    tables = _point_tables(experiment, point, seed)
+    return tables[SINGLE] if experiment.tables is None else tables
 
 
 _SCRIPT_CACHE: dict[str, Experiment] = {}
@@ -474,8 +522,8 @@ def _point_task(source, filename, name, point, seed, threads):
     )  # per call: Numba's thread count is per thread (Dask runs tasks in threads)
     experiment = _experiment_from_source(source, filename, name)
     start = time.perf_counter()
-    df = run_point(experiment, point, seed)
-    return df, time.perf_counter() - start
+    tables = _point_tables(experiment, point, seed)
+    return tables, time.perf_counter() - start
 
 
 # --------------------------------------------------------------------------------------------
@@ -508,11 +556,11 @@ def _run_serial(experiment, jobs):
     for job in jobs:
         start = time.perf_counter()
         try:
-            df = run_point(experiment, job["point"], job["seed"])
+            tables = _point_tables(experiment, job["point"], job["seed"])
         except Exception as exc:  # noqa: BLE001 - reported by the caller
             yield job, None, None, exc
             continue
-        yield job, df, time.perf_counter() - start, None
+        yield job, tables, time.perf_counter() - start, None
 
 
 def _run_processes(experiment, jobs, workers, source, filename):
@@ -539,11 +587,11 @@ def _run_processes(experiment, jobs, workers, source, filename):
             for fut in as_completed(futures):
                 job = futures[fut]
                 try:
-                    df, seconds = fut.result()
+                    tables, seconds = fut.result()
                 except Exception as exc:  # noqa: BLE001
                     yield job, None, None, exc
                     continue
-                yield job, df, seconds, None
+                yield job, tables, seconds, None
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
@@ -590,13 +638,13 @@ def _run_dask(experiment, jobs, workers, scheduler, source, filename):
         for fut in as_completed(futures):
             job = by_key[fut.key]
             try:
-                df, seconds = fut.result()
+                tables, seconds = fut.result()
             except Exception as exc:  # noqa: BLE001
                 yield job, None, None, exc
                 continue
             finally:
                 fut.release()
-            yield job, df, seconds, None
+            yield job, tables, seconds, None
     finally:
         client.close()
         if cluster is not None:
@@ -656,7 +704,7 @@ def reproduce_command(experiment: Experiment, quick: bool, sets: Sequence[str], 
     return shlex.join(parts)
 
 
-def _default_summary(table: pd.DataFrame, experiment: Experiment, grid: Mapping) -> pd.DataFrame:
+def _default_summary(table: pd.DataFrame, grid: Mapping) -> pd.DataFrame:
     varying = [k for k, v in grid.items() if len(v) > 1 and k in table.columns]
     params = set(grid) | {"seed"}
     numeric = [
@@ -675,6 +723,241 @@ def _default_summary(table: pd.DataFrame, experiment: Experiment, grid: Mapping)
     return out.head(40)
 
 
+def _default_summaries(tables: Mapping[str, pd.DataFrame], grid: Mapping) -> pd.DataFrame:
+    """The default summary of a multi-table experiment: each table's, stacked, named by ``table``."""
+    parts = [_default_summary(t, grid).assign(table=name) for name, t in tables.items()]
+    out = pd.concat(parts, ignore_index=True)
+    return out[["table", *(c for c in out.columns if c != "table")]].head(40)
+
+
+@dataclasses.dataclass
+class _Run:
+    """One run of an experiment, as its steps fill it in (see `run_experiment`).
+
+    ``jobs`` holds one dict per (point, seed) in grid order, then seed order: ``index``, ``point``,
+    ``seed``, ``hash``, ``paths`` (table name -> its point file) and ``seconds`` (None until
+    computed in this run); ``todo`` the jobs the cache does not hold.
+    """
+
+    experiment: Experiment
+    quick: bool
+    sets: list[str]
+    seeds: int | None  # as asked, for the reproduce command; n_seeds is what runs
+    n_seeds: int
+    grid: dict
+    points: list[dict]
+    root: Path
+    jobs: list[dict]
+    started: float
+    todo: list[dict] = dataclasses.field(default_factory=list)
+    timings: dict = dataclasses.field(default_factory=dict)
+    figures: list[str] = dataclasses.field(default_factory=list)
+    errors: dict = dataclasses.field(default_factory=dict)  # step -> exception
+
+
+def _table_files(experiment: Experiment, folder: Path, stem: str, sep: str) -> dict[str, Path]:
+    """Where each table of ``experiment`` goes in ``folder``: ``stem.parquet`` for the one table
+    of a single-table experiment (named `SINGLE`), ``stem{sep}NAME.parquet`` for each named one."""
+    if experiment.tables is None:
+        return {SINGLE: folder / f"{stem}.parquet"}
+    return {name: folder / f"{stem}{sep}{name}.parquet" for name in experiment.tables}
+
+
+def _plan(experiment: Experiment, quick: bool, sets: Sequence[str], seeds, root: Path) -> _Run:
+    """Step 1: the grid (with ``--set``), its points, the seeds, and one job per (point, seed)."""
+    started = time.time()
+    grid = parse_set(experiment, sets, experiment.grid_for(quick))
+    n_seeds = (
+        seeds if seeds is not None else (experiment.quick_seeds if quick else experiment.seeds)
+    )
+    points = experiment.points(grid)
+    if not points:
+        raise UsageError(f"{experiment.name}: the grid {grid} has no points left after keep()")
+    point_dir = root / "points"
+    point_dir.mkdir(parents=True, exist_ok=True)
+    jobs = []
+    for index, point in enumerate(points):
+        for seed in range(n_seeds):
+            h = point_hash(experiment.name, point, seed, experiment.version)
+            paths = _table_files(experiment, point_dir, h, ".")
+            job = {"index": index, "point": point, "seed": seed, "hash": h, "paths": paths}
+            jobs.append(job | {"seconds": None})
+    return _Run(experiment, quick, list(sets), seeds, n_seeds, grid, points, root, jobs, started)
+
+
+def _pending(jobs: list[dict], force: bool) -> list[dict]:
+    """Step 2, the cache: the jobs to compute (all with ``force``, else those missing a file)."""
+    return [j for j in jobs if force or not all(p.exists() for p in j["paths"].values())]
+
+
+def _executor(experiment: Experiment, todo: list[dict], workers, scheduler):
+    """The generator of ``(job, tables, seconds, exception)``, in completion order, that runs
+    ``todo`` serially, in local processes or on Dask."""
+    if not todo:
+        return iter(())
+    if scheduler is not None:
+        return _run_dask(experiment, todo, workers, scheduler, *_script_of(experiment))
+    if (workers or 1) > 1:
+        n = min(workers, len(todo))
+        return _run_processes(experiment, todo, n, *_script_of(experiment))
+    return _run_serial(experiment, todo)
+
+
+def _execute(run: _Run, workers, scheduler, progress: bool) -> None:
+    """Step 3: compute ``run.todo``, writing each finished point's tables to the cache at once.
+
+    Raises RuntimeError after the last point if any failed (the finished ones stay cached).
+    """
+    from tqdm.auto import tqdm
+
+    name, todo = run.experiment.name, run.todo
+    bar = tqdm(
+        total=len(run.jobs),
+        initial=len(run.jobs) - len(todo),
+        desc=name,
+        unit="point",
+        disable=not progress or None,
+        leave=True,
+        dynamic_ncols=True,
+    )
+    failures = []
+    start = time.perf_counter()
+    results = _executor(run.experiment, todo, workers, scheduler)
+    try:
+        for job, tables, seconds, exc in results:
+            if exc is not None:
+                failures.append((job, exc))
+                tqdm.write(
+                    f"{name}: point {job['point']} seed {job['seed']} failed:\n"
+                    + "".join(traceback.format_exception(exc)).rstrip(),
+                    file=sys.stderr,
+                )
+            else:
+                for table, path in job["paths"].items():
+                    _write_parquet(tables[table], path)
+                job["seconds"] = seconds
+            bar.update(1)
+    finally:
+        if hasattr(results, "close"):  # shut pools and clusters down at once, even on Ctrl-C
+            results.close()
+        bar.close()
+    run.timings["compute_seconds"] = time.perf_counter() - start
+    if failures:
+        job, exc = failures[0]
+        raise RuntimeError(
+            f"{name}: {len(failures)} of {len(todo)} points failed (finished points "
+            f"are cached; rerun to retry the rest); first: point {job['point']} seed {job['seed']}"
+        ) from exc
+
+
+def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """Stack point tables; points without rows add none and do not widen the dtypes."""
+    rows = [f for f in frames if len(f)] or frames[:1]
+    return pd.concat(rows, ignore_index=True)
+
+
+def _assemble(run: _Run) -> dict[str, pd.DataFrame]:
+    """Step 4: each table rebuilt from the point files read back from disk, in grid order then
+    seed order, and written as ``table[_NAME].parquet`` and ``.csv``."""
+    files = _table_files(run.experiment, run.root, "table", "_")
+    tables = {}
+    for table, path in files.items():
+        tables[table] = _concat([pd.read_parquet(j["paths"][table]) for j in run.jobs])
+        _write_parquet(tables[table], path)
+        csv = path.with_suffix(".csv")
+        _atomic_write(csv, lambda tmp, t=tables[table]: t.to_csv(tmp, index=False))
+    return tables
+
+
+def _summarise(run: _Run, tables: dict[str, pd.DataFrame]) -> None:
+    """Step 5a: ``summary.parquet`` from the experiment's ``summary`` (or the default).
+
+    A failing summary must not lose the table or the manifest: its error goes to ``run.errors``.
+    """
+    experiment = run.experiment
+    single = experiment.tables is None
+    try:
+        if experiment.summary is not None:
+            summary = experiment.summary(tables[SINGLE] if single else tables)
+        elif single:
+            summary = _default_summary(tables[SINGLE], run.grid)
+        else:
+            summary = _default_summaries(tables, run.grid)
+        if isinstance(summary, pd.DataFrame):
+            if not isinstance(summary.index, pd.RangeIndex):
+                summary = summary.reset_index()
+            summary.columns = [str(c) for c in summary.columns]
+            _write_parquet(summary, run.root / "summary.parquet")
+    except Exception as exc:  # noqa: BLE001
+        run.errors["summary"] = exc
+
+
+def _draw(run: _Run, tables: dict[str, pd.DataFrame]) -> None:
+    """Step 5b: the figures, PNG and SVG; an error goes to ``run.errors`` as in `_summarise`."""
+    start = time.perf_counter()
+    data = tables[SINGLE] if run.experiment.tables is None else tables
+    try:
+        run.figures = _save_figures(run.experiment, data, run.root / "figures")
+    except Exception as exc:  # noqa: BLE001
+        run.errors["figures"] = exc
+    run.timings["figure_seconds"] = time.perf_counter() - start
+
+
+def _write_manifest(run: _Run, tables: dict[str, pd.DataFrame], options: dict) -> None:
+    """Step 6: ``manifest.json``: what ran (grid, seeds, points), how, how long, and any errors.
+
+    ``options`` holds ``workers``, ``scheduler`` and ``command`` as given to `run_experiment`.
+    """
+    experiment, jobs = run.experiment, run.jobs
+    workers, scheduler = options["workers"], options["scheduler"]
+    if scheduler:
+        executor = "dask:" + scheduler
+    else:
+        executor = "processes" if (workers or 1) > 1 else "serial"
+    command = options["command"]
+    manifest = {
+        "experiment": experiment.name,
+        "description": experiment.description,
+        "notes": experiment.notes,
+        "quick": bool(run.quick),
+        "set": run.sets,
+        "grid": run.grid,
+        "seeds": list(range(run.n_seeds)),
+        "n_points": len(run.points),
+        "n_runs": len(jobs),
+        "n_computed": len(run.todo),
+        "n_cached": len(jobs) - len(run.todo),
+        "rows": sum(len(t) for t in tables.values()),
+        "figures": run.figures,
+        "versions": _versions(),
+        "timings": {
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(run.started)),
+            "wall_seconds": round(time.time() - run.started, 3),
+            "compute_seconds": round(run.timings.get("compute_seconds", 0.0), 3),
+            "figure_seconds": round(run.timings.get("figure_seconds", 0.0), 3),
+            "point_seconds_sum": round(sum(j["seconds"] or 0.0 for j in jobs), 3),
+        },
+        "executor": executor,
+        "workers": workers,
+        "command": command if command is not None else shlex.join(sys.argv),
+        "reproduce": reproduce_command(experiment, run.quick, run.sets, run.seeds),
+        "points": [
+            {
+                "hash": j["hash"],
+                "seed": j["seed"],
+                "params": j["point"],
+                "seconds": None if j["seconds"] is None else round(j["seconds"], 4),
+            }
+            for j in jobs
+        ],
+    }
+    if experiment.tables is not None:
+        manifest["tables"] = {name: len(t) for name, t in tables.items()}
+    if run.errors:
+        manifest["errors"] = {what: f"{type(e).__name__}: {e}" for what, e in run.errors.items()}
+    _write_text(json.dumps(manifest, indent=2, default=str) + "\n", run.root / "manifest.json")
+
+
 def run_experiment(
     experiment: Experiment,
     *,
@@ -688,8 +971,12 @@ def run_experiment(
     figures: bool = True,
     progress: bool = True,
     command: str | None = None,
-) -> pd.DataFrame:
-    """Run (or resume) an experiment and write its table, manifest, summary and figures.
+) -> pd.DataFrame | dict[str, pd.DataFrame]:
+    """Run (or resume) an experiment and write its tables, manifest, summary and figures.
+
+    The steps: plan the grid and its jobs (`_plan`), read the cache (`_pending`), compute the
+    rest (`_execute`), assemble the tables (`_assemble`), summarise and draw (`_summarise`,
+    `_draw`), and write the manifest (`_write_manifest`).
 
     Parameters
     ----------
@@ -718,8 +1005,9 @@ def run_experiment(
 
     Returns
     -------
-    pandas.DataFrame
-        The whole tidy table, rows in grid order then seed order.
+    pandas.DataFrame or dict of str -> pandas.DataFrame
+        The whole tidy table, rows in grid order then seed order; for an experiment with
+        ``tables``, each of them by name.
     """
     if workers is not None and (
         isinstance(workers, bool) or not isinstance(workers, int) or workers < 1
@@ -727,166 +1015,30 @@ def run_experiment(
         raise UsageError(f"--workers must be an integer >= 1, got {workers!r}")
     if seeds is not None and (isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1):
         raise UsageError(f"--seeds must be an integer >= 1, got {seeds!r}")
-    started = time.time()
-    grid = parse_set(experiment, sets, experiment.grid_for(quick))
-    n_seeds = (
-        seeds if seeds is not None else (experiment.quick_seeds if quick else experiment.seeds)
-    )
-    points = experiment.points(grid)
-    if not points:
-        raise UsageError(f"{experiment.name}: the grid {grid} has no points left after keep()")
-    root = Path(out) / experiment.name
-    point_dir = root / "points"
-    point_dir.mkdir(parents=True, exist_ok=True)
-
-    jobs = []
-    for index, point in enumerate(points):
-        for seed in range(n_seeds):
-            h = point_hash(experiment.name, point, seed, experiment.version)
-            jobs.append(
-                {
-                    "index": index,
-                    "point": point,
-                    "seed": seed,
-                    "hash": h,
-                    "path": point_dir / f"{h}.parquet",
-                    "seconds": None,
-                }
-            )
-    todo = [j for j in jobs if force or not j["path"].exists()]
-
-    from tqdm.auto import tqdm
-
-    bar = tqdm(
-        total=len(jobs),
-        initial=len(jobs) - len(todo),
-        desc=experiment.name,
-        unit="point",
-        disable=not progress or None,
-        leave=True,
-        dynamic_ncols=True,
-    )
-    failures = []
-    compute_start = time.perf_counter()
-    # each executor is a generator of (job, table, seconds, exception), in completion order
-    if not todo:
-        results = iter(())
-    elif scheduler is not None:
-        results = _run_dask(experiment, todo, workers, scheduler, *_script_of(experiment))
-    elif (workers or 1) > 1:
-        n = min(workers, len(todo))
-        results = _run_processes(experiment, todo, n, *_script_of(experiment))
-    else:
-        results = _run_serial(experiment, todo)
-    try:
-        for job, df, seconds, exc in results:
-            if exc is not None:
-                failures.append((job, exc))
-                tqdm.write(
-                    f"{experiment.name}: point {job['point']} seed {job['seed']} failed:\n"
-                    + "".join(traceback.format_exception(exc)).rstrip(),
-                    file=sys.stderr,
-                )
-            else:
-                _write_parquet(df, job["path"])
-                job["seconds"] = seconds
-            bar.update(1)
-    finally:
-        if hasattr(results, "close"):  # shut pools and clusters down at once, even on Ctrl-C
-            results.close()
-        bar.close()
-    compute_seconds = time.perf_counter() - compute_start
-    if failures:
-        job, exc = failures[0]
-        raise RuntimeError(
-            f"{experiment.name}: {len(failures)} of {len(todo)} points failed (finished points "
-            f"are cached; rerun to retry the rest); first: point {job['point']} seed {job['seed']}"
-        ) from exc
-
-    table = pd.concat([pd.read_parquet(j["path"]) for j in jobs], ignore_index=True)
-    _write_parquet(table, root / "table.parquet")
-    _atomic_write(root / "table.csv", lambda tmp: table.to_csv(tmp, index=False))
-
-    # A failing summary or figure function must not lose the table or the manifest: record the
-    # error, finish writing, then raise.
-    errors = []
-    summary_fn = experiment.summary or (lambda t: _default_summary(t, experiment, grid))
-    try:
-        summary = summary_fn(table)
-        if isinstance(summary, pd.DataFrame):
-            if not isinstance(summary.index, pd.RangeIndex):
-                summary = summary.reset_index()
-            summary.columns = [str(c) for c in summary.columns]
-            _write_parquet(summary, root / "summary.parquet")
-    except Exception as exc:  # noqa: BLE001
-        errors.append(("summary", exc))
-
-    figure_seconds = 0.0
-    figure_names = []
+    run = _plan(experiment, quick, sets, seeds, Path(out) / experiment.name)
+    run.todo = _pending(run.jobs, force)
+    _execute(run, workers, scheduler, progress)
+    tables = _assemble(run)
+    _summarise(run, tables)
     if figures and experiment.figures is not None:
-        t0 = time.perf_counter()
-        try:
-            figure_names = _save_figures(experiment, table, root / "figures")
-        except Exception as exc:  # noqa: BLE001
-            errors.append(("figures", exc))
-        figure_seconds = time.perf_counter() - t0
-
-    manifest = {
-        "experiment": experiment.name,
-        "description": experiment.description,
-        "notes": experiment.notes,
-        "quick": bool(quick),
-        "set": list(sets),
-        "grid": grid,
-        "seeds": list(range(n_seeds)),
-        "n_points": len(points),
-        "n_runs": len(jobs),
-        "n_computed": len(todo),
-        "n_cached": len(jobs) - len(todo),
-        "rows": len(table),
-        "figures": figure_names,
-        "versions": _versions(),
-        "timings": {
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
-            "wall_seconds": round(time.time() - started, 3),
-            "compute_seconds": round(compute_seconds, 3),
-            "figure_seconds": round(figure_seconds, 3),
-            "point_seconds_sum": round(sum(j["seconds"] or 0.0 for j in jobs), 3),
-        },
-        "executor": ("dask:" + scheduler)
-        if scheduler
-        else ("processes" if (workers or 1) > 1 else "serial"),
-        "workers": workers,
-        "command": command if command is not None else shlex.join(sys.argv),
-        "reproduce": reproduce_command(experiment, quick, sets, seeds),
-        "points": [
-            {
-                "hash": j["hash"],
-                "seed": j["seed"],
-                "params": j["point"],
-                "seconds": None if j["seconds"] is None else round(j["seconds"], 4),
-            }
-            for j in jobs
-        ],
-    }
-    if errors:
-        manifest["errors"] = {what: f"{type(exc).__name__}: {exc}" for what, exc in errors}
-    _write_text(json.dumps(manifest, indent=2, default=str) + "\n", root / "manifest.json")
-    if errors:
-        what, exc = errors[0]
+        _draw(run, tables)
+    options = {"workers": workers, "scheduler": scheduler, "command": command}
+    _write_manifest(run, tables, options)
+    if run.errors:
+        what, exc = next(iter(run.errors.items()))
         raise RuntimeError(
             f"{experiment.name}: {what} failed (the table and manifest are written)"
         ) from exc
-    return table
+    return tables[SINGLE] if experiment.tables is None else tables
 
 
-def _save_figures(experiment: Experiment, table: pd.DataFrame, fig_dir: Path) -> list[str]:
+def _save_figures(experiment: Experiment, data, fig_dir: Path) -> list[str]:
     from rnnsim import plots
 
     plots.theme()
     import matplotlib.pyplot as plt
 
-    figs = experiment.figures(table)
+    figs = experiment.figures(data)
     if not isinstance(figs, Mapping):
         raise TypeError(
             f"{experiment.name}.figures must return a dict name -> Figure, got "
@@ -1002,8 +1154,10 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def run_from_args(experiment: Experiment, args: argparse.Namespace) -> pd.DataFrame:
-    """Run an experiment with parsed command-line options and print where the results went."""
+def run_from_args(experiment: Experiment, args: argparse.Namespace):
+    """Run an experiment with parsed command-line options and print where the results went.
+
+    Returns what `run_experiment` returns."""
     table = run_experiment(
         experiment,
         quick=args.quick,
@@ -1018,7 +1172,11 @@ def run_from_args(experiment: Experiment, args: argparse.Namespace) -> pd.DataFr
     )
     root = Path(args.out) / experiment.name
     figs = "" if args.no_figures or experiment.figures is None else f", figures in {root}/figures/"
-    print(f"{experiment.name}: {len(table)} rows -> {root}/table.parquet{figs}")
+    if experiment.tables is None:
+        print(f"{experiment.name}: {len(table)} rows -> {root}/table.parquet{figs}")
+    else:
+        rows = ", ".join(f"{name} {len(t)}" for name, t in table.items())
+        print(f"{experiment.name}: rows {rows} -> {root}/table_NAME.parquet{figs}")
     return table
 
 

@@ -112,7 +112,8 @@ def _section(entry: dict, root: Path, embed: bool) -> str:
                 index=False, border=0, float_format=lambda v: f"{v:.4g}", na_rep="", max_rows=60
             )
         )
-    table_csv = entry["dir"] / "table.csv"
+    tables = entry.get("tables")  # several named tables, or the one table.csv
+    csvs = [f"table_{name}.csv" for name in tables] if tables else ["table.csv"]
     timings = entry.get("timings", {})
     versions = entry.get("versions", {})
     meta = [
@@ -121,8 +122,10 @@ def _section(entry: dict, root: Path, embed: bool) -> str:
         f"wall {timings.get('wall_seconds', '?')} s, started {timings.get('started', '?')}",
         "versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()),
     ]
-    if table_csv.exists():
-        meta.append(f'<a href="{esc(table_csv.relative_to(root).as_posix())}">table.csv</a>')
+    for csv in csvs:
+        path = entry["dir"] / csv
+        if path.exists():
+            meta.append(f'<a href="{esc(path.relative_to(root).as_posix())}">{esc(csv)}</a>')
     parts.append(
         '<p class="meta">'
         + " &middot; ".join(m if m.startswith("<a ") else esc(m) for m in meta)

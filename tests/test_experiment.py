@@ -86,6 +86,9 @@ def test_keep_filters_points():
         ({"grid": {"seed": [1]}}, "seed"),
         ({"seeds": 0}, "seeds must be an integer"),
         ({"measure": 3}, "measure must be callable"),
+        ({"tables": "log"}, "non-empty list of names"),
+        ({"tables": ["log", "log"]}, "unique"),
+        ({"tables": ["a b"]}, "identifiers"),
     ],
 )
 def test_experiment_validation(kw, match):
@@ -231,6 +234,52 @@ def test_measure_column_conflicting_with_a_parameter_is_an_error(tmp_path):
     with pytest.raises(RuntimeError) as info:
         run_experiment(exp, quick=True, out=tmp_path, figures=False, progress=False)
     assert "disagrees" in str(info.value.__cause__)
+
+
+def _two_tables(point, seed):
+    """A log with an int step and a spectrum with no rows for a == 2: tables sharing no column."""
+    log = pd.DataFrame({"step": np.arange(3), "loss": np.arange(3) + 0.5 * seed})
+    n = 0 if point["a"] == 2 else 2
+    spectrum = pd.DataFrame({"rank": np.arange(n), "value": np.full(n, float(point["a"]))})
+    return {"log": log, "spectrum": spectrum}
+
+
+def test_several_tables_are_cached_assembled_and_summarised_by_name(tmp_path):
+    seen = []
+    exp = make(
+        measure=_two_tables,
+        tables=["log", "spectrum"],
+        name="two",
+        figures=lambda tables: seen.append(sorted(tables)) or {},
+    )
+    tables = run_experiment(exp, quick=True, sets=["a=1,2"], seeds=2, out=tmp_path, progress=False)
+    root = tmp_path / "two"
+    assert sorted(tables) == ["log", "spectrum"] and seen == [["log", "spectrum"]]
+    log, spectrum = tables["log"], tables["spectrum"]
+    assert list(log.columns) == ["a", "b", "c", "d", "seed", "step", "loss"]
+    assert len(log) == 2 * 2 * 3 and log["step"].dtype == np.int64
+    assert len(spectrum) == 2 * 2 and set(spectrum.a) == {1}  # a == 2 has no rows
+    assert spectrum["rank"].dtype == np.int64
+    for name, t in tables.items():
+        pd.testing.assert_frame_equal(pd.read_parquet(root / f"table_{name}.parquet"), t)
+        assert (root / f"table_{name}.csv").exists()
+    assert not (root / "table.parquet").exists()
+    assert len(list((root / "points").glob("*.log.parquet"))) == 4
+    manifest = json.loads((root / "manifest.json").read_text())
+    assert manifest["tables"] == {"log": 12, "spectrum": 4} and manifest["rows"] == 16
+    summary = pd.read_parquet(root / "summary.parquet")
+    assert summary.columns[0] == "table" and set(summary["table"]) == {"log", "spectrum"}
+
+    # a point missing one of its tables is computed again
+    first = point_hash("two", {"a": 1, "b": "x", "c": 0.5, "d": True}, 0)
+    (root / "points" / f"{first}.spectrum.parquet").unlink()
+    run_experiment(exp, quick=True, sets=["a=1,2"], seeds=2, out=tmp_path, progress=False)
+    assert json.loads((root / "manifest.json").read_text())["n_computed"] == 1
+
+    bad = make(measure=lambda p, s: {"log": pd.DataFrame()}, tables=["log", "x"], name="bad")
+    with pytest.raises(RuntimeError) as info:
+        run_experiment(bad, quick=True, out=tmp_path, figures=False, progress=False)
+    assert "must return a dict with the keys ['log', 'x']" in str(info.value.__cause__)
 
 
 # ------------------------------------------------------------------------------ resume
