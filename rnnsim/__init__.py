@@ -2,7 +2,7 @@
 
 __version__ = "0.1.0"
 
-from rnnsim import init, tasks, theory  # noqa: E402
+from rnnsim import init, runtime, tasks, theory  # noqa: E402
 from rnnsim.jacobians import (  # noqa: E402
     gradient_contributions,
     jacobian_norms,
@@ -17,10 +17,12 @@ def warmup():
     """Compile (or load from Numba's on-disk cache) every kernel once, on tiny inputs.
 
     Experiments and the test session call it first, so that compile time is paid, and reported,
-    apart from run time. Returns the seconds it took.
+    apart from run time. It configures the process for the kernels first
+    (`rnnsim.runtime.configure`). Returns the seconds it took.
     """
     from rnnsim import jacobians, models
 
+    runtime.configure()
     return models.warmup() + jacobians.warmup()
 
 
@@ -33,6 +35,7 @@ __all__ = [
     "jacobian_norms",
     "jacobian_spectrum",
     "lyapunov_spectrum",
+    "runtime",
     "tasks",
     "theory",
     "train",

@@ -44,6 +44,7 @@ from typing import Any
 
 import pandas as pd
 
+from rnnsim import runtime
 from rnnsim.validation import positive_int
 
 __all__ = [
@@ -494,6 +495,7 @@ def _worker_init(threads: int) -> None:
     """Initializer of local worker processes: size the BLAS and Numba thread pools."""
     for var in THREAD_ENV_VARS:
         os.environ[var] = str(threads)
+    runtime.configure()
     _set_threads(threads)
 
 
@@ -517,6 +519,7 @@ def _point_task(source, filename, name, point, seed, threads):
     """What a worker runs: load the script (cached), measure the point, time it."""
     global _IN_WORKER
     _IN_WORKER = True
+    runtime.configure()  # once per process (Dask workers have no initializer)
     _set_threads(
         threads
     )  # per call: Numba's thread count is per thread (Dask runs tasks in threads)
@@ -1157,7 +1160,14 @@ def _positive_int(text: str) -> int:
 def run_from_args(experiment: Experiment, args: argparse.Namespace):
     """Run an experiment with parsed command-line options and print where the results went.
 
-    Returns what `run_experiment` returns."""
+    The command's process is configured for the kernels (`rnnsim.runtime.configure`), and figures
+    are drawn with matplotlib's Agg backend: they are files. Returns what `run_experiment`
+    returns.
+    """
+    import matplotlib
+
+    runtime.configure()
+    matplotlib.use("Agg")
     table = run_experiment(
         experiment,
         quick=args.quick,

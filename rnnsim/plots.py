@@ -5,7 +5,8 @@ framework saves it as PNG and SVG. The helpers here carry the project's conventi
 labelled in words with units (:func:`label`), log scales where norms span decades, legends that
 name the parameters, confidence bands over seeds, theory as dashed lines (:func:`theory_line`).
 
-matplotlib is switched to the non-interactive Agg backend on import: figures are files.
+Importing this module leaves matplotlib's backend alone; the ``rnnsim`` command and experiment
+scripts choose the non-interactive Agg backend (`rnnsim.experiment.run_from_args`): figures are files.
 """
 
 from __future__ import annotations
@@ -16,17 +17,13 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.colors import LogNorm, TwoSlopeNorm
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
-from matplotlib.colors import LogNorm, TwoSlopeNorm  # noqa: E402
-
-from rnnsim.validation import finite_float, require_columns  # noqa: E402
+from rnnsim.validation import finite_float, require_columns
 
 __all__ = [
     "LABELS",

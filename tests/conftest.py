@@ -1,6 +1,7 @@
 """Shared test configuration: one tolerance for kernel-vs-reference comparisons, seeded generators,
 one BLAS thread, and the kernels compiled (or loaded from cache) once per session."""
 
+import matplotlib
 import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
@@ -16,6 +17,8 @@ ATOL = 1e-12
 # The tests' matrices are small: a multi-threaded BLAS only adds thread wake-ups to them, and on a
 # loaded machine those cost more than the arithmetic.
 threadpool_limits(1, user_api="blas")
+
+matplotlib.use("Agg")  # figures are files here, as in the rnnsim command
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -405,7 +405,7 @@ def test_thin_weight_gradients_and_column_sums_match_numpy(m, p, rng):
 
 
 def test_freed_memory_is_kept_unless_switched_off(monkeypatch):
-    from rnnsim.kernels.memory import keep_freed_memory
+    from rnnsim.runtime import keep_freed_memory
 
     monkeypatch.setenv("RNNSIM_KEEP_MEMORY", "0")
     assert keep_freed_memory() is False

@@ -22,10 +22,6 @@ def table():
     return pd.DataFrame(rows)
 
 
-def test_backend_is_agg():
-    assert matplotlib.get_backend().lower() == "agg"
-
-
 def test_summarize_keeps_a_parameter_column_named_n(table):
     """A network-size column ``n`` is a parameter, not the group's row count."""
     s = plots.summarize(table.assign(n=64), "layer", "norm", ["n"])
