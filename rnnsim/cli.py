@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from rnnsim.experiment import (
     UsageError,
     add_run_arguments,
+    failed_claims,
     find_experiments,
     load_experiment,
     parse_set,
@@ -127,7 +128,7 @@ def _cmd_run(args) -> int:
                 f"rnnsim: {len(failed)} experiment(s) failed: {', '.join(failed)}", file=sys.stderr
             )
             return 1
-        return 0
+        return _claims_status([exp for exp, _ in plans if exp.name not in failed], args)
     if args.name not in scripts:
         # also accept an EXPERIMENT.name that differs from the file stem
         matches = [p for p in scripts.values() if _name_of(p) == args.name]
@@ -139,7 +140,21 @@ def _cmd_run(args) -> int:
         path = matches[0]
     else:
         path = scripts[args.name]
-    run_from_args(load_experiment(path), args)
+    experiment = load_experiment(path)
+    run_from_args(experiment, args)
+    return _claims_status([experiment], args)
+
+
+def _claims_status(experiments, args) -> int:
+    """With ``--check``: 1, and one line naming them, when checked claims failed; else 0."""
+    if not args.check:
+        return 0
+    failures = {e.name: failed_claims(e, args.out) for e in experiments}
+    failures = {name: n for name, n in failures.items() if n}
+    if failures:
+        listed = ", ".join(f"{name} ({n})" for name, n in failures.items())
+        print(f"rnnsim: --check: claims failed in {listed}", file=sys.stderr)
+        return 1
     return 0
 
 

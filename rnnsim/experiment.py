@@ -45,6 +45,7 @@ from typing import Any
 import pandas as pd
 
 from rnnsim import runtime
+from rnnsim.claims import Claim
 from rnnsim.validation import positive_int
 
 __all__ = [
@@ -125,6 +126,9 @@ class Experiment:
         density, which share no columns): their names (identifiers). Each is cached per point
         as ``points/<hash>.NAME.parquet`` and assembled into ``table_NAME.parquet`` and
         ``table_NAME.csv``. ``None`` (default): one table, ``table.parquet``.
+    claims : sequence of rnnsim.claims.Claim
+        The paper's statements that the experiment reproduces, each checked on the summary of
+        every run (``claims.parquet``, the manifest, the terminal and the report).
     """
 
     name: str
@@ -141,6 +145,7 @@ class Experiment:
     choices: Mapping[str, Sequence[Any]] | None = None
     version: str = "1"
     tables: Sequence[str] | None = None
+    claims: Sequence[Claim] = ()
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name.isidentifier():
@@ -756,6 +761,8 @@ class _Run:
     timings: dict = dataclasses.field(default_factory=dict)
     figures: list[str] = dataclasses.field(default_factory=list)
     errors: dict = dataclasses.field(default_factory=dict)  # step -> exception
+    summary: pd.DataFrame | None = None
+    claims: pd.DataFrame | None = None
 
 
 def _table_files(experiment: Experiment, folder: Path, stem: str, sep: str) -> dict[str, Path]:
@@ -891,12 +898,26 @@ def _summarise(run: _Run, tables: dict[str, pd.DataFrame]) -> None:
                 summary = summary.reset_index()
             summary.columns = [str(c) for c in summary.columns]
             _write_parquet(summary, run.root / "summary.parquet")
+            run.summary = summary
     except Exception as exc:  # noqa: BLE001
         run.errors["summary"] = exc
 
 
+def _check_claims(run: _Run) -> None:
+    """Step 5b: each claim judged on the summary, written to ``claims.parquet`` and printed."""
+    from rnnsim import claims
+
+    experiment = run.experiment
+    run.claims = claims.evaluate(experiment.claims, run.summary, quick=run.quick)
+    _write_parquet(run.claims, run.root / "claims.parquet")
+    if len(run.claims):
+        grid = "quick grid" if run.quick else "full grid"
+        title = f"{experiment.name}: claims ({grid}, {run.n_seeds} seed(s) per point)"
+        print(claims.format_claims(run.claims, title))
+
+
 def _draw(run: _Run, tables: dict[str, pd.DataFrame]) -> None:
-    """Step 5b: the figures, PNG and SVG; an error goes to ``run.errors`` as in `_summarise`."""
+    """Step 5c: the figures, PNG and SVG; an error goes to ``run.errors`` as in `_summarise`."""
     start = time.perf_counter()
     data = tables[SINGLE] if run.experiment.tables is None else tables
     try:
@@ -954,6 +975,8 @@ def _write_manifest(run: _Run, tables: dict[str, pd.DataFrame], options: dict) -
             for j in jobs
         ],
     }
+    if run.claims is not None:
+        manifest["claims"] = json.loads(run.claims.to_json(orient="records"))
     if experiment.tables is not None:
         manifest["tables"] = {name: len(t) for name, t in tables.items()}
     if run.errors:
@@ -978,8 +1001,8 @@ def run_experiment(
     """Run (or resume) an experiment and write its tables, manifest, summary and figures.
 
     The steps: plan the grid and its jobs (`_plan`), read the cache (`_pending`), compute the
-    rest (`_execute`), assemble the tables (`_assemble`), summarise and draw (`_summarise`,
-    `_draw`), and write the manifest (`_write_manifest`).
+    rest (`_execute`), assemble the tables (`_assemble`), summarise, check the claims and draw
+    (`_summarise`, `_check_claims`, `_draw`), and write the manifest (`_write_manifest`).
 
     Parameters
     ----------
@@ -1023,6 +1046,7 @@ def run_experiment(
     _execute(run, workers, scheduler, progress)
     tables = _assemble(run)
     _summarise(run, tables)
+    _check_claims(run)
     if figures and experiment.figures is not None:
         _draw(run, tables)
     options = {"workers": workers, "scheduler": scheduler, "command": command}
@@ -1145,6 +1169,11 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true", help="ignore the cache; recompute all")
     parser.add_argument("--no-figures", action="store_true", help="skip drawing figures")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="exit with status 1 when a checked claim fails (claims are checked on every run)",
+    )
 
 
 def _positive_int(text: str) -> int:
@@ -1190,10 +1219,19 @@ def run_from_args(experiment: Experiment, args: argparse.Namespace):
     return table
 
 
+def failed_claims(experiment: Experiment, out: str | os.PathLike) -> int:
+    """How many checked claims failed in the last run of ``experiment`` under ``out``."""
+    from rnnsim import claims
+
+    path = Path(out) / experiment.name / "claims.parquet"
+    return claims.failed(pd.read_parquet(path)) if path.exists() else 0
+
+
 def main(experiment: Experiment, argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python experiments/NAME.py [options]`` (same options as ``rnnsim run``).
 
-    Exits with status 2 and a one-line message on a usage error.
+    Exits with status 2 and a one-line message on a usage error, and with status 1 when
+    ``--check`` is given and a checked claim failed.
     """
     parser = argparse.ArgumentParser(
         prog=f"python {Path(sys.argv[0]).name}" if argv is None else experiment.name,
@@ -1205,4 +1243,7 @@ def main(experiment: Experiment, argv: Sequence[str] | None = None) -> int:
         run_from_args(experiment, args)
     except UsageError as exc:
         parser.exit(2, f"{parser.prog}: error: {exc}\n")
+    n_failed = failed_claims(experiment, args.out) if args.check else 0
+    if n_failed:
+        parser.exit(1, f"{parser.prog}: --check: {n_failed} claim(s) failed\n")
     return 0

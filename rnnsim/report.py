@@ -2,7 +2,8 @@
 
 ``rnnsim report [--out DIR]`` reads ``DIR/*/manifest.json`` (written by every run) and writes
 ``DIR/index.html``: for each experiment its description and notes, the command that reproduces
-it, its figures, its summary table and the run's versions and timings.
+it, its claims (each a paper's statement, pass or fail with the numbers, as a badge beside the
+figure that shows it), its figures, its summary table and the run's versions and timings.
 
 Figures are referenced as relative ``<img src="NAME/figures/FIG.png">`` links by default: the
 page sits beside the files it shows, stays small enough to read and diff, and each image links to
@@ -41,6 +42,12 @@ table.dataframe th, table.dataframe td { border: 1px solid #ddd; padding: .2em .
        text-align: right; }
 table.dataframe thead th { background: #f0f0f0; }
 .meta { font-size: .85em; color: #555; }
+.badge { display: inline-block; padding: .05em .45em; border-radius: .6em; font-size: .85em;
+         font-weight: 600; margin-right: .3em; }
+.pass { background: #d8f0dc; color: #14591f; }
+.fail { background: #f8d7d3; color: #8a1c10; }
+.unchecked { background: #eee; color: #555; }
+table.claims td { text-align: left; vertical-align: top; }
 nav ul { columns: 2; }
 """
 
@@ -82,6 +89,33 @@ def _img_src(png: Path, root: Path, embed: bool) -> str:
     return png.relative_to(root).as_posix()
 
 
+_BADGE = {"pass": ("pass", "✓ pass"), "fail": ("fail", "✗ fail")}
+
+
+def _badge(claim: dict) -> str:
+    css, text = _BADGE.get(claim["status"], ("unchecked", "– not checked"))
+    return f'<span class="badge {css}" title="{html.escape(claim["detail"])}">{text}</span>'
+
+
+def _claims_table(claims: list[dict]) -> str:
+    esc = html.escape
+    rows = [
+        f"<tr><td>{_badge(c)}</td><td>{esc(c['statement'])}"
+        + (f" <em>({esc(c['source'])})</em>" if c.get("source") else "")
+        + f"</td><td>{esc(c['detail'])}</td></tr>"
+        for c in claims
+    ]
+    head = "<tr><th></th><th>claim</th><th>measured</th></tr>"
+    return f'<table class="dataframe claims"><thead>{head}</thead>' + "".join(rows) + "</table>"
+
+
+def _run_label(entry: dict) -> str:
+    """The grid and seeds a run's figures rest on: "quick grid, 3 seeds per point"."""
+    grid = "quick grid" if entry.get("quick") else "full grid"
+    seeds = len(entry.get("seeds", [])) or "?"
+    return f"{grid}, {seeds} seed{'s' if seeds != 1 else ''} per point"
+
+
 def _section(entry: dict, root: Path, embed: bool) -> str:
     name = entry.get("experiment", entry["dir"].name)
     esc = html.escape
@@ -95,15 +129,23 @@ def _section(entry: dict, root: Path, embed: bool) -> str:
     )
     for what, message in (entry.get("errors") or {}).items():
         parts.append(f"<p><strong>{esc(what)} failed:</strong> <code>{esc(message)}</code></p>")
+    claims = entry.get("claims") or []
+    if claims:
+        parts.append(f"<h3>Claims ({esc(_run_label(entry))})</h3>")
+        parts.append(_claims_table(claims))
     for png in entry["figure_files"]:
         svg = png.with_suffix(".svg")
         src = esc(_img_src(png, root, embed))
         img = f'<img src="{src}" alt="{esc(name)}: {esc(png.stem)}">'
         if svg.exists():
             img = f'<a href="{esc(svg.relative_to(root).as_posix())}">{img}</a>'
-        parts.append(
-            f"<figure>{img}<figcaption>{esc(name)} / {esc(png.stem)}</figcaption></figure>"
+        badges = "".join(
+            f"{_badge(c)}{esc(c['statement'])} " for c in claims if c.get("figure") == png.stem
         )
+        caption = f"{esc(name)} / {esc(png.stem)} ({esc(_run_label(entry))})"
+        if badges:
+            caption += f"<br>{badges}"
+        parts.append(f"<figure>{img}<figcaption>{caption}</figcaption></figure>")
     summary = entry.get("summary")
     if summary is not None and len(summary):
         parts.append("<h3>Summary</h3>")
@@ -168,7 +210,15 @@ def write_report(out: str | os.PathLike = "results", *, embed: bool = False) -> 
         body.append("<nav><ul>")
         for e in entries:
             name = esc(e.get("experiment", e["dir"].name))
-            body.append(f'<li><a href="#{name}">{name}</a>: {esc(e.get("description", ""))}</li>')
+            statuses = [c["status"] for c in e.get("claims") or []]
+            tally = "".join(
+                f' <span class="badge {css}">{mark} {statuses.count(status)}</span>'
+                for status, css, mark in (("pass", "pass", "✓"), ("fail", "fail", "✗"))
+                if statuses.count(status)
+            )
+            body.append(
+                f'<li><a href="#{name}">{name}</a>{tally}: {esc(e.get("description", ""))}</li>'
+            )
         body.append("</ul></nav>")
     else:
         body.append("<p>No results yet: run <code>rnnsim run all --quick</code>.</p>")
