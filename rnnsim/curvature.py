@@ -1,9 +1,9 @@
 """Curvature of the loss: the quadratic model of a gradient step, Hessian spectra, conditioning.
 
 Everything here is written against a generic Hessian-vector product ``hvp(v) -> H v`` (a callable on
-flat float64 vectors) and a gradient ``g``, so it applies to any model; `model_hvp` builds that
-callable from an `rnnsim.RNN` or `rnnsim.MLP` (exact products by Pearlmutter's R-operator,
-`rnnsim.kernels.hvp`).
+flat float64 vectors) and a gradient ``g``, so it applies to any model; a model's
+``hvp_operator(x, target, loss, h0)`` (`rnnsim.models.Model`) builds that callable (exact products by
+Pearlmutter's R-operator, `rnnsim.kernels.hvp`).
 
 The step ``w -> w - eps g`` changes the loss by ``-eps g^T g + 1/2 eps^2 g^T H g + O(eps^3)``
 (Goodfellow, Bengio & Courville 2016, eq. 8.10): it raises the loss ("unlearns") when
@@ -15,7 +15,6 @@ import math
 import numpy as np
 import pandas as pd
 
-from rnnsim.models import LOSSES, RNN
 from rnnsim.validation import (
     choice,
     float_array,
@@ -34,8 +33,6 @@ __all__ = [
     "density_on_grid",
     "hutchinson_trace",
     "condition_number",
-    "model_hvp",
-    "model_loss",
     "curvature_callback",
     "unlearning_summary",
     "UNLEARNING_LABELS",
@@ -392,84 +389,18 @@ def condition_number(hvp, dim, *, n_steps=None, seed=0):
     }
 
 
-def model_hvp(model, x, target, *, loss="mse_last", h0=None):
-    """The exact Hessian-vector product of a model's loss as a callable on flat vectors.
-
-    The forward and backward passes at the model's parameters are run once, here; each call of
-    the returned function then runs only the two R-passes (about 60 % of a full ``model.hvp``),
-    which is what Lanczos, Hutchinson and the spectral density need.
-
-    Parameters
-    ----------
-    model : rnnsim.RNN or rnnsim.MLP
-    x, target : arrays as for the model's ``loss_and_grad``.
-    loss : str, default "mse_last"
-        RNN only: "mse_last", "mse_all", "xent_last" or "xent_all".
-    h0 : array_like, optional
-        RNN only: initial state.
-
-    Returns
-    -------
-    callable
-        ``v -> H v`` on vectors shaped like ``model.params_vector()``; equal to
-        ``model.hvp(x, target, v, ...)``.
-
-    Notes
-    -----
-    Pearlmutter 1994 (R-operator), `rnnsim.kernels.hvp`.
-    """
-    from rnnsim.kernels import hvp as kh
-    from rnnsim.kernels.blas import single_threaded_blas
-    from rnnsim.kernels.mlp import mlp_loss_grad
-
-    P = model.n_params
-    code = model.act_code
-    if isinstance(model, RNN):
-        xk, h0k = model.check_input(x, h0)
-        tk, lk = model.check_target(target, loss, xk.shape[0], xk.shape[1])
-        lc = LOSSES[loss]
-        W, V = model.W, model.V
-        with single_threaded_blas():  # the engine's passes run batch chunks in threads
-            _, _, H, Y, dY, G, dA = kh.rnn_hvp_prepare(
-                W, model.U, model.b, V, model.c, xk, h0k, code, tk, lk, lc
-            )
-
-        def hvp(v):
-            v = float_array("v", v, ndim=1, shape=(P,))
-            return kh.rnn_hvp_apply(W, V, xk, code, lc, H, Y, dY, G, dA, v)
-
-        return hvp
-    xk = model.check_input(x)
-    n_y = model.d_out or int(model.widths[-1])
-    tk = float_array("target", target, ndim=2, shape=(xk.shape[0], n_y))
-    flat, widths, d_out = model.flat, model.widths, model.d_out
-    _, _, Hbuf, Gbuf = mlp_loss_grad(flat, widths, d_out, code, xk, tk)
-
-    def hvp(v):
-        v = float_array("v", v, ndim=1, shape=(P,))
-        return kh.mlp_hvp_apply(flat, widths, d_out, code, xk, tk, Hbuf, Gbuf, v)
-
-    return hvp
-
-
-def model_loss(model, x, target, *, loss="mse_last", h0=None):
-    """The model's loss (float) on one batch; ``loss`` and ``h0`` are used for RNNs only."""
-    if isinstance(model, RNN):
-        return float(model.loss_and_grad(x, target, loss=loss, h0=h0)[0])
-    return float(model.loss_and_grad(x, target)[0])
-
-
-def curvature_callback(lr, *, loss="mse_last", h0=None, lanczos_steps=0, seed=0):
+def curvature_callback(lr, *, loss=None, h0=None, lanczos_steps=0, seed=0):
     """A callback for `rnnsim.train` recording the second-order model of each plain SGD step.
 
     Parameters
     ----------
     lr : float
         Step size eps of the step ``w -> w - eps g`` that is analysed (normally the training lr).
-    loss : str, default "mse_last"
-        The RNN loss (ignored for MLPs); must match the task's loss.
+    loss : str, optional
+        The model's loss (`rnnsim.models.Model.loss_name`; its default when None); must match
+        the task's loss.
     h0 : array_like, optional
-        RNN initial state.
+        The initial state, for models that have one.
     lanczos_steps : int, default 0
         When > 0, also run that many Lanczos steps per call and record ``lambda_max``,
         ``lambda_min`` and ``kappa`` (`condition_number`).
@@ -497,11 +428,11 @@ def curvature_callback(lr, *, loss="mse_last", h0=None, lanczos_steps=0, seed=0)
 
     def callback(step, model, x, target, grad_flat):
         g = np.asarray(grad_flat, dtype=np.float64).copy()
-        hvp = model_hvp(model, x, target, loss=loss, h0=h0)
+        hvp = model.hvp_operator(x, target, loss, h0)
         rec = step_curvature(g, hvp, lr)
         theta = model.params_vector()
-        l0 = model_loss(model, x, target, loss=loss, h0=h0)
-        l1 = model_loss(model.with_params(theta - lr * g), x, target, loss=loss, h0=h0)
+        l0 = model.loss_and_grad(x, target, loss, h0)[0]
+        l1 = model.with_params(theta - lr * g).loss_and_grad(x, target, loss, h0)[0]
         rec["actual_change"] = l1 - l0
         rec["raised_loss"] = bool(l1 > l0)
         rec["prediction_correct"] = rec["predicts_increase"] == rec["raised_loss"]

@@ -14,7 +14,7 @@ from rnnsim.kernels import jacobians as K
 from rnnsim.kernels.activations import times_dphi
 from rnnsim.kernels.blas import single_threaded_blas
 from rnnsim.kernels.fortran import routine_addresses
-from rnnsim.kernels.mlp import mlp_forward
+from rnnsim.models import RNN, Model
 from rnnsim.validation import choice, describe, float_array, positive_int
 
 LANCZOS_TOL = 1e-11  # relative residual of the top Ritz pair: ||P||_2 to ~5e-12 relative
@@ -25,34 +25,17 @@ JACOBI_SWEEPS = 60
 _DIRECTIONS = ("backward", "forward")
 
 
-def _kind(model):
-    """'rnn' or 'mlp' by the model's attributes (duck-typed so subclasses and stand-ins work)."""
-    if hasattr(model, "W") and hasattr(model, "U") and hasattr(model, "forward"):
-        return "rnn"
-    if hasattr(model, "weights") and hasattr(model, "flat") and hasattr(model, "widths"):
-        return "mlp"
-    raise TypeError(f"model must be an rnnsim.RNN or rnnsim.MLP; got {describe(model)}")
+def _chain(model, x, h0):
+    """The model's `JacobianChain` for ``x``; TypeError for an object that is no model."""
+    if not isinstance(model, Model):
+        raise TypeError(f"model must be an rnnsim model (RNN, MLP, ...); got {describe(model)}")
+    return model.jacobian_chain(x, h0)
 
 
 def _start_vector(m):
     """The deterministic start vector of the first Lanczos run (generic, never orthogonal to the
     top singular vector except with probability zero)."""
     return np.random.default_rng(20130101).normal(size=m)
-
-
-def _rnn_states(model, x, h0):
-    x, h0 = model.check_input(x, h0)
-    H, _ = model.forward(x, h0)
-    return np.ascontiguousarray(H)
-
-
-def _mlp_states(model, x):
-    x = model.check_input(x)
-    # Single-threaded: multi-threaded BLAS threads keep spinning for a while after a call and
-    # would compete with the kernels' own threads that follow (the forward pass is cheap here).
-    with single_threaded_blas():
-        Hbuf, _ = mlp_forward(model.flat, model.widths, model.d_out, model.act_code, x)
-    return Hbuf, x.shape[0]
 
 
 def jacobian_norms(model, x, direction="backward", h0=None):
@@ -85,40 +68,25 @@ def jacobian_norms(model, x, direction="backward", h0=None):
     """
     choice("direction", direction, _DIRECTIONS)
     backward = direction == "backward"
-    kind = _kind(model)
-    if kind == "rnn":
-        H = _rnn_states(model, x, h0)
-        n = model.n_hidden
-        with single_threaded_blas():  # the kernel splits the products over threads itself
-            ls, lf, its = K.rnn_jacobian_norms(
-                model.W, H, model.act_code, backward, _start_vector(n), LANCZOS_TOL,
-                LANCZOS_MAXIT, routine_addresses(),
-            )  # fmt: skip
-        axis, params = "step", {"n_hidden": n, "T": H.shape[0] - 1}
-    else:
-        if h0 is not None:
-            raise ValueError(f"h0 applies to RNNs only; got {describe(h0)} for an MLP")
-        Hbuf, B = _mlp_states(model, x)
-        m = int(model.widths[-1] if backward else model.widths[0])
-        with single_threaded_blas():
-            ls, lf, its = K.mlp_jacobian_norms(
-                model.flat, model.widths, model.d_out, Hbuf, B, model.act_code, backward,
-                _start_vector(m), LANCZOS_TOL, LANCZOS_MAXIT, routine_addresses(),
-            )  # fmt: skip
-        axis, params = "layer", {"width": int(model.widths[1]), "depth": model.depth}
+    chain = _chain(model, x, h0)
+    kernel = K.rnn_jacobian_norms if chain.axis == "step" else K.mlp_jacobian_norms
+    start = _start_vector(chain.n_last if backward else chain.n_first)
+    options = (start, LANCZOS_TOL, LANCZOS_MAXIT, routine_addresses())
+    with single_threaded_blas():  # the kernel splits the products over threads itself
+        ls, lf, its = kernel(*chain.arrays, chain.act_code, backward, *options)
     B, S = ls.shape
     k = np.tile(np.arange(S), B)
     return pd.DataFrame(
         {
             "sample": np.repeat(np.arange(B), S),
-            axis: k,
+            chain.axis: k,
             "lag": (S - 1 - k) if backward else k,
             "log_spectral": ls.ravel(),
             "log_frobenius": lf.ravel(),
             "lanczos_iterations": its.ravel(),
             "direction": direction,
             "activation": model.activation,
-            **params,
+            **chain.params,
         }
     )
 
@@ -193,18 +161,9 @@ def jacobian_spectrum(model, x, direction="forward", steps=None, h0=None):
     """
     choice("direction", direction, _DIRECTIONS)
     backward = direction == "backward"
-    kind = _kind(model)
-    if kind == "rnn":
-        H = _rnn_states(model, x, h0)
-        S = H.shape[0] - 1
-        B = H.shape[1]
-        axis, params = "step", {"n_hidden": model.n_hidden, "T": S}
-    else:
-        if h0 is not None:
-            raise ValueError(f"h0 applies to RNNs only; got {describe(h0)} for an MLP")
-        Hbuf, B = _mlp_states(model, x)
-        S = model.depth
-        axis, params = "layer", {"width": int(model.widths[1]), "depth": S}
+    chain = _chain(model, x, h0)
+    S, B = chain.length, chain.batch
+    kernel = K.rnn_spectrum if chain.axis == "step" else K.mlp_spectrum
     if steps is None:
         chosen = np.arange(S + 1, dtype=np.int64)
     else:
@@ -219,15 +178,9 @@ def jacobian_spectrum(model, x, direction="forward", steps=None, h0=None):
         # The kernels split products over threads themselves; the SVD (LAPACK) runs single-
         # threaded too, so that no BLAS threads spin on the cores when the next kernel starts.
         with single_threaded_blas():
-            if kind == "rnn":
-                Ys, sigmas = K.rnn_spectrum(
-                    model.W, H, model.act_code, backward, b, chosen, routine_addresses()
-                )
-            else:
-                Ys, sigmas = K.mlp_spectrum(
-                    model.flat, model.widths, model.d_out, Hbuf, B, model.act_code, backward,
-                    b, chosen, routine_addresses(),
-                )  # fmt: skip
+            Ys, sigmas = kernel(
+                *chain.arrays, chain.act_code, backward, b, chosen, routine_addresses()
+            )
             logsvs = [log_singular_values(Ys[i], sigmas[i]) for i in range(chosen.size)]
         for k, logsv in zip(chosen, logsvs, strict=True):
             with np.errstate(over="ignore"):
@@ -236,7 +189,7 @@ def jacobian_spectrum(model, x, direction="forward", steps=None, h0=None):
                 pd.DataFrame(
                     {
                         "sample": b,
-                        axis: int(k),
+                        chain.axis: int(k),
                         "lag": int(S - k) if backward else int(k),
                         "rank": np.arange(1, logsv.size + 1),
                         "singular_value": sv,
@@ -247,7 +200,7 @@ def jacobian_spectrum(model, x, direction="forward", steps=None, h0=None):
     table = pd.concat(frames, ignore_index=True)
     table["direction"] = direction
     table["activation"] = model.activation
-    for name, value in params.items():
+    for name, value in chain.params.items():
         table[name] = value
     return table
 
@@ -312,7 +265,7 @@ def lyapunov_sum_rule(rnn, x=None, *, steps=None, transient=100, h0=None, seed=0
 
 
 def _lyapunov_args(rnn, x, steps, transient, h0, k, reorth_every, seed):
-    if _kind(rnn) != "rnn":
+    if not isinstance(rnn, RNN):
         raise TypeError(f"rnn must be an rnnsim.RNN; got {describe(rnn)}")
     n = rnn.n_hidden
     transient = positive_int("transient", transient, minimum=0)
@@ -383,15 +336,16 @@ def frobenius_norms(A, axis=None):
     return norms.item() if axis is None else np.squeeze(norms, axis=axis)
 
 
-def gradient_contributions(model, x, target, loss="mse_last", h0=None):
+def gradient_contributions(model, x, target, loss=None, h0=None):
     """Where the gradient comes from: per step (RNN) or per layer (MLP).
 
     Parameters
     ----------
-    model : rnnsim.RNN or rnnsim.MLP
+    model : rnnsim.RNN or rnnsim.MLP (a `rnnsim.models.Model` whose Jacobian chain runs over
+        steps or layers)
     x : array, (T, B, d_in) (RNN) or (B, n_in) (MLP).
     target : as for the model's ``loss_and_grad``.
-    loss : str, RNN loss (`RNN.loss_and_grad`); MLPs use their squared error.
+    loss : str, optional, the model's loss (`RNN.loss_and_grad`; its default when None).
     h0 : array, optional (RNN).
 
     Returns
@@ -412,46 +366,33 @@ def gradient_contributions(model, x, target, loss="mse_last", h0=None):
     ``*_all`` losses it sums the paths from every later step. Gradients are plain float64
     (the engine's BPTT): a vanishing contribution below ~1e-308 shows as 0.
     """
-    kind = _kind(model)
-    if kind == "mlp":
-        if h0 is not None:
-            raise ValueError(f"h0 applies to RNNs only; got {describe(h0)} for an MLP")
-        _, grads = model.loss_and_grad(x, target)
-        L = model.depth
+    chain = _chain(model, x, h0)
+    _, grads = model.loss_and_grad(x, target, loss, h0)
+    S = chain.length
+    if chain.axis == "layer":
         gW = [np.nan] + [frobenius_norms(g) for g in grads["weights"]]
         gb = [np.nan] + [frobenius_norms(g) for g in grads["biases"]]
         gh = [frobenius_norms(g) for g in grads["h"]]
-        return pd.DataFrame(
-            {
-                "layer": np.arange(L + 1),
-                "lag": L - np.arange(L + 1),
-                "grad_h_norm": gh,
-                "grad_W_norm": gW,
-                "grad_b_norm": gb,
-                "loss": "mse",
-                "activation": model.activation,
-                "width": int(model.widths[1]),
-                "depth": L,
-            }
-        )
-    xk, h0k = model.check_input(x, h0)
-    _, grads = model.loss_and_grad(xk, target, loss, h0k)
-    H, _ = model.forward(xk, h0k)
-    G = grads["h"]
-    T = xk.shape[0]
-    gW, gU, gb = _rnn_step_contribution_norms(H, G, xk, model.act_code)
+        parts = {"grad_h_norm": gh, "grad_W_norm": gW, "grad_b_norm": gb}
+    else:
+        H = chain.arrays[1]
+        xk = np.ascontiguousarray(x, dtype=np.float64)
+        gW, gU, gb = _rnn_step_contribution_norms(H, grads["h"], xk, chain.act_code)
+        nan = [np.nan]
+        parts = {
+            "grad_h_norm": frobenius_norms(grads["h"], axis=(1, 2)),
+            "grad_W_norm": np.concatenate([nan, gW]),
+            "grad_U_norm": np.concatenate([nan, gU]),
+            "grad_b_norm": np.concatenate([nan, gb]),
+        }
     return pd.DataFrame(
         {
-            "step": np.arange(T + 1),
-            "lag": T - np.arange(T + 1),
-            "grad_h_norm": frobenius_norms(G, axis=(1, 2)),
-            "grad_W_norm": np.concatenate([[np.nan], gW]),
-            "grad_U_norm": np.concatenate([[np.nan], gU]),
-            "grad_b_norm": np.concatenate([[np.nan], gb]),
-            "loss": loss,
+            chain.axis: np.arange(S + 1),
+            "lag": S - np.arange(S + 1),
+            **parts,
+            "loss": model.loss_name(loss),
             "activation": model.activation,
-            "n_hidden": model.n_hidden,
-            "T": T,
+            **chain.params,
         }
     )
 

@@ -16,7 +16,6 @@ import numpy as np
 import pandas as pd
 
 from rnnsim.kernels import cliff as _ck
-from rnnsim.models import RNN
 from rnnsim.theory import basin_boundary, saddle_node_curve, sigmoid
 from rnnsim.validation import (
     finite_float,
@@ -384,12 +383,6 @@ def cliff_trajectories(starts, *, lr, clips=(None,), n_steps=50, x0=0.5, T=50, t
 # ---------------------------------------------------------------------------------------------
 
 
-def _loss_grad(model, x, target, loss, h0):
-    if isinstance(model, RNN):
-        return model.loss_and_grad_vector(x, target, loss, h0)
-    return model.loss_and_grad_vector(x, target)
-
-
 def _params_of(name, obj, size):
     theta = obj.params_vector() if hasattr(obj, "params_vector") else obj
     theta = np.asarray(theta, dtype=np.float64)
@@ -398,37 +391,6 @@ def _params_of(name, obj, size):
             f"{name} must be a model or a vector of {size} parameters, got {theta.shape}"
         )
     return theta
-
-
-def _filters(model):
-    """(start, stop) slices of the flat vector, one per filter, and a mask of bias entries.
-
-    A filter is one row of a weight matrix (one unit's incoming weights): rows of W, U and V for an
-    RNN, rows of every W_l and of V for an MLP. Biases are no filter's part.
-    """
-    rows, bias = [], np.zeros(model.n_params, dtype=bool)
-    pos = 0
-
-    def matrix(n_rows, n_cols):
-        nonlocal pos
-        rows.extend((pos + i * n_cols, pos + (i + 1) * n_cols) for i in range(n_rows))
-        pos += n_rows * n_cols
-
-    def vector(n):
-        nonlocal pos
-        bias[pos : pos + n] = True
-        pos += n
-
-    if isinstance(model, RNN):
-        n, d_in, d_out = model.n_hidden, model.n_in, model.n_out
-        matrix(n, n), matrix(n, d_in), vector(n), matrix(d_out, n), vector(d_out)
-    else:
-        widths = [int(w) for w in model.widths]
-        for l in range(len(widths) - 1):
-            matrix(widths[l + 1], widths[l]), vector(widths[l + 1])
-        if model.d_out:
-            matrix(model.d_out, widths[-1]), vector(model.d_out)
-    return rows, bias
 
 
 def filter_normalized_direction(model, seed=0):
@@ -457,7 +419,7 @@ def filter_normalized_direction(model, seed=0):
     rng = generator("seed", seed)
     theta = model.params_vector()
     d = rng.standard_normal(theta.size)
-    rows, bias = _filters(model)
+    rows, bias = model.filters()
     for a, b in rows:
         nd = np.linalg.norm(d[a:b])
         d[a:b] *= np.linalg.norm(theta[a:b]) / nd if nd > 0 else 0.0
@@ -465,7 +427,7 @@ def filter_normalized_direction(model, seed=0):
     return d
 
 
-def interpolate(model0, model1, x, target, *, alphas=None, loss="mse_last", h0=None):
+def interpolate(model0, model1, x, target, *, alphas=None, loss=None, h0=None):
     """Loss along the straight line between two parameter vectors (Goodfellow et al. 2015).
 
     Parameters
@@ -477,7 +439,7 @@ def interpolate(model0, model1, x, target, *, alphas=None, loss="mse_last", h0=N
     x, target : one batch, as for the model's ``loss_and_grad``.
     alphas : array_like, optional
         Default 61 points on [-0.5, 1.5].
-    loss, h0 : RNN only.
+    loss, h0 : as for the model's ``loss_and_grad`` (its default loss when None).
 
     Returns
     -------
@@ -496,17 +458,15 @@ def interpolate(model0, model1, x, target, *, alphas=None, loss="mse_last", h0=N
     d = theta1 - theta0
     rows = []
     for a in alphas:
-        value, g = _loss_grad(model0.with_params(theta0 + a * d), x, target, loss, h0)
+        value, g = model0.with_params(theta0 + a * d).loss_and_grad_vector(x, target, loss, h0)
         rows.append((a, value, float(np.linalg.norm(g)), float(g @ d)))
     table = pd.DataFrame(rows, columns=["alpha", "loss", "grad_norm", "directional_slope"])
     table["distance"] = float(np.linalg.norm(d))
-    table["loss_fn"] = loss if isinstance(model0, RNN) else "mse"
+    table["loss_fn"] = model0.loss_name(loss)
     return table
 
 
-def slice_2d(
-    model, x, target, *, span=1.0, n=21, seed=0, directions=None, loss="mse_last", h0=None
-):
+def slice_2d(model, x, target, *, span=1.0, n=21, seed=0, directions=None, loss=None, h0=None):
     """Loss on a 2-D slice ``theta + a d1 + b d2`` through random filter-normalised directions.
 
     Parameters
@@ -522,7 +482,7 @@ def slice_2d(
         Seed of the two directions (`filter_normalized_direction`), unless ``directions`` is given.
     directions : (d1, d2), optional
         Two flat vectors to use instead.
-    loss, h0 : RNN only.
+    loss, h0 : as for the model's ``loss_and_grad`` (its default loss when None).
 
     Returns
     -------
@@ -547,12 +507,13 @@ def slice_2d(
     rows = []
     for a in axis:
         for b in axis:
-            value, g = _loss_grad(model.with_params(theta + a * d1 + b * d2), x, target, loss, h0)
+            point = model.with_params(theta + a * d1 + b * d2)
+            value, g = point.loss_and_grad_vector(x, target, loss, h0)
             rows.append((a, b, value, float(np.linalg.norm(g))))
     table = pd.DataFrame(rows, columns=["a", "b", "loss", "grad_norm"])
     table["span"] = span
     table["seed"] = seed if directions is None else -1
-    table["loss_fn"] = loss if isinstance(model, RNN) else "mse"
+    table["loss_fn"] = model.loss_name(loss)
     return table
 
 
@@ -586,7 +547,7 @@ def path_callback(path):
 
 
 def ravine_metrics(
-    model, path, x, target, *, loss="mse_last", h0=None, lanczos_steps=30, n_probe=20, seed=0
+    model, path, x, target, *, loss=None, h0=None, lanczos_steps=30, n_probe=20, seed=0
 ):
     """Largest versus typical curvature at points along a path in parameter space.
 
@@ -604,7 +565,7 @@ def ravine_metrics(
     path : array_like (K, n_params)
         Parameter vectors along the path (e.g. the training trajectory, every k steps).
     x, target : one batch.
-    loss, h0 : RNN only.
+    loss, h0 : as for the model's ``loss_and_grad`` (its default loss when None).
     lanczos_steps : int, default 30
     n_probe : int, default 20
         Hutchinson probes for tr(H^2).
@@ -631,14 +592,14 @@ def ravine_metrics(
     rows = []
     for k, theta in enumerate(path):
         m = model.with_params(theta)
-        hvp = cv.model_hvp(m, x, target, loss=loss, h0=h0)
+        hvp = m.hvp_operator(x, target, loss, h0)
         lam = cv.top_eigenvalues(hvp, P, n_steps=min(P, lanczos_steps), seed=rng)[0]
         sq = [np.sum(hvp(rng.choice([-1.0, 1.0], size=P)) ** 2) for _ in range(n_probe)]
         rms = math.sqrt(float(np.mean(sq)) / P)
         tangent = path[min(k + 1, len(path) - 1)] - path[max(k - 1, 0)]
         tn = np.linalg.norm(tangent)
         pc = float(tangent @ hvp(tangent)) / tn**2 if tn > 0 else np.nan
-        value, g = _loss_grad(m, x, target, loss, h0)
+        value, g = m.loss_and_grad_vector(x, target, loss, h0)
         rows.append((k, lam, rms, lam / rms if rms > 0 else np.inf, pc, value, np.linalg.norm(g)))
     return pd.DataFrame(
         rows,
@@ -720,7 +681,7 @@ def detect_plateaus(
     return out
 
 
-def minima_summary(models, x, target, *, loss="mse_last", h0=None, lanczos_steps=30, seed=0):
+def minima_summary(models, x, target, *, loss=None, h0=None, lanczos_steps=30, seed=0):
     """Final loss, gradient norm and sharpness (top Hessian eigenvalue) of several solutions.
 
     Parameters
@@ -728,7 +689,7 @@ def minima_summary(models, x, target, *, loss="mse_last", h0=None, lanczos_steps
     models : sequence of rnnsim.RNN or rnnsim.MLP of one architecture
         E.g. the ends of training runs from different seeds.
     x, target : one (evaluation) batch.
-    loss, h0 : RNN only.
+    loss, h0 : as for the model's ``loss_and_grad`` (its default loss when None).
     lanczos_steps : int, default 30
     seed : int, default 0
 
@@ -750,9 +711,9 @@ def minima_summary(models, x, target, *, loss="mse_last", h0=None, lanczos_steps
         raise ValueError("models must be a non-empty sequence of models")
     rows = []
     for i, m in enumerate(models):
-        value, g = _loss_grad(m, x, target, loss, h0)
+        value, g = m.loss_and_grad_vector(x, target, loss, h0)
         cn = cv.condition_number(
-            cv.model_hvp(m, x, target, loss=loss, h0=h0), m.n_params,
+            m.hvp_operator(x, target, loss, h0), m.n_params,
             n_steps=min(m.n_params, lanczos_steps), seed=seed,
         )  # fmt: skip
         rows.append(
@@ -799,7 +760,7 @@ def pairwise_distances(models):
 
 def hessian_density(
     model, x, target, *, n_vectors=10, n_steps=80, n_grid=300, margin=0.05, width=0.02,
-    loss="mse_last", h0=None, seed=0,
+    loss=None, h0=None, seed=0,
 ):  # fmt: skip
     """The Hessian's spectral density at one point, on a grid spanning its Ritz values.
 
@@ -818,7 +779,7 @@ def hessian_density(
         Padding of the grid on each side, as a fraction of ``s`` (>= 0).
     width : float, default 0.02
         Gaussian broadening ``sigma = width s`` (> 0).
-    loss, h0 : RNN only.
+    loss, h0 : as for the model's ``loss_and_grad`` (its default loss when None).
     seed : int or numpy.random.Generator, default 0
         Start vectors of the Lanczos runs.
 
@@ -838,7 +799,7 @@ def hessian_density(
     n_grid = positive_int("n_grid", n_grid, 2)
     margin = finite_float("margin", margin, minimum=0.0)
     width = positive_float("width", width)
-    hvp = cv.model_hvp(model, x, target, loss=loss, h0=h0)
+    hvp = model.hvp_operator(x, target, loss, h0)
     nodes = cv.spectral_density(
         hvp, model.n_params, n_vectors=n_vectors, n_steps=n_steps, seed=seed
     )

@@ -1,11 +1,14 @@
 """The models: a vanilla RNN and a deep MLP, as frozen dataclasses of float64 arrays.
 
 Validation happens once, at construction; the methods hand C-contiguous float64 arrays to the
-Numba kernels in `rnnsim.kernels` and wrap what comes back.
+Numba kernels in `rnnsim.kernels` and wrap what comes back. Both implement `Model`, the interface
+that training and the analyses call, so that they never ask which kind of model they hold.
 """
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -14,9 +17,95 @@ from rnnsim.kernels.activations import ACTIVATIONS
 from rnnsim.kernels.blas import single_threaded_blas
 from rnnsim.kernels.mlp import mlp_forward, mlp_loss_grad, state_offsets
 from rnnsim.kernels.rnn import rnn_forward, rnn_loss_grad
-from rnnsim.validation import choice, finite_float, float_array, positive_int
+from rnnsim.validation import choice, describe, finite_float, float_array, positive_int
 
 LOSSES = {"mse_last": 0, "mse_all": 1, "xent_last": 2, "xent_all": 3}
+
+
+@dataclass(frozen=True)
+class JacobianChain:
+    """What the Jacobian kernels need to take apart ``dh_S/dh_0 = J_S ... J_1`` for one batch.
+
+    Attributes
+    ----------
+    axis : {"step", "layer"}
+        What the factors run over: time steps of a recurrence with shared weights (the
+        ``rnn_*`` kernels of `rnnsim.kernels.jacobians`) or layers of a feed-forward stack
+        (the ``mlp_*`` kernels).
+    arrays : tuple
+        The kernels' leading arguments, before the activation code: ``(W, H)`` with states H
+        (S+1, B, n) for ``"step"``; ``(flat, widths, d_out, Hbuf, B)`` for ``"layer"``.
+    act_code : int
+        The activation's kernel code.
+    batch, length : int
+        Samples B and factors S (T steps or L layers).
+    n_first, n_last : int
+        Sizes of h_0 and h_S.
+    params : dict
+        The parameter columns of the analyses' tables (``n_hidden`` and ``T``, or ``width`` and
+        ``depth``).
+    """
+
+    axis: str
+    arrays: tuple
+    act_code: int
+    batch: int
+    length: int
+    n_first: int
+    n_last: int
+    params: dict
+
+
+@runtime_checkable
+class Model(Protocol):
+    """The interface of every model kind (`RNN`, `MLP`, next an ensemble of them).
+
+    `rnnsim.train`, `rnnsim.curvature`, `rnnsim.landscape` and `rnnsim.jacobians` call only these
+    members. ``loss=None`` means the model's default loss (`loss_name`); a model without an
+    initial state rejects an ``h0`` with a ValueError. Flat vectors are in `params_vector` order.
+    """
+
+    activation: str
+
+    @property
+    def n_params(self) -> int:
+        """Number of parameters (the length of `params_vector`)."""
+
+    @property
+    def sequential(self) -> bool:
+        """True when inputs carry a time axis, (T, B, d_in); False for (B, d_in)."""
+
+    def loss_name(self, loss=None) -> str:
+        """The name of the loss that ``loss`` selects (the default for None); ValueError if the
+        model has no such loss."""
+
+    def loss_and_grad(self, x, target, loss=None, h0=None) -> tuple:
+        """(loss, gradients by parameter name, plus ``"h"``: dL/dh of every state)."""
+
+    def loss_and_grad_vector(self, x, target, loss=None, h0=None) -> tuple:
+        """(loss, flat gradient (n_params,))."""
+
+    def predict(self, x, h0=None) -> np.ndarray:
+        """The outputs for inputs ``x``, in the shape the tasks score."""
+
+    def hvp(self, x, target, v, loss=None, h0=None) -> np.ndarray:
+        """The exact Hessian-vector product ``H v`` (n_params,)."""
+
+    def hvp_operator(self, x, target, loss=None, h0=None) -> Callable:
+        """``v -> H v`` at these parameters and this batch, forward and backward passes run once."""
+
+    def params_vector(self) -> np.ndarray:
+        """All parameters as one flat float64 vector (n_params,)."""
+
+    def with_params(self, vector) -> "Model":
+        """A model of the same kind and shapes with the parameters ``vector``."""
+
+    def filters(self) -> tuple:
+        """(list of (start, stop) slices of the flat vector, one per unit's incoming weights;
+        boolean mask (n_params,) of the biases)."""
+
+    def jacobian_chain(self, x, h0=None) -> JacobianChain:
+        """The states of one forward pass and the arrays the Jacobian kernels take."""
 
 
 def _warn_if_overflowed(states, what):
@@ -187,7 +276,27 @@ class RNN:
         _warn_if_overflowed(H, "the hidden state")
         return H, Y
 
-    def loss_and_grad(self, x, target, loss="mse_last", h0=None):
+    def predict(self, x, h0=None):
+        """The outputs Y (T, B, d_out) of `forward`, for x (T, B, d_in)."""
+        return self.forward(x, h0)[1]
+
+    @property
+    def sequential(self):
+        """True: inputs carry a time axis (T, B, d_in)."""
+        return True
+
+    def loss_name(self, loss=None):
+        """``loss``, checked against `LOSSES`; ``"mse_last"`` for None."""
+        return "mse_last" if loss is None else choice("loss", loss, LOSSES)
+
+    def _kernel_batch(self, x, target, loss, h0):
+        """Validated kernel arrays of one batch: x, h0, float targets, labels, loss code."""
+        loss = self.loss_name(loss)
+        x, h0 = self.check_input(x, h0)
+        target, labels = self.check_target(target, loss, x.shape[0], x.shape[1])
+        return x, h0, target, labels, LOSSES[loss]
+
+    def loss_and_grad(self, x, target, loss=None, h0=None):
         """Loss and its exact gradient by backpropagation through time.
 
         Parameters
@@ -195,7 +304,7 @@ class RNN:
         x : array (T, B, d_in)
         target : ``mse_last`` (B, d_out); ``mse_all`` (T, B, d_out); ``xent_last`` int (B,);
             ``xent_all`` int (T, B).
-        loss : {"mse_last", "mse_all", "xent_last", "xent_all"}
+        loss : {"mse_last", "mse_all", "xent_last", "xent_all"} or None (``"mse_last"``)
         h0 : array (B, n) or (n,), optional.
 
         Returns
@@ -204,22 +313,20 @@ class RNN:
         grads : dict of float64 arrays ``"W"``, ``"U"``, ``"b"``, ``"V"``, ``"c"`` (shaped like the
             parameters), and ``"h"`` (T+1, B, n), the total derivative dL/dh_t for t = 0..T.
         """
-        x, h0 = self.check_input(x, h0)
-        target, labels = self.check_target(target, loss, x.shape[0], x.shape[1])
+        x, h0, target, labels, code = self._kernel_batch(x, target, loss, h0)
         with single_threaded_blas():
             value, gW, gU, gb, gV, gc, H, G = rnn_loss_grad(
-                self.W, self.U, self.b, self.V, self.c, x, h0, self.act_code, target, labels,
-                LOSSES[loss],
-            )  # fmt: skip
+                self.W, self.U, self.b, self.V, self.c, x, h0, self.act_code, target, labels, code
+            )
         _warn_if_overflowed(H, "the hidden state")
         return float(value), {"W": gW, "U": gU, "b": gb, "V": gV, "c": gc, "h": G}
 
-    def loss_and_grad_vector(self, x, target, loss="mse_last", h0=None):
+    def loss_and_grad_vector(self, x, target, loss=None, h0=None):
         """`loss_and_grad` with the gradient as one flat vector in `params_vector` order."""
         value, g = self.loss_and_grad(x, target, loss, h0)
         return value, np.concatenate([g[k].ravel() for k in ("W", "U", "b", "V", "c")])
 
-    def hvp(self, x, target, v, loss="mse_last", h0=None):
+    def hvp(self, x, target, v, loss=None, h0=None):
         """Exact Hessian-vector product ``H v`` of the loss (Pearlmutter's R-operator).
 
         Parameters
@@ -233,14 +340,47 @@ class RNN:
         """
         from rnnsim.kernels.hvp import rnn_hvp
 
-        x, h0 = self.check_input(x, h0)
-        target, labels = self.check_target(target, loss, x.shape[0], x.shape[1])
+        x, h0, target, labels, code = self._kernel_batch(x, target, loss, h0)
         v = float_array("v", v, ndim=1, shape=(self.n_params,))
         with single_threaded_blas():  # the forward and backward passes run batch chunks in threads
-            return rnn_hvp(
-                self.W, self.U, self.b, self.V, self.c, x, h0, self.act_code, target, labels,
-                LOSSES[loss], v,
-            )[2]  # fmt: skip
+            W, U, b, V, c, act = self.W, self.U, self.b, self.V, self.c, self.act_code
+            return rnn_hvp(W, U, b, V, c, x, h0, act, target, labels, code, v)[2]
+
+    def hvp_operator(self, x, target, loss=None, h0=None):
+        """``v -> H v`` (n_params,) -> (n_params,) on one batch, equal to `hvp`.
+
+        The forward and backward passes run once, here; each call then runs only the two R-passes
+        (about 60 % of a full `hvp`), which is what Lanczos and Hutchinson need.
+        """
+        from rnnsim.kernels.hvp import rnn_hvp_apply, rnn_hvp_prepare
+
+        x, h0, target, labels, code = self._kernel_batch(x, target, loss, h0)
+        W, V, act, P = self.W, self.V, self.act_code, self.n_params
+        with single_threaded_blas():  # the engine's passes run batch chunks in threads
+            _, _, H, Y, dY, G, dA = rnn_hvp_prepare(
+                W, self.U, self.b, V, self.c, x, h0, act, target, labels, code
+            )
+
+        def hvp(v):
+            v = float_array("v", v, ndim=1, shape=(P,))
+            return rnn_hvp_apply(W, V, x, act, code, H, Y, dY, G, dA, v)
+
+        return hvp
+
+    def filters(self):
+        """Rows of W, U and V (one unit's incoming weights each), and the mask of b and c."""
+        n, d_in, d_out = self.n_hidden, self.n_in, self.n_out
+        return _filters([(n, n), (n, d_in), (n,), (d_out, n), (d_out,)])
+
+    def jacobian_chain(self, x, h0=None):
+        """States H (T+1, B, n) of `forward` and the recurrent weights, as a `JacobianChain`."""
+        x, h0 = self.check_input(x, h0)
+        H = np.ascontiguousarray(self.forward(x, h0)[0])
+        T, B = H.shape[0] - 1, H.shape[1]
+        n = self.n_hidden
+        return JacobianChain(
+            "step", (self.W, H), self.act_code, B, T, n, n, {"n_hidden": n, "T": T}
+        )
 
     # -- flat parameter vector -------------------------------------------------------------------
     def params_vector(self):
@@ -386,10 +526,32 @@ class MLP:
     def check_input(self, x):
         return float_array("x", x, ndim=2, shape=(None, int(self.widths[0])))
 
+    @property
+    def sequential(self):
+        """False: inputs have no time axis, (B, n_in)."""
+        return False
+
+    def loss_name(self, loss=None):
+        """``"mse"``, the MLP's only loss, for None, ``"mse"`` or ``"mse_last"`` (the same loss:
+        the output is the last and only one); ValueError for any other name."""
+        if loss not in (None, "mse", "mse_last"):
+            raise ValueError(
+                f"loss must be None, 'mse' or 'mse_last' for an MLP (its squared error); got {loss!r}"
+            )
+        return "mse"
+
+    def _kernel_batch(self, x, target, loss, h0):
+        """Validated kernel arrays of one batch: x (B, n_in) and target (B, d_out)."""
+        self.loss_name(loss)
+        _no_initial_state(h0)
+        x = self.check_input(x)
+        n_y = self.d_out or int(self.widths[-1])
+        return x, float_array("target", target, ndim=2, shape=(x.shape[0], n_y))
+
     def forward(self, x):
         """Layer activations ``[h_0 = x, h_1, ..., h_L]``, each (B, n_l), for x (B, n_in).
 
-        The readout output, when there is one, is ``V h_L + c`` (`output`).
+        The readout output, when there is one, is ``V h_L + c`` (`predict`).
         """
         x = self.check_input(x)
         Hbuf, _ = mlp_forward(self.flat, self.widths, self.d_out, self.act_code, x)
@@ -397,18 +559,21 @@ class MLP:
         _warn_if_overflowed(hs[-1], "the last layer")
         return hs
 
-    def output(self, x):
+    def predict(self, x, h0=None):
         """The network output y (B, d_out), or h_L (B, n_L) without a readout."""
+        _no_initial_state(h0)
         x = self.check_input(x)
         return mlp_forward(self.flat, self.widths, self.d_out, self.act_code, x)[1]
 
-    def loss_and_grad(self, x, target):
+    def loss_and_grad(self, x, target, loss=None, h0=None):
         """Squared-error loss ``0.5 * mean_b ||y - target||^2`` and its exact gradient.
 
         Parameters
         ----------
         x : array (B, n_in)
         target : array (B, d_out), or (B, n_L) without a readout.
+        loss : None, "mse" or "mse_last" (all the same loss).
+        h0 : None (an MLP has no initial state).
 
         Returns
         -------
@@ -416,42 +581,86 @@ class MLP:
         grads : dict with ``"weights"`` and ``"biases"`` (lists shaped like the parameters),
             ``"V"`` and ``"c"`` with a readout, and ``"h"``: [dL/dh_0, ..., dL/dh_L], each (B, n_l).
         """
-        value, grad, _, Gbuf = self.loss_and_grad_flat(x, target)
+        x, target = self._kernel_batch(x, target, loss, h0)
+        value, grad, Gbuf = self._loss_grad(x, target)
         gW, gb, gr = unflatten(grad, self.widths, self.d_out)
         grads = {"weights": gW, "biases": gb, "h": split_states(Gbuf, self.widths, x.shape[0])}
         if gr is not None:
             grads["V"], grads["c"] = gr
         return value, grads
 
-    def loss_and_grad_flat(self, x, target):
-        """Loss, flat gradient (`params_vector` order), flat states and flat dL/dh buffers."""
-        x = self.check_input(x)
-        n_y = self.d_out or int(self.widths[-1])
-        target = float_array("target", target, ndim=2, shape=(x.shape[0], n_y))
+    def loss_and_grad_vector(self, x, target, loss=None, h0=None):
+        """`loss_and_grad` with the gradient as one flat vector in `params_vector` order."""
+        x, target = self._kernel_batch(x, target, loss, h0)
+        return self._loss_grad(x, target)[:2]
+
+    def _loss_grad(self, x, target):
+        """Loss, flat gradient and flat dL/dh buffer for validated kernel arrays."""
         value, grad, Hbuf, Gbuf = mlp_loss_grad(
             self.flat, self.widths, self.d_out, self.act_code, x, target
         )
         _warn_if_overflowed(Hbuf, "a layer state")
-        return float(value), grad, Hbuf, Gbuf
+        return float(value), grad, Gbuf
 
-    def loss_and_grad_vector(self, x, target):
-        """`loss_and_grad` with the gradient as one flat vector in `params_vector` order."""
-        value, grad, _, _ = self.loss_and_grad_flat(x, target)
-        return value, grad
-
-    def hvp(self, x, target, v):
+    def hvp(self, x, target, v, loss=None, h0=None):
         """Exact Hessian-vector product ``H v`` of the squared-error loss (R-operator).
 
-        x (B, n_in), target as for `loss_and_grad`, v (n_params,) in `params_vector` order;
+        x, target, loss, h0 as for `loss_and_grad`; v (n_params,) in `params_vector` order;
         returns ``H v`` (n_params,) in the same order (`rnnsim.kernels.hvp`).
         """
         from rnnsim.kernels.hvp import mlp_hvp
 
-        x = self.check_input(x)
-        n_y = self.d_out or int(self.widths[-1])
-        target = float_array("target", target, ndim=2, shape=(x.shape[0], n_y))
+        x, target = self._kernel_batch(x, target, loss, h0)
         v = float_array("v", v, ndim=1, shape=(self.n_params,))
         return mlp_hvp(self.flat, self.widths, self.d_out, self.act_code, x, target, v)[2]
+
+    def hvp_operator(self, x, target, loss=None, h0=None):
+        """``v -> H v`` (n_params,) -> (n_params,) on one batch, equal to `hvp`; the forward and
+        backward passes run once, here, each call only the two R-passes."""
+        from rnnsim.kernels.hvp import mlp_hvp_apply
+
+        x, target = self._kernel_batch(x, target, loss, h0)
+        flat, widths, d_out, act = self.flat, self.widths, self.d_out, self.act_code
+        P = self.n_params
+        _, _, Hbuf, Gbuf = mlp_loss_grad(flat, widths, d_out, act, x, target)
+
+        def hvp(v):
+            v = float_array("v", v, ndim=1, shape=(P,))
+            return mlp_hvp_apply(flat, widths, d_out, act, x, target, Hbuf, Gbuf, v)
+
+        return hvp
+
+    def filters(self):
+        """Rows of every W_l and of V (one unit's incoming weights each), and the mask of the
+        biases b_l and c."""
+        widths = [int(w) for w in self.widths]
+        blocks = []
+        for l in range(len(widths) - 1):
+            blocks += [(widths[l + 1], widths[l]), (widths[l + 1],)]
+        if self.d_out:
+            blocks += [(self.d_out, widths[-1]), (self.d_out,)]
+        return _filters(blocks)
+
+    def jacobian_chain(self, x, h0=None):
+        """The flat state buffer of one forward pass and the flat parameters, as a
+        `JacobianChain`."""
+        _no_initial_state(h0)
+        x = self.check_input(x)
+        # Single-threaded: multi-threaded BLAS threads keep spinning for a while after a call and
+        # would compete with the kernels' own threads that follow (the forward pass is cheap here).
+        with single_threaded_blas():
+            Hbuf, _ = mlp_forward(self.flat, self.widths, self.d_out, self.act_code, x)
+        B, L = x.shape[0], self.depth
+        return JacobianChain(
+            axis="layer",
+            arrays=(self.flat, self.widths, self.d_out, Hbuf, B),
+            act_code=self.act_code,
+            batch=B,
+            length=L,
+            n_first=int(self.widths[0]),
+            n_last=int(self.widths[-1]),
+            params={"width": int(self.widths[1]), "depth": L},
+        )
 
     def params_vector(self):
         """All parameters as one flat float64 vector: W_1, b_1, ..., W_L, b_L, then V, c."""
@@ -462,6 +671,27 @@ class MLP:
         vector = float_array("vector", vector, ndim=1, shape=(self.n_params,), finite=False)
         weights, biases, readout = unflatten(vector, self.widths, self.d_out)
         return MLP(weights, biases, self.activation, readout)
+
+
+def _no_initial_state(h0):
+    if h0 is not None:
+        raise ValueError(
+            f"h0 must be None for an MLP (it has no initial state); got {describe(h0)}"
+        )
+
+
+def _filters(blocks):
+    """(start, stop) slices of the rows of the matrices among ``blocks`` (shapes, in flat-vector
+    order) and a boolean mask of the entries of its vectors (the biases)."""
+    rows, bias, pos = [], np.zeros(sum(int(np.prod(s)) for s in blocks), dtype=bool), 0
+    for shape in blocks:
+        if len(shape) == 2:
+            n_rows, n_cols = shape
+            rows.extend((pos + i * n_cols, pos + (i + 1) * n_cols) for i in range(n_rows))
+        else:
+            bias[pos : pos + shape[0]] = True
+        pos += int(np.prod(shape))
+    return rows, bias
 
 
 def unflatten(flat, widths, d_out):

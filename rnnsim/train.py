@@ -13,27 +13,19 @@ from __future__ import annotations
 import math
 import sys
 import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from rnnsim import optim as _optim
-from rnnsim.models import RNN
-from rnnsim.validation import generator, positive_float, positive_int, require_columns
+from rnnsim.jacobians import gradient_contributions
+from rnnsim.models import Model
+from rnnsim.validation import describe, generator, positive_float, positive_int, require_columns
 
 __all__ = ["train", "evaluate", "run_outcome", "success_rates", "wilson_interval"]
-
-
-def _loss_grad(model, task, x, target):
-    if isinstance(model, RNN):
-        return model.loss_and_grad_vector(x, target, task.loss)
-    return model.loss_and_grad_vector(x, target)
-
-
-def _predict(model, x):
-    if isinstance(model, RNN):
-        return model.forward(x)[1]
-    return model.output(x)
 
 
 def evaluate(model, task, n, rng, *, chunk=1000):
@@ -41,7 +33,7 @@ def evaluate(model, task, n, rng, *, chunk=1000):
 
     Parameters
     ----------
-    model : RNN or MLP
+    model : a `rnnsim.models.Model` (RNN, MLP, ...)
     task : Task (`rnnsim.tasks.make`)
     n : int
         Number of sequences (e.g. ``task.eval_size``: 10,000 for Pascanu et al.'s rule).
@@ -72,7 +64,7 @@ def evaluate(model, task, n, rng, *, chunk=1000):
         while done < n:
             b = min(chunk, n - done)
             x, target = task.batch(b, rng)
-            r = task.evaluate(_predict(model, x), target)
+            r = task.evaluate(model.predict(x), target)
             total_loss += r["loss"] * b
             total_err += r["error_rate"] * b
             done += b
@@ -88,22 +80,11 @@ def evaluate(model, task, n, rng, *, chunk=1000):
 
 def _long_lag_norm(model, x, target, loss, long_lag):
     """Sum over steps k with lag T - k >= long_lag of the norm of dL/dW's part from step k,
-    and the fraction of the total it is; None when `rnnsim.jacobians.gradient_contributions` is
-    absent or its table cannot be read."""
+    and the fraction of the total it is (`rnnsim.jacobians.gradient_contributions`); None when
+    that fails."""
     try:
-        from rnnsim.jacobians import gradient_contributions
-    except ImportError:
-        return None
-    try:
-        try:
-            table = gradient_contributions(model, x, target, loss=loss)
-        except TypeError:
-            table = gradient_contributions(model, x, target)
+        table = gradient_contributions(model, x, target, loss=loss)
     except Exception:  # noqa: BLE001 - an optional diagnostic must never stop training
-        return None
-    if not isinstance(table, pd.DataFrame) or "lag" not in table.columns:
-        return None
-    if "grad_W_norm" not in table.columns:
         return None
     lag = table["lag"].to_numpy()
     norms = table["grad_W_norm"].to_numpy(dtype=np.float64)
@@ -210,16 +191,73 @@ def train(
     Clipping: Pascanu, Mikolov & Bengio 2013, Algorithm 1; success: ibid. §4 (fewer than 1 % of
     10,000 fresh sequences wrong) or the task's own rule (`rnnsim.tasks`).
     """
+    plan = _plan(
+        model,
+        task,
+        optimizer=optimizer,
+        lr=lr,
+        clip=clip,
+        schedule=schedule,
+        optimizer_options=optimizer_options,
+        steps=steps,
+        batch_size=batch_size,
+        eval_every=eval_every,
+        confirm=confirm,
+        early_stop=early_stop,
+        max_loss=max_loss,
+        long_lag=long_lag,
+        lag_every=lag_every,
+        callback=callback,
+        callback_every=callback_every,
+    )
+    data = _streams(task, seed, positive_int("eval_batch", eval_batch))
+    bar = _progress_bar(progress, plan.steps, task)
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        model, rows, solved_step, diverged_step = _loop(model, task, plan, data, bar)
+    if bar is not None:
+        bar.close()
+    columns = {
+        "task": task.name,
+        "variant": task.variant,
+        "T": task.T,
+        "optimizer": plan.opt.name,
+        "lr": plan.opt.lr,
+        "clip": "none" if plan.opt.clip is None else plan.opt.clip[0],
+        "clip_threshold": float("nan") if plan.opt.clip is None else plan.opt.clip[1],
+        "batch_size": plan.batch_size,
+        "train_seed": int(seed),
+    }
+    return model, _table(rows, columns, solved_step, diverged_step)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """The validated options of one `train` run (see `train` for each)."""
+
+    opt: _optim.Optimizer
+    steps: int
+    batch_size: int
+    eval_every: int
+    confirm: bool
+    early_stop: bool
+    max_loss: float | None
+    long_lag: int
+    lag_every: int
+    callback: Callable | None
+    callback_every: int
+
+
+def _plan(model, task, *, optimizer, lr, clip, schedule, optimizer_options, steps, **options):
+    """Validate `train`'s options and the pairing of model and task; build the optimiser."""
     steps = positive_int("steps", steps)
-    batch_size = positive_int("batch_size", batch_size)
-    eval_every = positive_int("eval_every", eval_every, minimum=0)
-    eval_batch = positive_int("eval_batch", eval_batch)
-    lag_every = positive_int("lag_every", lag_every, minimum=0)
-    callback_every = positive_int("callback_every", callback_every)
+    batch_size = positive_int("batch_size", options["batch_size"])
+    eval_every = positive_int("eval_every", options["eval_every"], minimum=0)
+    lag_every = positive_int("lag_every", options["lag_every"], minimum=0)
+    callback_every = positive_int("callback_every", options["callback_every"])
+    callback, max_loss = options["callback"], options["max_loss"]
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable or None, got {callback!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"seed must be an int, got {seed!r}")
     if max_loss is not None and not float(max_loss) > 0:
         raise ValueError(f"max_loss must be > 0 or None, got {max_loss!r}")
     if isinstance(optimizer, _optim.Optimizer):
@@ -233,106 +271,174 @@ def train(
             total_steps=steps,
             **(optimizer_options or {}),
         )
-    is_rnn = isinstance(model, RNN)
-    if not is_rnn and task.T is not None:
-        raise ValueError(f"task {task.name!r} is a sequence task; model must be an RNN")
-    if is_rnn and task.T is None:
-        raise ValueError(f"task {task.name!r} has no time axis; model must be an MLP")
-    if long_lag is None:
-        long_lag = max(1, (task.T or 2) // 2)
+    if not isinstance(model, Model):
+        raise TypeError(f"model must be an rnnsim model (RNN, MLP, ...); got {describe(model)}")
+    if not model.sequential and task.T is not None:
+        raise ValueError(
+            f"task {task.name!r} is a sequence task; model must take sequences (an RNN), "
+            f"got {type(model).__name__}"
+        )
+    if model.sequential and task.T is None:
+        raise ValueError(
+            f"task {task.name!r} has no time axis; model must take single inputs (an MLP), "
+            f"got {type(model).__name__}"
+        )
+    long_lag = options["long_lag"]
+    return _Plan(
+        opt=opt,
+        steps=steps,
+        batch_size=batch_size,
+        eval_every=eval_every,
+        confirm=options["confirm"],
+        early_stop=options["early_stop"],
+        max_loss=None if max_loss is None else float(max_loss),
+        long_lag=max(1, (task.T or 2) // 2) if long_lag is None else long_lag,
+        lag_every=lag_every,
+        callback=callback,
+        callback_every=callback_every,
+    )
 
+
+class _Streams(NamedTuple):
+    """The random streams of a run, all derived from its seed."""
+
+    rng: np.random.Generator  # training batches
+    held_x: np.ndarray  # the held-out batch, drawn once
+    held_t: np.ndarray
+    confirm_rng: np.random.Generator  # the sequences that confirm a success
+
+
+def _streams(task, seed, eval_batch):
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"seed must be an int, got {seed!r}")
     rng = np.random.default_rng([int(seed), 0])
     held_x, held_t = task.batch(eval_batch, np.random.default_rng([int(seed), 1]))
-    confirm_rng = np.random.default_rng([int(seed), 2])
+    return _Streams(rng, held_x, held_t, np.random.default_rng([int(seed), 2]))
 
-    params_cols = {
-        "task": task.name,
-        "variant": task.variant,
-        "T": task.T,
-        "optimizer": opt.name,
-        "lr": opt.lr,
-        "clip": "none" if opt.clip is None else opt.clip[0],
-        "clip_threshold": float("nan") if opt.clip is None else opt.clip[1],
-        "batch_size": batch_size,
-        "train_seed": int(seed),
-    }
+
+def _progress_bar(progress, steps, task):
+    """A tqdm bar, or None (by default: a bar for runs of 5000 steps or more on a terminal)."""
     if progress is None:
         progress = steps >= 5000 and sys.stderr.isatty()
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
+    if not progress:
+        return None
+    from tqdm.auto import tqdm
 
-        bar = tqdm(total=steps, desc=f"train {task.name} T={task.T}", leave=False)
+    return tqdm(total=steps, desc=f"train {task.name} T={task.T}", leave=False)
 
-    rows = []
-    good_model = model
+
+def _loop(model, task, plan, data, bar):
+    """Run the updates; return (final model, rows, solved step, diverged step).
+
+    After divergence the final model is the last one with finite loss, gradient and parameters.
+    """
+    rows, good_model = [], model
     solved_step = diverged_step = None
-    with warnings.catch_warnings(), np.errstate(all="ignore"):
-        warnings.simplefilter("ignore", RuntimeWarning)
-        for step in range(steps):
-            x, target = task.batch(batch_size, rng)
-            theta = model.params_vector()
-            loss, g = _loss_grad(model, task, x, target)
-            row = {"step": step, "loss": float(loss), "param_norm": float(np.linalg.norm(theta))}
-            finite = math.isfinite(loss) and np.isfinite(g).all() and np.isfinite(theta).all()
-            if finite:
-                good_model = model
-            diverged = not finite or (max_loss is not None and loss > float(max_loss))
-            if diverged:
-                gn = float(np.linalg.norm(g))
-                row.update(grad_norm=gn, grad_norm_clipped=gn, clipped=False, diverged=True)
-                row["lr_step"] = _optim.learning_rate(opt.schedule, opt.lr, opt.t, steps)
-                rows.append(row)
-                diverged_step = step
-                break
-            if eval_every and step % eval_every == 0:
-                ev = task.evaluate(_predict(model, held_x), held_t)
-                row.update(
-                    eval_loss=ev["loss"],
-                    error_rate=ev["error_rate"],
-                    accuracy=ev["accuracy"],
-                    success=ev["success"],
-                )
-                if ev["success"]:
-                    ok = (
-                        evaluate(model, task, task.eval_size, confirm_rng)["success"]
-                        if confirm
-                        else True
-                    )
-                    row["solved"] = ok
-                    if ok and solved_step is None:
-                        solved_step = step
-            if callback is not None and step % callback_every == 0:
-                row.update(callback(step, model, x, target, g))
-            if lag_every and is_rnn and step % lag_every == 0:
-                rec = _long_lag_norm(model, x, target, task.loss, long_lag)
-                if rec is not None:
-                    row.update(rec)
-            if solved_step is not None and early_stop:
-                row.update(
-                    grad_norm=float(np.linalg.norm(g)),
-                    grad_norm_clipped=np.nan,
-                    clipped=False,
-                    diverged=False,
-                    lr_step=np.nan,
-                )
-                rows.append(row)
-                break
-            new, info = opt.step(theta, g)
-            row.update(info)
-            row["lr_step"] = row.pop("lr")
-            row["diverged"] = False
-            rows.append(row)
-            model = model.with_params(new)
-            if bar is not None:
-                bar.update(1)
-                if step % 100 == 0:
-                    bar.set_postfix(loss=f"{loss:.4g}", gnorm=f"{info['grad_norm']:.3g}")
-    if bar is not None:
-        bar.close()
-    if diverged_step is not None:
-        model = good_model
+    for step in range(plan.steps):
+        x, target = task.batch(plan.batch_size, data.rng)
+        theta = model.params_vector()
+        loss, g = model.loss_and_grad_vector(x, target, task.loss)
+        row = {"step": step, "loss": float(loss), "param_norm": float(np.linalg.norm(theta))}
+        finite = math.isfinite(loss) and np.isfinite(g).all() and np.isfinite(theta).all()
+        if finite:
+            good_model = model
+        if not finite or (plan.max_loss is not None and loss > plan.max_loss):
+            rows.append(_diverged(row, g, plan))
+            diverged_step = step
+            break
+        if plan.eval_every and step % plan.eval_every == 0:
+            if _evaluation(row, model, task, plan, data) and solved_step is None:
+                solved_step = step
+        _records(row, step, model, x, target, g, task, plan)
+        if solved_step is not None and plan.early_stop:
+            rows.append(_stopped(row, g))
+            break
+        model = _update(row, model, theta, g, plan.opt)
+        rows.append(row)
+        if bar is not None:
+            bar.update(1)
+            if step % 100 == 0:
+                bar.set_postfix(loss=f"{loss:.4g}", gnorm=f"{row['grad_norm']:.3g}")
+    return (model if diverged_step is None else good_model), rows, solved_step, diverged_step
 
+
+def _evaluation(row, model, task, plan, data):
+    """Score the held-out batch into ``row``; True when it meets the task's criterion and the
+    confirmation on ``task.eval_size`` fresh sequences (when ``plan.confirm``) agrees."""
+    ev = task.evaluate(model.predict(data.held_x), data.held_t)
+    row.update(
+        eval_loss=ev["loss"],
+        error_rate=ev["error_rate"],
+        accuracy=ev["accuracy"],
+        success=ev["success"],
+    )
+    if not ev["success"]:
+        return False
+    ok = not plan.confirm or evaluate(model, task, task.eval_size, data.confirm_rng)["success"]
+    row["solved"] = ok
+    return ok
+
+
+def _records(row, step, model, x, target, g, task, plan):
+    """The optional records of a step: the callback's dict and the long-lag gradient norms."""
+    if plan.callback is not None and step % plan.callback_every == 0:
+        row.update(plan.callback(step, model, x, target, g))
+    if plan.lag_every and model.sequential and step % plan.lag_every == 0:
+        rec = _long_lag_norm(model, x, target, task.loss, plan.long_lag)
+        if rec is not None:
+            row.update(rec)
+
+
+def _diverged(row, g, plan):
+    """``row`` completed for a step that diverged (no update)."""
+    gn = float(np.linalg.norm(g))
+    row.update(grad_norm=gn, grad_norm_clipped=gn, clipped=False, diverged=True)
+    opt = plan.opt
+    row["lr_step"] = _optim.learning_rate(opt.schedule, opt.lr, opt.t, plan.steps)
+    return row
+
+
+def _stopped(row, g):
+    """``row`` completed for the solved step that stops the run early (no update)."""
+    row.update(
+        grad_norm=float(np.linalg.norm(g)),
+        grad_norm_clipped=np.nan,
+        clipped=False,
+        diverged=False,
+        lr_step=np.nan,
+    )
+    return row
+
+
+def _update(row, model, theta, g, opt):
+    """One optimiser step: its records into ``row``, and the updated model."""
+    new, info = opt.step(theta, g)
+    row.update(info)
+    row["lr_step"] = row.pop("lr")
+    row["diverged"] = False
+    return model.with_params(new)
+
+
+_FIRST_COLUMNS = [
+    "step",
+    "loss",
+    "grad_norm",
+    "grad_norm_clipped",
+    "clipped",
+    "lr_step",
+    "param_norm",
+    "diverged",
+    "eval_loss",
+    "error_rate",
+    "accuracy",
+    "success",
+    "solved",
+]
+
+
+def _table(rows, columns, solved_step, diverged_step):
+    """The rows as `train`'s table: fixed columns first, then the optional records, then the
+    run's parameter ``columns``; the outcome in ``attrs``."""
     table = pd.DataFrame(rows)
     for col in ("eval_loss", "error_rate", "accuracy"):
         if col not in table:
@@ -345,23 +451,8 @@ def train(
         )
     table["clipped"] = table["clipped"].astype(bool)
     table["diverged"] = table["diverged"].astype(bool)
-    first = [
-        "step",
-        "loss",
-        "grad_norm",
-        "grad_norm_clipped",
-        "clipped",
-        "lr_step",
-        "param_norm",
-        "diverged",
-        "eval_loss",
-        "error_rate",
-        "accuracy",
-        "success",
-        "solved",
-    ]
-    table = table[first + [c for c in table.columns if c not in first]]
-    for k, v in params_cols.items():
+    table = table[_FIRST_COLUMNS + [c for c in table.columns if c not in _FIRST_COLUMNS]]
+    for k, v in columns.items():
         table[k] = v
     table.attrs.update(
         solved=solved_step is not None,
@@ -370,7 +461,7 @@ def train(
         diverged_step=diverged_step,
         steps_run=len(table),
     )
-    return model, table
+    return table
 
 
 def run_outcome(table, columns=None):

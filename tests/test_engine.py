@@ -122,7 +122,7 @@ def test_mlp_kernel_matches_reference(activation, readout, rng):
     hs_ref, y_ref = ref.mlp_forward(model.weights, model.biases, activation, x, model.readout)
     for h, h_ref in zip(hs, hs_ref, strict=True):
         np.testing.assert_allclose(h, h_ref, rtol=RTOL, atol=ATOL)
-    np.testing.assert_allclose(model.output(x), y_ref, rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(model.predict(x), y_ref, rtol=RTOL, atol=ATOL)
     value, grads = model.loss_and_grad(x, target)
     ref_value, ref_grads, ref_gs = ref.mlp_loss_and_grad(
         model.weights, model.biases, activation, x, target, model.readout

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rnnsim import MLP, RNN, reference
-from rnnsim.curvature import hessian_matrix, model_hvp, top_eigenvalues
+from rnnsim.curvature import hessian_matrix, top_eigenvalues
 from rnnsim.kernels import hvp as K
 from rnnsim.models import LOSSES
 
@@ -170,7 +170,7 @@ def test_rnn_readout_block_is_exactly_quadratic(activation, loss):
 @pytest.mark.parametrize("loss", ["mse_last", "xent_all"])
 def test_lanczos_top_eigenvalue_of_explicit_hessian(loss):
     m, x, target, h0 = rnn_case("tanh", loss, seed=14, n=4, d_in=2, d_out=3, T=5, B=4)
-    hvp = model_hvp(m, x, target, loss=loss, h0=h0)
+    hvp = m.hvp_operator(x, target, loss, h0)
     Hm = hessian_matrix(hvp, m.n_params)
     np.testing.assert_allclose(Hm, Hm.T, rtol=0, atol=SYM_RTOL * np.abs(Hm).max())
     exact = np.linalg.eigvalsh((Hm + Hm.T) / 2)
@@ -203,7 +203,7 @@ def test_spectral_tools_on_an_explicit_model_hessian():
     from rnnsim.curvature import hutchinson_trace, spectral_density
 
     m, x, target = mlp_case("tanh", readout=True, seed=2)
-    hvp = model_hvp(m, x, target)
+    hvp = m.hvp_operator(x, target)
     Hm = hessian_matrix(hvp, m.n_params)
     exact = np.linalg.eigvalsh((Hm + Hm.T) / 2)
     nodes = spectral_density(hvp, m.n_params, n_vectors=1, n_steps=m.n_params, seed=3)
@@ -231,15 +231,15 @@ def test_rnn_hvp_matches_reference_for_any_shape(T, B, n, d_in, d_out, activatio
 
 
 @pytest.mark.parametrize("loss", list(LOSSES))
-def test_model_hvp_closure_equals_method(loss):
+def test_hvp_operator_equals_hvp(loss):
     m, x, target, h0 = rnn_case("tanh", loss, seed=21)
-    hvp = model_hvp(m, x, target, loss=loss, h0=h0)
+    hvp = m.hvp_operator(x, target, loss, h0)
     rng = np.random.default_rng(22)
     for _ in range(2):
         v = rng.standard_normal(m.n_params)
         np.testing.assert_array_equal(hvp(v), m.hvp(x, target, v, loss=loss, h0=h0))
     mm, xm, tm = mlp_case("sigmoid", readout=False)
     v = rng.standard_normal(mm.n_params)
-    np.testing.assert_array_equal(model_hvp(mm, xm, tm)(v), mm.hvp(xm, tm, v))
+    np.testing.assert_array_equal(mm.hvp_operator(xm, tm)(v), mm.hvp(xm, tm, v))
     with pytest.raises(ValueError, match="v must"):
         hvp(np.ones(2))

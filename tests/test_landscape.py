@@ -203,9 +203,9 @@ def test_minima_summary_and_distances():
     m, x, t = small_rnn()
     ms = [m, m.with_params(m.params_vector() * 1.1)]
     summ = L.minima_summary(ms, x, t, lanczos_steps=m.n_params)
-    from rnnsim.curvature import hessian_matrix, model_hvp
+    from rnnsim.curvature import hessian_matrix
 
-    Hm = hessian_matrix(model_hvp(m, x, t), m.n_params)
+    Hm = hessian_matrix(m.hvp_operator(x, t), m.n_params)
     assert summ["sharpness"].iloc[0] == pytest.approx(
         np.linalg.eigvalsh((Hm + Hm.T) / 2)[-1], rel=1e-8
     )
@@ -243,10 +243,10 @@ def test_path_callback_records_the_parameters_before_each_recorded_step():
 
 
 def test_hessian_density_spans_the_exact_spectrum_and_integrates_to_one():
-    from rnnsim.curvature import hessian_matrix, model_hvp
+    from rnnsim.curvature import hessian_matrix
 
     m, x, t = small_rnn()
-    H = hessian_matrix(model_hvp(m, x, t), m.n_params)
+    H = hessian_matrix(m.hvp_operator(x, t), m.n_params)
     lam = np.linalg.eigvalsh((H + H.T) / 2)
     d = L.hessian_density(m, x, t, n_vectors=3, n_steps=m.n_params, n_grid=2001)
     # full-length Lanczos: the extreme Ritz values are the extreme eigenvalues
@@ -263,7 +263,7 @@ def test_hessian_density_spans_the_exact_spectrum_and_integrates_to_one():
 
 
 def test_survey_measures_every_part_of_the_run_on_the_held_out_batch():
-    from rnnsim.curvature import hessian_matrix, model_hvp
+    from rnnsim.curvature import hessian_matrix
 
     m0 = MLP.random(3, 1, n_in=2, n_out=1, activation="tanh", seed=0)  # 13 parameters
     m1 = m0.with_params(m0.params_vector() + 0.1)
@@ -287,7 +287,7 @@ def test_survey_measures_every_part_of_the_run_on_the_held_out_batch():
     centre = sl[(sl["a"] == 0) & (sl["b"] == 0)]["loss"].iloc[0]
     assert centre == pytest.approx(m1.loss_and_grad(x, t)[0], rel=1e-14)
     assert list(part["ravine"]["step"]) == [0, 150]
-    H = hessian_matrix(model_hvp(m1, x, t), m1.n_params)
+    H = hessian_matrix(m1.hvp_operator(x, t), m1.n_params)
     top = np.linalg.eigvalsh((H + H.T) / 2)[-1]
     assert part["minimum"]["sharpness"].iloc[0] == pytest.approx(top, rel=1e-8)
     d = part["density"]
