@@ -63,6 +63,8 @@ class Model(Protocol):
     `rnnsim.train`, `rnnsim.curvature`, `rnnsim.landscape` and `rnnsim.jacobians` call only these
     members. ``loss=None`` means the model's default loss (`loss_name`); a model without an
     initial state rejects an ``h0`` with a ValueError. Flat vectors are in `params_vector` order.
+    A model made of several networks (an ensemble) returns one loss per member and stacks the
+    gradients on a first axis.
     """
 
     activation: str
