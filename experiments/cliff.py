@@ -2,17 +2,17 @@
 
 One logistic unit, h_0 = sigmoid(0.5), h_t = sigmoid(w h_{t-1} + b), E = (h_T - 0.7)^2: the loss
 surface over (w, b), the wall located exactly (bisection to one ulp, peak |dE/db| by golden
-section, `rnnsim.landscape.cliff_line`), the fixed-point theory overlaid, and gradient descent
+section, `rnnsim.cliff.cliff_line`), the fixed-point theory overlaid, and gradient descent
 started near the wall with and without norm clipping.
 """
 
 import numpy as np
 import pandas as pd
 
-from rnnsim import landscape as L
+from rnnsim import cliff as L
 from rnnsim import plots
+from rnnsim.cliff import basin_boundary, sigmoid
 from rnnsim.experiment import Experiment, main
-from rnnsim.theory import basin_boundary, sigmoid
 
 W_RANGE, B_RANGE, X0, TARGET = (-4.0, 12.0), (-10.0, 4.0), 0.5, 0.7
 # starts just off the wall: w, and the offset in b from the basin boundary x0 - w h0 of h0

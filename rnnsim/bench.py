@@ -286,7 +286,7 @@ def curvature_suite(quick, repeats):
     """Exact Hessian-vector products (R-operator) and the cliff surface of Pascanu et al. 2013."""
     from rnnsim import MLP, RNN
     from rnnsim import reference as ref
-    from rnnsim.landscape import cliff_surface
+    from rnnsim.cliff import cliff_surface
 
     rng = np.random.default_rng(0)
     rows = []

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from rnnsim.jacobians import frobenius_norms
-from rnnsim.kernels.activations import GAMMA, times_dphi
+from rnnsim.kernels.activations import record, times_dphi
 from rnnsim.models import MLP
 from rnnsim.theory import gradient_ratios, init_sigma_w2
 from rnnsim.validation import describe, finite_float
@@ -60,7 +60,7 @@ def layer_statistics(mlp, x, target, *, saturation=0.05):
     saturation = finite_float("saturation", saturation, minimum=0.0)
     (_, grads), hs, nan = mlp.loss_and_grad(x, target), mlp.forward(x), [np.nan]
     batch = len(hs[0])
-    sat = saturation * GAMMA[mlp.activation]
+    sat = saturation * record(mlp.activation).gamma
     return pd.DataFrame({
         "layer": np.arange(len(hs)),
         "grad_h_norm": [np.sqrt(batch) * frobenius_norms(g) for g in grads["h"]],

@@ -792,16 +792,16 @@ def cliff_surface(
     ----------
     surface : DataFrame
         The loss on an (n_b, n_w) grid, one row per point: columns ``w``, ``b``, ``loss``
-        (:func:`rnnsim.landscape.cliff_surface`); drawn by :func:`mesh`.
+        (:func:`rnnsim.cliff.cliff_surface`); drawn by :func:`mesh`.
     wall : DataFrame
         The located wall, shape (m, ...): columns ``w`` and ``b_cliff``
-        (:func:`rnnsim.landscape.cliff_line`), drawn as a thin white line.
+        (:func:`rnnsim.cliff.cliff_line`), drawn as a thin white line.
     theory : DataFrame
         Shape (k, ...): columns ``w``, ``b_basin_boundary`` (drawn dashed red) and
         ``b_saddle_node_lower``, ``b_saddle_node_upper`` (dashed orange, one legend entry), as
-        :func:`rnnsim.landscape.cliff_theory` returns them.
+        :func:`rnnsim.cliff.cliff_theory` returns them.
     paths : DataFrame
-        Gradient-descent paths (:func:`rnnsim.landscape.cliff_trajectories`), rows in step order:
+        Gradient-descent paths (:func:`rnnsim.cliff.cliff_trajectories`), rows in step order:
         columns ``start``, ``clipping`` (``"none"`` for unclipped steps), ``w`` and ``b``. Each
         (start, clipping) group is one line, magenta with markers when unclipped, cyan otherwise;
         its legend entry names the start, the clipping and the end point (rounded).
@@ -857,11 +857,11 @@ def cliff_steepness(
         One row per (T, w), shape (m, ...): columns ``T``, ``w``, ``peak_abs_dE_db`` (the exact
         peak), ``grid_max_abs_dE_db`` (the largest value at the grid's samples of b) and
         ``resolved`` (the wall is wider than one ulp, so the exact peak is meaningful), as
-        :func:`rnnsim.landscape.cliff_line` returns them. The exact peaks of resolved walls and
+        :func:`rnnsim.cliff.cliff_line` returns them. The exact peaks of resolved walls and
         the sampled maxima of all walls are two hues; T is the line style.
     theory : DataFrame
         Shape (k, ...): columns ``T``, ``w``, ``boundary_abs_dE_db`` (|dE/db| on the basin
-        boundary, :func:`rnnsim.landscape.cliff_theory`); one dashed line per T (at most
+        boundary, :func:`rnnsim.cliff.cliff_theory`); one dashed line per T (at most
         three, in shades of grey).
     title : str
         Title of the axes.

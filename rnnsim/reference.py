@@ -7,65 +7,40 @@ time step or layer, with no Numba. Shapes and conventions are those of DESIGN.md
 
 import numpy as np
 
+from rnnsim.kernels.activations import record
+
 # ---------------------------------------------------------------------------------------------
-# Activations and losses
+# Losses (activations: phi and its derivatives in NumPy are in their records,
+# `rnnsim.kernels.activations.record`)
 # ---------------------------------------------------------------------------------------------
-
-
-def phi(activation, a):
-    """The activation function by name, applied elementwise."""
-    if activation == "tanh":
-        return np.tanh(a)
-    if activation == "relu":
-        return np.maximum(a, 0.0)
-    if activation == "sigmoid":
-        e = np.exp(-np.abs(a))  # never overflows
-        return np.where(a >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
-    if activation == "linear":
-        return np.array(a, dtype=np.float64, copy=True)
-    raise ValueError(f"activation must be one of tanh, relu, sigmoid, linear; got {activation!r}")
-
-
-def dphi(activation, a):
-    """phi'(a) elementwise, from the pre-activation ``a`` (relu'(0) = 0)."""
-    if activation == "tanh":
-        return 1.0 - np.tanh(a) ** 2
-    if activation == "relu":
-        return np.where(np.isnan(a), np.nan, (a > 0.0).astype(np.float64))
-    if activation == "sigmoid":
-        s = phi("sigmoid", a)
-        return s * (1.0 - s)
-    if activation == "linear":
-        return np.ones_like(a, dtype=np.float64)
-    raise ValueError(f"activation must be one of tanh, relu, sigmoid, linear; got {activation!r}")
 
 
 def output_loss(Y, target, loss):
-    """Loss of outputs ``Y`` (T, B, d_out) and its gradient dL/dY.
+    """Loss of outputs ``Y`` (T, B, d_out) and its gradient dL/dY (T, B, d_out).
 
     ``mse_last``: 0.5 * mean over the batch of ||y_T - target||^2, target (B, d_out);
     ``mse_all``: the same averaged over steps too, target (T, B, d_out);
-    ``xent_last`` / ``xent_all``: softmax cross-entropy (nats), integer targets (B,) or (T, B).
+    ``xent_last`` / ``xent_all``: softmax cross-entropy (nats), integer targets (B,) or (T, B):
+    the mean of ``logsumexp(y) - y[target]``. The twin of ``kernels.losses``, and what
+    `rnnsim.tasks` scores outputs with.
     """
-    T, B, _ = Y.shape
+    last = loss.endswith("_last")
+    Ys = Y[-1] if last else Y  # the outputs that count: (B, d_out) or (T, B, d_out)
+    if loss.startswith("mse"):
+        r = Ys - np.asarray(target, dtype=np.float64)
+        value = 0.5 * np.mean(np.sum(r * r, axis=-1))
+        grad = r
+    else:
+        labels = np.asarray(target).astype(np.int64)[..., None]
+        m = np.max(Ys, axis=-1, keepdims=True)
+        m = np.where(np.isfinite(m), m, 0.0)
+        lse = m + np.log(np.sum(np.exp(Ys - m), axis=-1, keepdims=True))
+        value = np.mean(lse[..., 0] - np.take_along_axis(Ys, labels, axis=-1)[..., 0])
+        grad = np.exp(Ys - lse)  # softmax, minus the one-hot of the label
+        np.put_along_axis(grad, labels, np.take_along_axis(grad, labels, axis=-1) - 1.0, axis=-1)
     dY = np.zeros_like(Y)
-    steps = [T - 1] if loss.endswith("_last") else list(range(T))
-    total = 0.0
-    for t in steps:
-        tgt = target if loss.endswith("_last") else target[t]
-        if loss.startswith("mse"):
-            r = Y[t] - tgt
-            total += 0.5 * np.sum(r**2)
-            dY[t] = r
-        else:
-            z = Y[t] - Y[t].max(axis=1, keepdims=True)
-            log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-            rows = np.arange(B)
-            total += -np.sum(log_p[rows, tgt])
-            dY[t] = np.exp(log_p)
-            dY[t][rows, tgt] -= 1.0
-    scale = 1.0 / (B * len(steps))
-    return total * scale, dY * scale
+    dY[-1 if last else slice(None)] = grad * (1.0 / (grad.size // grad.shape[-1]))
+    return float(value), dY
 
 
 # ---------------------------------------------------------------------------------------------
@@ -75,19 +50,21 @@ def output_loss(Y, target, loss):
 
 def rnn_forward(W, U, b, V, c, x, h0, activation):
     """``h_t = phi(W h_{t-1} + U x_t + b)``, ``y_t = V h_t + c``; returns H (T+1, B, n), Y (T, B, d_out)."""
+    act = record(activation)
     T, B, _ = x.shape
     n = W.shape[0]
     H = np.zeros((T + 1, B, n))
     H[0] = h0
     Y = np.zeros((T, B, V.shape[0]))
     for t in range(1, T + 1):
-        H[t] = phi(activation, H[t - 1] @ W.T + x[t - 1] @ U.T + b)
+        H[t] = act.phi(H[t - 1] @ W.T + x[t - 1] @ U.T + b)
         Y[t - 1] = H[t] @ V.T + c
     return H, Y
 
 
 def rnn_loss_and_grad(W, U, b, V, c, x, h0, activation, target, loss):
     """Loss, gradients (dict W, U, b, V, c) and dL/dh_t (T+1, B, n) by backpropagation through time."""
+    act = record(activation)
     T = x.shape[0]
     H, Y = rnn_forward(W, U, b, V, c, x, h0, activation)
     value, dY = output_loss(Y, target, loss)
@@ -99,7 +76,7 @@ def rnn_loss_and_grad(W, U, b, V, c, x, h0, activation, target, loss):
         grads["c"] += dY[t - 1].sum(axis=0)
         G[t] = dY[t - 1] @ V + from_future
         a_t = H[t - 1] @ W.T + x[t - 1] @ U.T + b
-        dA = G[t] * dphi(activation, a_t)
+        dA = G[t] * act.dphi(a_t)
         grads["W"] += dA.T @ H[t - 1]
         grads["U"] += dA.T @ x[t - 1]
         grads["b"] += dA.sum(axis=0)
@@ -115,15 +92,17 @@ def rnn_loss_and_grad(W, U, b, V, c, x, h0, activation, target, loss):
 
 def mlp_forward(weights, biases, activation, x, readout=None):
     """``h_l = phi(W_l h_{l-1} + b_l)``, h_0 = x; returns ([h_0, ..., h_L], y) with y = V h_L + c."""
+    act = record(activation)
     hs = [np.array(x, dtype=np.float64)]
     for W, b in zip(weights, biases, strict=True):
-        hs.append(phi(activation, hs[-1] @ W.T + b))
+        hs.append(act.phi(hs[-1] @ W.T + b))
     y = hs[-1] if readout is None else hs[-1] @ readout[0].T + readout[1]
     return hs, y
 
 
 def mlp_loss_and_grad(weights, biases, activation, x, target, readout=None):
     """``0.5 * mean_b ||y - target||^2``; returns (loss, grads dict, [dL/dh_0, ..., dL/dh_L])."""
+    act = record(activation)
     hs, y = mlp_forward(weights, biases, activation, x, readout)
     B = x.shape[0]
     r = (y - target) / B
@@ -139,7 +118,7 @@ def mlp_loss_and_grad(weights, biases, activation, x, target, readout=None):
     for l in range(len(weights), 0, -1):
         gs[l] = g
         a = hs[l - 1] @ weights[l - 1].T + biases[l - 1]
-        dA = g * dphi(activation, a)
+        dA = g * act.dphi(a)
         grads["weights"][l - 1] = dA.T @ hs[l - 1]
         grads["biases"][l - 1] = dA.sum(axis=0)
         g = dA @ weights[l - 1]
@@ -153,25 +132,13 @@ def mlp_loss_and_grad(weights, biases, activation, x, target, readout=None):
 # ---------------------------------------------------------------------------------------------
 
 
-def d2phi(activation, a):
-    """phi''(a) elementwise, from the pre-activation ``a`` (0 for relu and linear)."""
-    if activation == "tanh":
-        t = np.tanh(a)
-        return -2.0 * t * (1.0 - t**2)
-    if activation == "sigmoid":
-        s = phi("sigmoid", a)
-        return s * (1.0 - s) * (1.0 - 2.0 * s)
-    if activation in ("relu", "linear"):
-        return np.zeros_like(a, dtype=np.float64)
-    raise ValueError(f"activation must be one of tanh, relu, sigmoid, linear; got {activation!r}")
-
-
 def rnn_hvp(W, U, b, V, c, x, h0, activation, target, loss, v):
     """Exact H v of the RNN loss by Pearlmutter's R-operator; returns (loss, grad, hv), flat.
 
     ``v`` and the results are flat in the order W, U, b, V, c. ``R{f}`` is the derivative of f along
     v; each line of the forward pass and of backpropagation through time gets its R-line beside it.
     """
+    act = record(activation)
     T, B, d_in = x.shape
     n, d_out = W.shape[0], V.shape[0]
     sizes = np.cumsum([n * n, n * d_in, n, d_out * n, d_out])
@@ -186,7 +153,7 @@ def rnn_hvp(W, U, b, V, c, x, h0, activation, target, loss, v):
     for t in range(1, T + 1):
         A[t - 1] = H[t - 1] @ W.T + x[t - 1] @ U.T + b
         RA[t - 1] = H[t - 1] @ dW.T + RH[t - 1] @ W.T + x[t - 1] @ dU.T + db
-        RH[t] = dphi(activation, A[t - 1]) * RA[t - 1]
+        RH[t] = act.dphi(A[t - 1]) * RA[t - 1]
         RY[t - 1] = H[t] @ dV.T + RH[t] @ V.T + dc
     # R of dL/dY
     steps = [T - 1] if loss.endswith("_last") else list(range(T))
@@ -205,8 +172,8 @@ def rnn_hvp(W, U, b, V, c, x, h0, activation, target, loss, v):
     for t in range(T, 0, -1):
         g = dY[t - 1] @ V + from_future
         Rg = RdY[t - 1] @ V + dY[t - 1] @ dV + R_from_future
-        d = g * dphi(activation, A[t - 1])
-        Rd = Rg * dphi(activation, A[t - 1]) + g * d2phi(activation, A[t - 1]) * RA[t - 1]
+        d = g * act.dphi(A[t - 1])
+        Rd = Rg * act.dphi(A[t - 1]) + g * act.d2phi(A[t - 1]) * RA[t - 1]
         hv["W"] += Rd.T @ H[t - 1] + d.T @ RH[t - 1]
         hv["U"] += Rd.T @ x[t - 1]
         hv["b"] += Rd.sum(axis=0)
@@ -225,6 +192,7 @@ def mlp_hvp(weights, biases, activation, x, target, v, readout=None):
     Flat order W_1, b_1, ..., W_L, b_L, then V, c. Forward pass with its R-pass, then backward
     pass with its R-pass, one loop per layer.
     """
+    act = record(activation)
     B = x.shape[0]
     shapes = [p.shape for W, b in zip(weights, biases, strict=True) for p in (W, b)]
     if readout is not None:
@@ -241,7 +209,7 @@ def mlp_hvp(weights, biases, activation, x, target, v, readout=None):
     for l, (W, b) in enumerate(zip(weights, biases, strict=True)):
         As.append(hs[l] @ W.T + b)
         RAs.append(hs[l] @ dWs[l].T + RHs[l] @ W.T + dbs[l])
-        RHs.append(dphi(activation, As[-1]) * RAs[-1])
+        RHs.append(act.dphi(As[-1]) * RAs[-1])
     r = (y - target) / B
     hv_W, hv_b, hv_read = [None] * len(weights), [None] * len(weights), []
     if readout is None:
@@ -253,8 +221,8 @@ def mlp_hvp(weights, biases, activation, x, target, v, readout=None):
         hv_read = [Rr.T @ hs[-1] + r.T @ RHs[-1], Rr.sum(axis=0)]
         g, Rg = r @ V, Rr @ V + r @ dV
     for l in range(len(weights), 0, -1):
-        d = g * dphi(activation, As[l])
-        Rd = Rg * dphi(activation, As[l]) + g * d2phi(activation, As[l]) * RAs[l]
+        d = g * act.dphi(As[l])
+        Rd = Rg * act.dphi(As[l]) + g * act.d2phi(As[l]) * RAs[l]
         hv_W[l - 1] = Rd.T @ hs[l - 1] + d.T @ RHs[l - 1]
         hv_b[l - 1] = Rd.sum(axis=0)
         g, Rg = d @ weights[l - 1], Rd @ weights[l - 1] + d @ dWs[l - 1]
@@ -266,30 +234,17 @@ def mlp_hvp(weights, biases, activation, x, target, v, readout=None):
     return loss, grad, np.concatenate([p.ravel() for p in hv_parts])
 
 
-def single_unit(w, b, x0, T, target):
-    """Pascanu et al. 2013, eq. 8: ``h_0 = sigmoid(x0)``, ``h_t = sigmoid(w h_{t-1} + b)``,
-    ``E = (h_T - target)^2``; returns (h_T, E, dE/dw, dE/db), the gradient carried forward."""
-    h = 1.0 / (1.0 + np.exp(-x0))
-    dh_dw = dh_db = 0.0
-    for _ in range(T):
-        h_new = 1.0 / (1.0 + np.exp(-(w * h + b)))
-        slope = h_new * (1.0 - h_new)
-        dh_dw = slope * (h + w * dh_dw)
-        dh_db = slope * (1.0 + w * dh_db)
-        h = h_new
-    return h, (h - target) ** 2, 2.0 * (h - target) * dh_dw, 2.0 * (h - target) * dh_db
-
-
 def cliff_surface(w_values, b_values, x0, T, target):
-    """`single_unit` on the grid w_values x b_values, all points at once, one loop per step;
-    returns h_T, E, dE/dw, dE/db as (n_w, n_b) arrays."""
+    """Pascanu et al. 2013, eq. 8, on the grid w_values x b_values, all points at once, one loop
+    per step: ``h_0 = sigmoid(x0)``, ``h_t = sigmoid(w h_{t-1} + b)``, ``E = (h_T - target)^2``,
+    the gradient carried forward; returns h_T, E, dE/dw, dE/db as (n_w, n_b) arrays. The twin of
+    both ``kernels.cliff.single_unit`` (a 1 x 1 grid) and ``kernels.cliff.cliff_surface``."""
+    sigmoid = record("sigmoid").phi  # overflow-free, like the kernel's
     w, b = np.meshgrid(np.asarray(w_values, float), np.asarray(b_values, float), indexing="ij")
-    h = np.full(w.shape, 1.0 / (1.0 + np.exp(-x0)))
+    h = np.full(w.shape, sigmoid(np.float64(x0)))
     dh_dw, dh_db = np.zeros(w.shape), np.zeros(w.shape)
     for _ in range(T):
-        a = w * h + b
-        e = np.exp(-np.abs(a))  # the same overflow-free logistic as the kernel
-        h_new = np.where(a >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+        h_new = sigmoid(w * h + b)
         slope = h_new * (1.0 - h_new)
         dh_dw = slope * (h + w * dh_dw)
         dh_db = slope * (1.0 + w * dh_db)
@@ -309,23 +264,25 @@ def rnn_step_jacobians(W, U, b, x, h0, activation):
 
     x (T, d_in), h0 (n,); returns the list [J_1, ..., J_T] of (n, n) arrays and the states (T+1, n).
     """
+    act = record(activation)
     h = np.array(h0, dtype=np.float64)
     Js, H = [], [h]
     for t in range(x.shape[0]):
         a = W @ h + U @ x[t] + b
-        Js.append(dphi(activation, a)[:, None] * W)
-        h = phi(activation, a)
+        Js.append(act.dphi(a)[:, None] * W)
+        h = act.phi(a)
         H.append(h)
     return Js, np.array(H)
 
 
 def mlp_layer_jacobians(weights, biases, activation, x):
     """Explicit layer Jacobians ``J_l = dh_l/dh_{l-1} = diag(phi'(a_l)) W_l`` for one input x (n_0,)."""
+    act = record(activation)
     h, Js = np.array(x, dtype=np.float64), []
     for W, b in zip(weights, biases, strict=True):
         a = W @ h + b
-        Js.append(dphi(activation, a)[:, None] * W)
-        h = phi(activation, a)
+        Js.append(act.dphi(a)[:, None] * W)
+        h = act.phi(a)
     return Js
 
 
@@ -429,14 +386,15 @@ def scaled_jacobi_log_singular_values(Y, sigma, tol=1e-15, max_sweeps=60):
 def lyapunov_exponents(W, U, b, x, h0, activation, transient, steps, Q0):
     """Benettin's QR method with Householder QR every step; returns the exponents in the order of
     the basis Q0 (n, k) (unsorted) and mean ln|det J_t|. x (transient + steps, d_in) or None."""
+    act = record(activation)
     h, Q = np.array(h0, dtype=np.float64), np.array(Q0, dtype=np.float64)
     acc, logdet = np.zeros(Q.shape[1]), 0.0
     for t in range(transient + steps):
         a = W @ h + b + (U @ x[t] if x is not None else 0.0)
-        h = phi(activation, a)
+        h = act.phi(a)
         if t < transient:
             continue
-        J = dphi(activation, a)[:, None] * W
+        J = act.dphi(a)[:, None] * W
         Q, R = np.linalg.qr(J @ Q)
         acc += np.log(np.abs(np.diag(R)))
         logdet += np.linalg.slogdet(J)[1]
@@ -447,17 +405,18 @@ def rnn_gradient_contributions(W, U, b, V, c, x, h0, activation, target):
     """Per-step pieces of the ``mse_last`` gradient: for k = 1..T the matrices
     ``sum_b delta_k h_{k-1}^T`` (dL/dW), ``sum_b delta_k x_k^T`` (dL/dU), ``sum_b delta_k`` (dL/db),
     and dL/dh_k for k = 0..T, by plain backpropagation through time (Pascanu et al. 2013, eq. 3-5)."""
+    act = record(activation)
     T, B, _ = x.shape
     H = [np.broadcast_to(h0, (B, W.shape[0])).astype(np.float64)]
     A = []
     for t in range(T):
         A.append(H[-1] @ W.T + x[t] @ U.T + b)
-        H.append(phi(activation, A[-1]))
+        H.append(act.phi(A[-1]))
     gh = [None] * (T + 1)
     gh[T] = ((H[T] @ V.T + c - target) @ V) / B
     parts_W, parts_U, parts_b = [None] * T, [None] * T, [None] * T
     for k in range(T, 0, -1):
-        delta = gh[k] * dphi(activation, A[k - 1])
+        delta = gh[k] * act.dphi(A[k - 1])
         parts_W[k - 1] = delta.T @ H[k - 1]
         parts_U[k - 1] = delta.T @ x[k - 1]
         parts_b[k - 1] = delta.sum(axis=0)

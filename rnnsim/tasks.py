@@ -29,56 +29,8 @@ import math
 
 import numpy as np
 
+from rnnsim.reference import output_loss
 from rnnsim.validation import generator, positive_float, positive_int
-
-LOSSES = ("mse_last", "mse_all", "xent_last", "xent_all")
-
-
-# ----------------------------------------------------------------------------------------------
-# loss values from outputs (NumPy, for evaluation and baselines)
-# ----------------------------------------------------------------------------------------------
-
-
-def _logsumexp(z, axis=-1):
-    m = np.max(z, axis=axis, keepdims=True)
-    m = np.where(np.isfinite(m), m, 0.0)
-    return np.squeeze(m, axis=axis) + np.log(np.sum(np.exp(z - m), axis=axis))
-
-
-def loss_value(loss, Y, target):
-    """Loss of outputs ``Y`` against ``target`` in rnnsim's convention.
-
-    Parameters
-    ----------
-    loss : str
-        ``mse_last``, ``mse_all``, ``xent_last`` or ``xent_all``.
-    Y : ndarray
-        ``(T, B, d_out)`` outputs (logits for cross-entropy); for ``*_last`` a ``(B, d_out)``
-        array is taken as the last step itself.
-    target : ndarray
-        ``(B, d_out)`` (mse_last), ``(T, B, d_out)`` (mse_all), ``(B,)`` int (xent_last),
-        ``(T, B)`` int (xent_all).
-
-    Returns
-    -------
-    float
-
-    Notes
-    -----
-    ``mse_last = 0.5 mean_b ||y_T - target||^2``; ``mse_all`` averages that over steps too;
-    cross-entropy is ``mean(logsumexp(y) - y[target])`` in nats (DESIGN.md, Losses).
-    """
-    Y = np.asarray(Y, dtype=np.float64)
-    if loss not in LOSSES:
-        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
-    if loss in ("mse_last", "xent_last") and Y.ndim == 3:
-        Y = Y[-1]
-    if loss in ("mse_last", "mse_all"):
-        d = Y - np.asarray(target, dtype=np.float64)
-        return float(0.5 * np.mean(np.sum(d * d, axis=-1)))
-    t = np.asarray(target).astype(np.int64)
-    picked = np.take_along_axis(Y, t[..., None], axis=-1)[..., 0]
-    return float(np.mean(_logsumexp(Y) - picked))
 
 
 class Task:
@@ -136,7 +88,7 @@ class Task:
             the task has no per-sequence rule), ``accuracy`` (1 - error_rate) and ``success``.
         """
         Y = np.asarray(Y, dtype=np.float64)
-        loss = loss_value(self.loss, Y, target)
+        loss = output_loss(Y if Y.ndim == 3 else Y[None], target, self.loss)[0]
         wrong = self._errors(Y, target)
         err = float("nan") if wrong is None else float(np.mean(wrong))
         return {

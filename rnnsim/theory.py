@@ -1,4 +1,4 @@
-"""Theory beside every measurement: mean field, random matrices, Pascanu's bounds, one sigmoid unit.
+"""Theory beside every measurement: mean field, random matrices, Pascanu's bounds.
 
 Three families of predictions, all in plain NumPy (no SciPy, no Numba):
 
@@ -11,8 +11,12 @@ Three families of predictions, all in plain NumPy (no SciPy, no Numba):
    products (with a NumPy digamma), and Pennington et al.'s (2017, 2018) first two moments of the
    end-to-end Jacobian spectrum of a deep network.
 3. **Recurrent criteria**: Pascanu, Mikolov & Bengio's (2013, §3.2) sufficient condition for vanishing
-   and necessary condition for exploding gradients, and the one-unit logistic RNN of their §2.3 / Fig. 3
-   / Fig. 6: fixed points, saddle-node curve, basin boundary (the cliff) and Doya's bifurcation diagram.
+   and necessary condition for exploding gradients. The theory of their one-unit logistic RNN (§2.3,
+   Figs. 3 and 6: fixed points, saddle-node curve, basin boundary, Doya's bifurcation diagram) lives
+   with that model in `rnnsim.cliff`.
+
+Each activation's phi, its derivatives, gamma and the Gaussian closed forms of the piecewise-linear
+ones come from its record (`rnnsim.kernels.activations.record`).
 
 Notation bridge (REFERENCES §0)
 -------------------------------
@@ -59,8 +63,7 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-from rnnsim.kernels.activations import ACTIVATIONS, GAMMA
-from rnnsim.reference import d2phi, dphi, phi
+from rnnsim.kernels.activations import ACTIVATIONS, record
 from rnnsim.validation import (
     choice,
     finite_float,
@@ -71,14 +74,12 @@ from rnnsim.validation import (
 
 __all__ = [
     "DENSITY",
-    "basin_boundary",
     "c_star",
     "chi1",
     "correlation_map",
     "critical_line",
     "critical_sigma_w2",
     "digamma",
-    "doya_bifurcation",
     "fixed_point_input",
     "fuss_catalan_density",
     "fuss_catalan_edge",
@@ -97,11 +98,6 @@ __all__ = [
     "phase_diagram",
     "q_star",
     "rnn_max_lyapunov",
-    "saddle_node_curve",
-    "single_unit_fixed_points",
-    "sigmoid",
-    "single_unit_loss",
-    "H0_PASCANU",
 ]
 
 #: Default quadrature density: grid points per unit of ``sqrt(q) z`` (see the module docstring).
@@ -112,28 +108,6 @@ _Z_MAX = 10.0
 _H_MAX = 0.25
 EULER_GAMMA = 0.57721566490153286061
 _ACTIVATION_NAMES = sorted(ACTIVATIONS)
-
-
-# --------------------------------------------------------------------------------------------------
-# Activations: phi, dphi, d2phi of the pre-activation come from rnnsim.reference (vectorised, any
-# shape, overflow-free); sigmoid is the public name of the logistic one
-# --------------------------------------------------------------------------------------------------
-
-
-def sigmoid(a):
-    """Logistic function ``1 / (1 + exp(-a))``, overflow-free (``rnnsim.reference.phi``'s form).
-
-    Parameters
-    ----------
-    a : float or ndarray
-        Pre-activation(s).
-
-    Returns
-    -------
-    float or ndarray
-        Same shape as ``a``.
-    """
-    return phi("sigmoid", np.asarray(a, dtype=np.float64))[()]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -222,50 +196,53 @@ def gaussian_expectation(f, q, *, density=DENSITY, quadrature="trapezoid", n_nod
 
 
 def _expect(name, kind, q, density):
-    """E over z of phi-derived integrands at variance q; closed forms for linear and relu."""
-    if name == "linear":
-        return {"phi2": q, "dphi2": 1.0, "d2phi_phi": 0.0, "dphi4": 1.0}[kind]
-    if name == "relu":
-        # phi(sqrt(q) z)^2 = q z^2 [z > 0]; phi'^2 = [z > 0] (relu'(0) = 0 has measure zero)
-        return {"phi2": 0.5 * q, "dphi2": 0.5, "d2phi_phi": 0.0, "dphi4": 0.5}[kind]
+    """E over z of phi-derived integrands at variance q: the record's closed forms where it has
+    them (linear, relu), else quadrature."""
+    act = record(name)
+    forms = act.closed_forms
+    if forms is not None:
+        return {
+            "phi2": forms.phi2 * q,
+            "dphi2": forms.dphi2,
+            "d2phi_phi": 0.0,
+            "dphi4": forms.dphi4,
+        }[kind]
     if kind == "phi2":
 
         def f(a):
-            return phi(name, a) ** 2
+            return act.phi(a) ** 2
     elif kind == "dphi2":
 
         def f(a):
-            return dphi(name, a) ** 2
+            return act.dphi(a) ** 2
     elif kind == "dphi4":
 
         def f(a):
-            return dphi(name, a) ** 4
+            return act.dphi(a) ** 4
     else:
 
         def f(a):
-            return d2phi(name, a) * phi(name, a)
+            return act.d2phi(a) * act.phi(a)
 
     z, w = _rule(q, density)
     return float(w @ f(math.sqrt(q) * z))
 
 
 def _expect2(name, deriv, q, c, density):
-    """E[g(u1) g(u2)] with u1 = sqrt(q) z1, u2 = sqrt(q)(c z1 + sqrt(1-c^2) z2), g = phi or phi'."""
+    """E[g(u1) g(u2)] with u1 = sqrt(q) z1, u2 = sqrt(q)(c z1 + sqrt(1-c^2) z2), g = phi or phi';
+    the record's closed forms where it has them (linear, relu: the arc-cosine kernel)."""
     c = min(1.0, max(-1.0, c))
-    if name == "linear":
-        return q * c if not deriv else 1.0
-    if name == "relu":
-        theta = math.acos(c)
-        if deriv:  # P(u1 > 0, u2 > 0)
-            return (math.pi - theta) / (2.0 * math.pi)
-        return q * (math.sqrt(max(0.0, 1.0 - c * c)) + (math.pi - theta) * c) / (2.0 * math.pi)
-    g = dphi if deriv else phi
+    act = record(name)
+    forms = act.closed_forms
+    if forms is not None:
+        return forms.dphi_dphi(c) if deriv else forms.phi_phi(q, c)
+    g = act.dphi if deriv else act.phi
     z, w = _rule(q, density)
     sq = math.sqrt(q)
     s = math.sqrt(max(0.0, 1.0 - c * c))
-    g1 = g(name, sq * z)
+    g1 = g(sq * z)
     u2 = sq * (c * z[:, None] + s * z[None, :])
-    inner = g(name, u2) @ w  # E over z2, for each z1
+    inner = g(u2) @ w  # E over z2, for each z1
     return float(w @ (g1 * inner))
 
 
@@ -337,8 +314,9 @@ def _length_slope(name, q, sw2, density):
 
 
 def _q_star(name, sw2, sb2, density):
-    if name in ("linear", "relu"):
-        k = sw2 if name == "linear" else 0.5 * sw2  # length map q -> k q + sb2, exactly
+    forms = record(name).closed_forms
+    if forms is not None:
+        k = forms.phi2 * sw2  # length map q -> k q + sb2, exactly (linear, relu)
         if k < 1.0:
             return sb2 / (1.0 - k)
         if k == 1.0 and sb2 == 0.0:
@@ -444,8 +422,9 @@ def chi1(activation, sigma_w2, sigma_b2, *, density=DENSITY):
 
 
 def _chi1(name, sw2, qs, density):
-    if name in ("linear", "relu"):
-        return sw2 if name == "linear" else 0.5 * sw2  # scale invariant: any q
+    forms = record(name).closed_forms
+    if forms is not None:
+        return forms.dphi2 * sw2  # linear, relu: scale invariant, any q
     if not np.isfinite(qs):  # pragma: no cover - bounded activations always have a finite q*
         return float("nan")
     return sw2 * _expect(name, "dphi2", qs, density)
@@ -748,10 +727,9 @@ def critical_sigma_w2(activation, sigma_b2, *, density=DENSITY):
     """
     name = choice("activation", activation, _ACTIVATION_NAMES)
     sb2 = finite_float("sigma_b2", sigma_b2, minimum=0.0)
-    if name == "linear":
-        return 1.0
-    if name == "relu":
-        return 2.0
+    forms = record(name).closed_forms
+    if forms is not None:
+        return 1.0 / forms.dphi2  # linear 1, relu 2
     if name == "tanh" and sb2 == 0.0:
         return 1.0
 
@@ -868,7 +846,7 @@ def fixed_point_input(activation, sigma_w2, sigma_b2, batch, width, seed=0):
             "no finite fixed point to start from"
         )
     rng = np.random.default_rng(seed)
-    return phi(name, math.sqrt(qs) * rng.standard_normal((batch, width)))
+    return record(name).phi(math.sqrt(qs) * rng.standard_normal((batch, width)))
 
 
 def rnn_max_lyapunov(activation, sigma_w2):
@@ -1176,7 +1154,7 @@ def pennington_moments(activation, L, sigma_w2, sigma_b2, weights="gaussian"):
     sw2 = finite_float("sigma_w2", sigma_w2, minimum=0.0)
     sb2 = finite_float("sigma_b2", sigma_b2, minimum=0.0)
     qs = _q_star(name, sw2, sb2, DENSITY)
-    if name in ("tanh", "sigmoid"):
+    if record(name).closed_forms is None:  # tanh, sigmoid: at q*; linear, relu: any q
         mu1 = _expect(name, "dphi2", qs, DENSITY)
         mu2 = _expect(name, "dphi4", qs, DENSITY)
     else:
@@ -1241,7 +1219,7 @@ def pascanu_criteria(rnn):
     W = np.array(rnn.W, dtype=np.float64)  # a copy: the model's arrays are never touched
     if W.ndim != 2 or W.shape[0] != W.shape[1] or W.size == 0 or not np.all(np.isfinite(W)):
         raise ValueError(f"rnn.W must be a finite square (n, n) array; got shape {W.shape}")
-    gamma = float(GAMMA[name])
+    gamma = record(name).gamma
     lam1 = float(np.linalg.norm(W, 2))
     rho = float(np.max(np.abs(np.linalg.eigvals(W))))
     return {
@@ -1255,266 +1233,3 @@ def pascanu_criteria(rnn):
         "exploding_possible": bool(lam1 > 1.0 / gamma),
         "log_bound_per_step": math.log(gamma * lam1) if lam1 > 0 else float("-inf"),
     }
-
-
-# --------------------------------------------------------------------------------------------------
-# One logistic unit: Pascanu et al. 2013 §2.3 (eq. 8, Figs. 3 and 6), Doya 1993
-# --------------------------------------------------------------------------------------------------
-
-#: Pascanu et al.'s x_0 = 0.5 is rnnsim's h_0 = sigmoid(0.5) (REFERENCES §2.3).
-H0_PASCANU = float(sigmoid(0.5))
-
-
-def _logit(h):
-    h = np.asarray(h, dtype=np.float64)
-    return np.log(h) - np.log1p(-h)
-
-
-def single_unit_fixed_points(w, b, n_grid=2001):
-    """All fixed points of one logistic unit ``h_t = sigmoid(w h_{t-1} + b)`` and their stability.
-
-    Parameters
-    ----------
-    w, b : float
-        Self-weight and bias.
-    n_grid : int
-        Points of the bracketing grid.
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per fixed point, by increasing ``h_star``: ``w``, ``b``, ``h_star``, ``x_star``
-        (= ``w h_star + b``, Pascanu's pre-activation state), ``slope`` (= ``w h*(1 - h*)``, the map's
-        derivative there) and ``stable`` (``|slope| < 1``). One row, or three when
-        ``b_low < b < b_high`` (:func:`saddle_node_curve`); exactly on that curve the tangent
-        (double) point has slope 1 and, depending on rounding, is reported once (not stable) or
-        missed.
-
-    Notes
-    -----
-    Pascanu et al. 2013, §2.3, eq. 8 and Fig. 3 (after Doya 1993). Fixed points solve
-    ``G(x) = w sigmoid(x) + b - x = 0`` in the pre-activation ``x = logit(h)``; all roots lie in
-    ``[b + min(w, 0), b + max(w, 0)]``. The grid over that interval also holds the two tangency points
-    ``h(1 - h) = 1/w`` (where ``G' = 0``), so ``G`` is monotone between consecutive grid points and every
-    root is bracketed by a sign change (or hit exactly), then refined by bisection to rounding level.
-    """
-    w = finite_float("w", w)
-    b = finite_float("b", b)
-    n_grid = positive_int("n_grid", n_grid, 3)
-    lo, hi = b + min(w, 0.0), b + max(w, 0.0)
-    pad = 1e-9 * (1.0 + abs(lo) + abs(hi))
-    grid = np.linspace(lo - pad, hi + pad, n_grid)
-    if w > 4.0:
-        s = math.sqrt(1.0 - 4.0 / w)
-        tang = _logit(np.array([(1.0 - s) / 2.0, (1.0 + s) / 2.0]))
-        grid = np.union1d(grid, tang[(tang > grid[0]) & (tang < grid[-1])])
-
-    def G(x):
-        return w * sigmoid(x) + b - x
-
-    gv = G(grid)
-    roots = []
-    for i in range(grid.size):
-        if gv[i] == 0.0:
-            roots.append(float(grid[i]))
-        elif i + 1 < grid.size and gv[i] * gv[i + 1] < 0.0:
-            a, c = float(grid[i]), float(grid[i + 1])
-            ga = gv[i]
-            for _ in range(200):
-                m = 0.5 * (a + c)
-                if m <= a or m >= c:
-                    break
-                gm = G(m)
-                if gm == 0.0:
-                    a = c = m
-                    break
-                if (gm > 0.0) == (ga > 0.0):
-                    a, ga = m, gm
-                else:
-                    c = m
-            roots.append(0.5 * (a + c))
-    x = np.array(sorted(set(roots)), dtype=np.float64)
-    h = sigmoid(x)
-    slope = w * h * (1.0 - h)
-    return pd.DataFrame(
-        {"w": w, "b": b, "h_star": h, "x_star": x, "slope": slope, "stable": np.abs(slope) < 1.0}
-    )
-
-
-def saddle_node_curve(w_values):
-    """The saddle-node bifurcation curve of one logistic unit in the ``(w, b)`` plane.
-
-    Parameters
-    ----------
-    w_values : array_like of float
-        Self-weights.
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per ``w``: ``w``, ``b_low``, ``b_high``, ``h_low_tangent``, ``h_high_tangent``. For
-        ``w > 4`` the unit is bistable exactly for ``b_low < b < b_high``: at ``b_low`` the high
-        attractor is born (with the unstable middle point) at ``h = (1 + sqrt(1 - 4/w)) / 2``
-        (``h_high_tangent``), at ``b_high`` the low attractor is annihilated at
-        ``h = (1 - sqrt(1 - 4/w)) / 2`` (``h_low_tangent``). ``b_low + b_high = -w`` (the map's symmetry
-        ``h -> 1 - h``, ``b -> -w - b``); the two branches meet in a cusp at ``(w, b) = (4, -2)``;
-        ``nan`` for ``w < 4``.
-
-    Notes
-    -----
-    Pascanu et al. 2013, §2.3 and Fig. 3 (Doya 1993's bifurcations b1, b2). Tangency of
-    ``h -> sigmoid(w h + b)`` with the diagonal: ``w h (1 - h) = 1`` and ``b = logit(h) - w h``.
-    """
-    w = float_vector("w_values", w_values)
-    with np.errstate(invalid="ignore"):
-        s = np.sqrt(np.where(w >= 4.0, 1.0 - 4.0 / np.where(w == 0, 1.0, w), np.nan))
-    h_lo = 0.5 * (1.0 - s)
-    h_hi = 0.5 * (1.0 + s)
-    return pd.DataFrame(
-        {
-            "w": w,
-            "b_low": _logit(h_hi) - w * h_hi,
-            "b_high": _logit(h_lo) - w * h_lo,
-            "h_low_tangent": h_lo,
-            "h_high_tangent": h_hi,
-        }
-    )
-
-
-def basin_boundary(w_values, h0=H0_PASCANU):
-    """The bias at which the initial state ``h0`` is exactly the unstable middle fixed point.
-
-    This is the **cliff** of Pascanu et al.'s loss ``E = (h_50 - 0.7)^2``. For ``b`` just above the
-    curve, ``h0`` lies above the unstable point and the trajectory goes to the high attractor; just below,
-    to the low one. ``h_50`` therefore jumps between the two attractors across the curve, over a band of
-    width ``~ slope^(-50)`` in ``b`` (``slope = w h0 (1 - h0)``, the rate at which the unstable point repels),
-    so ``|dE/db|`` peaks there and is astronomically large (``slope ~ 1.9`` at ``w = 8``: ``~1e13``).
-    The saddle-node curves (:func:`saddle_node_curve`) are *not* cliffs for this ``h0``: crossing them
-    creates or destroys an attractor that the trajectory from ``h0`` does not visit, so ``E`` changes
-    smoothly there (both facts are checked in the tests by iterating the map).
-
-    Parameters
-    ----------
-    w_values : array_like of float
-        Self-weights.
-    h0 : float
-        Initial state in (0, 1); default ``sigmoid(0.5)`` (Pascanu's ``x_0 = 0.5``).
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per ``w``: ``w``, ``b`` (= ``logit(h0) - w h0``; ``nan`` where invalid), ``h0``,
-        ``slope`` (= ``w h0 (1 - h0)``) and ``valid`` (``slope > 1``: only then is ``h0`` an *unstable*
-        fixed point, i.e. ``w > 1 / (h0 (1 - h0))``, 4.255 for Pascanu's ``h0``; the curve starts on the
-        saddle-node curve there).
-
-    Notes
-    -----
-    Pascanu et al. 2013, §2.3, eq. 8 and Fig. 6 (the walls of the error surface); REFERENCES §2.3.
-    """
-    w = float_vector("w_values", w_values)
-    h0 = finite_float("h0", h0)
-    if not 0.0 < h0 < 1.0:
-        raise ValueError(f"h0 must be in (0, 1) (a logistic state); got {h0!r}")
-    slope = w * h0 * (1.0 - h0)
-    valid = slope > 1.0
-    b = np.where(valid, float(_logit(h0)) - w * h0, np.nan)
-    return pd.DataFrame({"w": w, "b": b, "h0": h0, "slope": slope, "valid": valid})
-
-
-def single_unit_loss(w, b, *, h0=H0_PASCANU, steps=50, target=0.7):
-    """Pascanu's single-unit loss ``E = (h_steps - target)^2``, by iterating the map in NumPy.
-
-    Parameters
-    ----------
-    w, b : float or array_like
-        Self-weight(s) and bias(es), broadcast together.
-    h0 : float
-        Initial state, default ``sigmoid(0.5)``.
-    steps : int
-        Number of steps (50 in the paper).
-    target : float
-
-    Returns
-    -------
-    ndarray
-        ``E`` with the broadcast shape of ``w`` and ``b``.
-
-    Notes
-    -----
-    Pascanu et al. 2013, §2.3, eq. 8, in rnnsim's post-activation form (REFERENCES §2.3).
-    """
-    steps = positive_int("steps", steps, 0)
-    w, b = np.broadcast_arrays(np.asarray(w, dtype=np.float64), np.asarray(b, dtype=np.float64))
-    h = np.full(w.shape, float(h0))
-    for _ in range(steps):
-        h = sigmoid(w * h + b)
-    return (h - target) ** 2
-
-
-def doya_bifurcation(w=5.0, b_values=None, n_init=11, steps=2000):
-    """Doya's bifurcation diagram (Pascanu et al. Fig. 3): asymptotic states versus the bias.
-
-    Parameters
-    ----------
-    w : float
-        Fixed self-weight (5.0 in the paper).
-    b_values : array_like of float, optional
-        Biases; default 301 values on ``[-w/2 - 1.5, -w/2 + 1.5]`` (centred on the cusp line
-        ``b = -w/2`` of the symmetric bistable window).
-    n_init : int
-        Number of initial states ``h0``, evenly spaced on [0.02, 0.98].
-    steps : int
-        Iterations of the map from each initial state.
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per ``(b, h0)``: ``w``, ``b``, ``h0``, ``h_final``, ``x_final`` (= ``w h_final + b``,
-        Pascanu's state), ``converged`` (last step moved by less than 1e-10), ``attractor``
-        ("low"/"high" relative to the unstable middle point when bistable, else "single"), and the
-        bifurcation points ``b1`` = ``b_low`` and ``b2`` = ``b_high`` from :func:`saddle_node_curve`
-        (``nan`` for ``w <= 4``).
-
-    Notes
-    -----
-    Pascanu et al. 2013, Fig. 3 (after Doya 1993); REFERENCES §2.3. Between ``b1`` and ``b2`` two
-    attractors coexist and the final state depends on the initial one; near ``b1``, ``b2`` convergence
-    slows down (critical slowing), which ``converged`` flags.
-    """
-    w = finite_float("w", w)
-    n_init = positive_int("n_init", n_init)
-    steps = positive_int("steps", steps)
-    if b_values is None:
-        b_values = np.linspace(-w / 2 - 1.5, -w / 2 + 1.5, 301)
-    b = float_vector("b_values", b_values)
-    h0 = np.linspace(0.02, 0.98, n_init) if n_init > 1 else np.array([0.5])
-    bb, hh0 = np.meshgrid(b, h0, indexing="ij")
-    h = hh0.copy()
-    prev = h
-    for _ in range(steps):
-        prev = h
-        h = sigmoid(w * h + bb)
-    sn = saddle_node_curve([w]).iloc[0]
-    b1, b2 = float(sn["b_low"]), float(sn["b_high"])
-    attractor = np.full(bb.shape, "single", dtype=object)
-    if np.isfinite(b1):
-        for i, bv in enumerate(b):
-            if b1 < bv < b2:
-                fp = single_unit_fixed_points(w, float(bv))
-                if len(fp) == 3:
-                    mid = float(fp["h_star"].iloc[1])
-                    attractor[i] = np.where(h[i] > mid, "high", "low")
-    return pd.DataFrame(
-        {
-            "w": w,
-            "b": bb.ravel(),
-            "h0": hh0.ravel(),
-            "h_final": h.ravel(),
-            "x_final": (w * h + bb).ravel(),
-            "converged": (np.abs(h - prev) < 1e-10).ravel(),
-            "attractor": attractor.ravel(),
-            "b1": b1,
-            "b2": b2,
-        }
-    )

@@ -1,4 +1,4 @@
-"""The single-unit cliff (kernel, exact location, trajectories) and the landscape tools."""
+"""The landscape tools: lines, slices, ravines, plateaus, minima (the cliff: tests/test_cliff.py)."""
 
 import math
 
@@ -6,123 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rnnsim import MLP, RNN, reference
+from rnnsim import MLP, RNN
 from rnnsim import landscape as L
-from rnnsim.kernels import cliff as ck
-
-RTOL = 1e-10
-X0, T, TARGET = 0.5, 50, 0.7
-H0 = 1.0 / (1.0 + math.exp(-X0))
-
-
-def test_cliff_surface_kernel_matches_reference():
-    w = np.linspace(-10, 10, 61)
-    b = np.linspace(-10, 10, 67)
-    got = L.cliff_surface(w, b, as_frame=False)
-    ref = reference.cliff_surface(w, b, X0, T, TARGET)
-    for key, r in zip(("h_T", "loss", "dE_dw", "dE_db"), ref, strict=True):
-        np.testing.assert_allclose(got[key], r, rtol=RTOL, atol=0)
-    h, e, gw, gb = reference.single_unit(7.0, -3.9, X0, T, TARGET)
-    one = L.single_unit_loss(7.0, -3.9)
-    np.testing.assert_allclose(
-        [one["h_T"], one["loss"], one["dE_dw"], one["dE_db"]], [h, e, gw, gb], rtol=RTOL
-    )
-    table = L.cliff_surface(w[:3], b[:4])
-    assert len(table) == 12 and {"w", "b", "loss", "grad_norm", "T", "x0", "target"} <= set(table)
-
-
-@pytest.mark.parametrize("w,b", [(1.0, 0.3), (-2.0, 1.0), (3.0, -1.0), (4.5, -2.2)])
-def test_cliff_gradient_matches_finite_differences(w, b):
-    _, _, gw, gb = ck.single_unit(w, b, X0, T, TARGET)
-    eps = 1e-6
-    fw = (
-        ck.single_unit(w + eps, b, X0, T, TARGET)[1] - ck.single_unit(w - eps, b, X0, T, TARGET)[1]
-    ) / (2 * eps)
-    fb = (
-        ck.single_unit(w, b + eps, X0, T, TARGET)[1] - ck.single_unit(w, b - eps, X0, T, TARGET)[1]
-    ) / (2 * eps)
-    assert fw == pytest.approx(gw, rel=1e-6, abs=1e-12)
-    assert fb == pytest.approx(gb, rel=1e-6, abs=1e-12)
-
-
-def test_single_unit_exact_case_w_zero():
-    # w = 0: h_t = sigmoid(b) for t >= 1; dh_T/dw = s'(b) h_{T-1} = s'(b) s(b); dh_T/db = s'(b).
-    b = 0.4
-    s = 1 / (1 + math.exp(-b))
-    h, e, gw, gb = ck.single_unit(0.0, b, X0, T, TARGET)
-    assert h == pytest.approx(s, rel=1e-15)
-    assert gw == pytest.approx(2 * (s - TARGET) * s * (1 - s) * s, rel=1e-14)
-    assert gb == pytest.approx(2 * (s - TARGET) * s * (1 - s), rel=1e-14)
-
-
-def test_cliff_line_is_exact_and_on_the_basin_boundary():
-    w = np.array([3.0, 4.5, 6.0, 8.0, 10.0])
-    line = L.cliff_line(w, (-10, 10), n_b=401)
-    assert list(line["w"]) == list(w)  # one crossing each for w > 0
-    for _, r in line.iterrows():
-        assert np.nextafter(r["b_lo"], np.inf) >= r["b_hi"]  # adjacent floats
-        assert (r["h_T_lo"] - 0.5) * (r["h_T_hi"] - 0.5) <= 0
-    theory = L.cliff_theory(w)
-    on = line.merge(theory, on="w")
-    big = on[on["w"] >= 6]
-    # beyond the saddle-node cusp the wall sits on the basin boundary b = x0 - w h0
-    np.testing.assert_allclose(big["b_cliff"], big["b_basin_boundary"], atol=1e-6)
-    np.testing.assert_allclose(big["b_basin_boundary"], X0 - big["w"] * H0, rtol=1e-12)
-    # at w = 10 the whole jump (E from ~0.49 to ~0.01) happens between two adjacent floats
-    r10 = line[line["w"] == 10].iloc[0]
-    assert abs(r10["jump"]) > 0.4
-    # the grid never sees the wall: exact peak of |dE/db| dwarfs the grid samples
-    for wi in (6.0, 8.0):
-        r = line[line["w"] == wi].iloc[0]
-        assert r["peak_abs_dE_db"] > 1e4 * r["grid_max_abs_dE_db"]
-    assert math.isnan(theory.loc[theory["w"] == 3.0, "b_basin_boundary"].iloc[0])
-
-
-def test_cliff_peak_is_a_local_maximum_of_the_exact_gradient():
-    line = L.cliff_line([4.5, 5.0], (-5, 0), n_b=101)
-    for _, r in line.iterrows():
-        w, bp, peak = r["w"], r["b_peak"], r["peak_abs_dE_db"]
-        assert abs(ck.single_unit(w, bp, X0, T, TARGET)[3]) == pytest.approx(peak, rel=1e-12)
-        for delta in (1e-9, 1e-7, 1e-5, 1e-3):
-            for side in (-1, 1):
-                assert abs(ck.single_unit(w, bp + side * delta, X0, T, TARGET)[3]) <= peak * (
-                    1 + 1e-9
-                )
-
-
-def test_saddle_node_curves_are_tangencies():
-    theory = L.cliff_theory([5.0, 7.0, 9.0])
-    for _, r in theory.iterrows():
-        w = r["w"]
-        s = math.sqrt(1 - 4 / w)
-        for h, b in (
-            ((1 + s) / 2, r["b_saddle_node_lower"]),
-            ((1 - s) / 2, r["b_saddle_node_upper"]),
-        ):
-            assert 1 / (1 + math.exp(-(w * h + b))) == pytest.approx(h, rel=1e-12)
-            assert w * h * (1 - h) == pytest.approx(1.0, rel=1e-12)
-
-
-def test_clipped_trajectory_stays_close_unclipped_is_thrown():
-    w0 = 5.0
-    b_peak = L.cliff_line([w0], (-5, 0), n_b=101)["b_peak"].iloc[0]
-    tr = L.cliff_trajectories([(w0, b_peak)], lr=0.1, clips=[None, 1.0], n_steps=5)
-    un = tr[tr["clip"].isna()]
-    cl = tr[tr["clip"] == 1.0]
-    assert un["step_length"].iloc[1] > 100.0  # |grad| ~ 6e3 at the wall
-    assert cl["step_length"].max() <= 0.1 * 1.0 + 1e-12
-    assert un["grad_norm"].iloc[0] == cl["grad_norm"].iloc[0]
-    with pytest.raises(ValueError, match="lr"):
-        L.cliff_trajectories([(1.0, 1.0)], lr=-1)
-
-
-def test_cliff_bad_input():
-    with pytest.raises(ValueError, match="T must"):
-        L.cliff_surface([1.0], [1.0], T=0)
-    with pytest.raises(ValueError, match="w_values"):
-        L.cliff_surface([np.nan], [1.0])
-    with pytest.raises(ValueError, match="b_range"):
-        L.cliff_line([5.0], (1.0, -1.0))
 
 
 def small_rnn(seed=0):
@@ -211,15 +96,6 @@ def test_minima_summary_and_distances():
     )
     d = L.pairwise_distances(ms)
     assert d["distance"].iloc[0] == pytest.approx(0.1 * np.linalg.norm(m.params_vector()))
-
-
-def test_boundary_gradient_formula_matches_the_kernel():
-    th = L.cliff_theory([5.0, 6.0], T=T, target=TARGET)
-    for _, r in th.iterrows():
-        gb = ck.single_unit(r["w"], r["b_basin_boundary"], X0, T, TARGET)[3]
-        assert abs(gb) == pytest.approx(r["boundary_abs_dE_db"], rel=1e-5)
-    line = L.cliff_line([6.0, 12.0], (-10, 4), n_b=201)
-    assert list(line["resolved"]) == [True, False]
 
 
 def test_path_callback_records_the_parameters_before_each_recorded_step():

@@ -25,7 +25,7 @@ SUITES = {
         "rnnsim/kernels/mlp.py",
     ],
     "tests/test_hvp.py": ["rnnsim/kernels/hvp.py"],
-    "tests/test_landscape.py": ["rnnsim/kernels/cliff.py"],
+    "tests/test_cliff.py": ["rnnsim/kernels/cliff.py"],
 }
 MIN_LINE_COVERAGE = 0.9
 

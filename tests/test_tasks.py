@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from rnnsim import tasks
+from rnnsim.models import LOSSES
 
 N_SIM = 200_000  # sequences for simulated baselines
 
@@ -90,7 +91,7 @@ def test_adding_hochreiter_baseline_and_criterion():
     t = tasks.make("adding", 20, variant="hochreiter1997")
     assert t.baseline == pytest.approx(19 / 960)
     _, y = t.batch(N_SIM, np.random.default_rng(4))
-    assert tasks.loss_value("mse_last", const_outputs(0.5, N_SIM, 1), y) == pytest.approx(
+    assert t.evaluate(const_outputs(0.5, N_SIM, 1), y)["loss"] == pytest.approx(
         t.baseline, rel=0.02
     )
     target = np.array([[0.5], [0.5]])
@@ -269,7 +270,7 @@ def test_same_seed_same_batch_and_shapes(name, kw):
     assert x1.ndim == 3 and x1.shape[1:] == (7, t.d_in) and x1.dtype == np.float64
     x3, _ = t.batch(7, 124)
     assert not np.array_equal(x1[: min(len(x1), len(x3))], x3[: min(len(x1), len(x3))])
-    assert t.loss in tasks.LOSSES and t.baseline > 0 and t.baseline_note
+    assert t.loss in LOSSES and t.baseline > 0 and t.baseline_note
 
 
 def test_argument_errors_name_argument_and_allowed_values():
@@ -289,5 +290,3 @@ def test_argument_errors_name_argument_and_allowed_values():
         tasks.make("teacher", 10)
     with pytest.raises(ValueError, match="B must be an integer >= 1; got 0"):
         tasks.make("copy", 10).batch(0, 0)
-    with pytest.raises(ValueError, match="loss must be one of"):
-        tasks.loss_value("mse", np.zeros((1, 1, 1)), np.zeros((1, 1)))

@@ -1,5 +1,6 @@
 """Tests of rnnsim.theory: closed forms, fixed points, quadrature convergence, Monte Carlo and
-simulation checks of the mean field, random-matrix references, Pascanu's criteria, one logistic unit."""
+simulation checks of the mean field, random-matrix references, Pascanu's criteria (the one logistic
+unit: tests/test_cliff.py)."""
 
 import math
 from types import SimpleNamespace
@@ -9,7 +10,7 @@ import pandas as pd
 import pytest
 
 from rnnsim import theory as T
-from rnnsim.reference import dphi, phi
+from rnnsim.kernels.activations import record
 
 #: Where a closed form exists the theory must match it to this tolerance (issue 5).
 CLOSED_FORM_TOL = 1e-10
@@ -192,10 +193,10 @@ def test_chi1_matches_monte_carlo(activation, sigma_w2, sigma_b2):
     mf = T.mean_field(activation, sigma_w2, sigma_b2)
     rng = np.random.default_rng(5)
     z = rng.standard_normal(1_000_000)
-    samples = sigma_w2 * dphi(activation, math.sqrt(mf["q_star"]) * z) ** 2
+    samples = sigma_w2 * record(activation).dphi(math.sqrt(mf["q_star"]) * z) ** 2
     se = samples.std() / math.sqrt(z.size)
     assert abs(samples.mean() - mf["chi1"]) < 5 * se
-    lengths = sigma_w2 * phi(activation, math.sqrt(mf["q_star"]) * z) ** 2 + sigma_b2
+    lengths = sigma_w2 * record(activation).phi(math.sqrt(mf["q_star"]) * z) ** 2 + sigma_b2
     assert abs(lengths.mean() - mf["q_star"]) < 5 * lengths.std() / math.sqrt(z.size)
 
 
@@ -282,8 +283,8 @@ def test_gradient_ratios_follow_the_length_map(activation, sigma_w2, sigma_b2, q
         return T.gaussian_expectation(f, q, quadrature="hermite", n_nodes=200)
 
     for _ in range(depth):
-        factors.append(sigma_w2 * e(lambda a: dphi(activation, a) ** 2, q))
-        q = sigma_w2 * e(lambda a: phi(activation, a) ** 2, q) + sigma_b2
+        factors.append(sigma_w2 * e(lambda a: record(activation).dphi(a) ** 2, q))
+        q = sigma_w2 * e(lambda a: record(activation).phi(a) ** 2, q) + sigma_b2
     want = np.sqrt(np.append(np.cumprod(factors[::-1])[::-1], 1.0))
     got = T.gradient_ratios(activation, sigma_w2, depth, sigma_b2=sigma_b2, q_in=q_in)
     assert got.shape == (depth + 1,) and got[-1] == 1.0
@@ -355,8 +356,6 @@ def test_bad_input_is_rejected():
         T.correlation_map("tanh", 1.5, 2.0, 0.1)
     with pytest.raises(ValueError, match="x must be"):
         T.digamma(0.0)
-    with pytest.raises(ValueError, match="h0"):
-        T.basin_boundary([5.0], h0=1.0)
     with pytest.raises(TypeError, match="rnn"):
         T.pascanu_criteria(object())
     with pytest.raises(ValueError, match="N"):
@@ -534,8 +533,8 @@ def test_pascanu_criteria_and_the_bound(activation):
         J = np.eye(n)
         for t in range(1, 31):
             a = W @ h + 0.1
-            h = phi(activation, a)
-            J = dphi(activation, a)[:, None] * (W @ J)
+            h = record(activation).phi(a)
+            J = record(activation).dphi(a)[:, None] * (W @ J)
             assert math.log(np.linalg.norm(J, 2)) <= t * crit["log_bound_per_step"] + 1e-9
 
 
@@ -546,86 +545,6 @@ def test_pascanu_criteria_with_an_rnnsim_model():
     crit = T.pascanu_criteria(rnn)
     assert crit["spectral_norm"] == pytest.approx(np.linalg.svd(rnn.W, compute_uv=False)[0])
     assert crit["n_hidden"] == 30
-
-
-# ------------------------------------------------------------------------------------------------
-# One logistic unit: fixed points, saddle-node curve, basin boundary (the cliff), Doya's diagram
-# ------------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("w,b", [(5.0, -2.5), (5.0, -1.0), (8.0, -4.0), (-3.0, 1.0), (12.0, -6.5)])
-def test_single_unit_fixed_points(w, b):
-    fp = T.single_unit_fixed_points(w, b)
-    h = fp["h_star"].to_numpy()
-    assert np.all(np.abs(T.sigmoid(w * h + b) - h) < 1e-14)
-    sn = T.saddle_node_curve([w]).iloc[0]
-    bistable = np.isfinite(sn["b_low"]) and sn["b_low"] < b < sn["b_high"]
-    assert len(fp) == (3 if bistable else 1)
-    if bistable:
-        assert list(fp["stable"]) == [True, False, True]
-    assert np.allclose(fp["slope"], w * h * (1 - h), rtol=1e-14)
-
-
-def test_fixed_points_found_right_next_to_the_saddle_node():
-    w = 6.0
-    sn = T.saddle_node_curve([w]).iloc[0]
-    for eps in (1e-6, 1e-9):
-        fp = T.single_unit_fixed_points(w, sn["b_low"] + eps)
-        assert len(fp) == 3
-        assert fp["h_star"].iloc[1:].to_numpy() == pytest.approx(sn["h_high_tangent"], abs=1e-3)
-        assert len(T.single_unit_fixed_points(w, sn["b_low"] - eps)) == 1
-
-
-def test_saddle_node_curve():
-    tab = T.saddle_node_curve([3.0, 4.0, 5.0, 8.0, 20.0])
-    assert tab[["b_low", "b_high"]].iloc[0].isna().all()
-    assert tab["b_low"].iloc[1] == pytest.approx(-2.0, abs=1e-12)  # cusp
-    for _, row in tab.iloc[1:].iterrows():
-        assert row["b_low"] + row["b_high"] == pytest.approx(-row["w"], abs=1e-12)
-        for h in (row["h_low_tangent"], row["h_high_tangent"]):
-            assert row["w"] * h * (1 - h) == pytest.approx(1.0, abs=1e-12)
-
-
-def test_basin_boundary_is_the_cliff():
-    """E = (h_50 - 0.7)^2 jumps across the basin boundary at fixed w (h_50 goes from the low to the
-    high attractor); it does not jump across the saddle-node curves; |dE/db| peaks on the boundary."""
-    h0 = T.H0_PASCANU
-    bb = T.basin_boundary([3.0, 5.0, 8.0], h0=h0)
-    assert not bb["valid"].iloc[0] and np.isnan(bb["b"].iloc[0])
-    for w, b_star in zip(bb["w"].iloc[1:], bb["b"].iloc[1:], strict=True):
-        fp = T.single_unit_fixed_points(w, b_star)
-        assert len(fp) == 3 and fp["h_star"].iloc[1] == pytest.approx(h0, abs=1e-12)
-        d = 1e-3  # the unstable point repels at rate slope^50 >= 1.17^50 ~ 3000 (w = 5)
-        lo, hi = fp["h_star"].iloc[0], fp["h_star"].iloc[2]
-        below = T.single_unit_loss(w, b_star - d)
-        above = T.single_unit_loss(w, b_star + d)
-        assert below == pytest.approx((lo - 0.7) ** 2, abs=0.02)
-        assert above == pytest.approx((hi - 0.7) ** 2, abs=0.02)
-        assert abs(above - below) > 0.1
-        sn = T.saddle_node_curve([w]).iloc[0]
-        for b_sn in (sn["b_low"], sn["b_high"]):
-            jump = abs(T.single_unit_loss(w, b_sn + 1e-4) - T.single_unit_loss(w, b_sn - 1e-4))
-            assert jump < 1e-3
-        b = np.linspace(sn["b_low"] - 1.0, sn["b_high"] + 1.0, 200_001)
-        grad = np.abs(np.diff(T.single_unit_loss(w, b)))
-        # the wall is ~ slope^-50 wide in b (3e-4 at w = 5, 2e-14 at w = 8); its peak lies inside
-        width = max(2 * (b[1] - b[0]), float(bb.loc[bb.w == w, "slope"].iloc[0]) ** -50)
-        assert abs(b[np.argmax(grad)] - b_star) < width
-
-
-def test_doya_bifurcation():
-    w = 5.0
-    tab = T.doya_bifurcation(w, b_values=np.linspace(-4.0, -1.0, 31), n_init=7, steps=3000)
-    assert len(tab) == 31 * 7
-    sn = T.saddle_node_curve([w]).iloc[0]
-    assert tab["b1"].iloc[0] == sn["b_low"] and tab["b2"].iloc[0] == sn["b_high"]
-    spread = tab.groupby("b")["h_final"].agg(lambda s: s.max() - s.min())
-    inside = (spread.index > sn["b_low"]) & (spread.index < sn["b_high"])
-    assert np.all(spread[inside] > 0.5)  # two attractors reached from different initial states
-    assert np.all(spread[~inside] < 1e-6)  # a single attractor
-    assert set(tab.loc[tab["b"].between(sn["b_low"], sn["b_high"]), "attractor"]) == {"low", "high"}
-    assert tab["converged"].all()
-    assert isinstance(tab, pd.DataFrame)
 
 
 def test_phase_diagram_experiment_measures_ln_chi1():

@@ -1,13 +1,24 @@
-"""Activation functions selected by an integer code, for use inside Numba kernels.
+"""Activations: one record each, and the compiled phi that Numba kernels select by its code.
+
+An `Activation` record holds everything rnnsim knows about one activation: its name, the integer
+code that kernels branch on, phi, phi' and phi'' of the pre-activation in NumPy (elementwise, any
+shape: the reference's and theory's), gamma = sup |phi'| (Pascanu et al. 2013, section 3.2) and,
+for the piecewise-linear ones, the Gaussian expectations that mean-field theory needs in closed form
+(`ClosedForms`). `record(name)` looks one up; `ACTIVATIONS` maps the public names to the codes.
 
 Kernels never receive jitted functions as arguments (that defeats Numba's on-disk cache and
-multiplies compile time); they receive an integer code and branch on it. `ACTIVATIONS` maps the
-public names to the codes; `GAMMA` gives sup |phi'| for each (the gamma of Pascanu et al. 2013).
+multiplies compile time); they receive the record's integer code and branch on it, so the
+compiled phi below (`phi`, `dphi_from_h`, `d2phi_from_h`, `activate`, `times_dphi`) are keyed
+by the codes ``LINEAR``, ``TANH``, ``RELU``, ``SIGMOID`` that the records carry.
 
 ``tanh`` and ``sigmoid`` are computed from `exp_neg`, an exp written in plain arithmetic so that
 LLVM vectorises loops over it (the C library's ``tanh`` and ``exp`` are scalar calls and cost more
 than the matrix products of a small RNN step). Their errors: exp 1 ulp, tanh 1.5, sigmoid 2.3.
 """
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 from numba import config, njit, types
@@ -15,9 +26,8 @@ from numba.extending import intrinsic
 
 from rnnsim.kernels.jit import JIT, JIT_INLINE
 
+#: The kernel codes (globals, so that Numba compiles them in as constants).
 LINEAR, TANH, RELU, SIGMOID = 0, 1, 2, 3
-ACTIVATIONS = {"linear": LINEAR, "tanh": TANH, "relu": RELU, "sigmoid": SIGMOID}
-GAMMA = {"linear": 1.0, "tanh": 1.0, "relu": 1.0, "sigmoid": 0.25}
 
 _LN2_HI = 6.93147180369123816490e-01  # ln 2 split in two (Cody & Waite) for exact range reduction
 _LN2_LO = 1.90821492927058770002e-10
@@ -190,3 +200,148 @@ def times_dphi(code, g, h, out):
     else:
         for i in range(n):
             out[i] = g[i]
+
+
+# ---------------------------------------------------------------------------------------------
+# The records: phi and its derivatives in NumPy, gamma and the Gaussian closed forms
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClosedForms:
+    """Gaussian expectations of a piecewise-linear activation, ``u = sqrt(q) z``, z ~ N(0, 1).
+
+    phi is linear on each half-line, so ``phi'' = 0`` almost everywhere (``E[phi'' phi] = 0``),
+    ``E[phi(u)^2]`` is proportional to ``q`` and the moments of ``phi'`` do not depend on ``q``.
+
+    Attributes
+    ----------
+    phi2 : float
+        ``E[phi(u)^2] / q``.
+    dphi2, dphi4 : float
+        ``E[phi'(u)^2]`` and ``E[phi'(u)^4]``.
+    phi_phi : callable (q, c) -> float
+        ``E[phi(u1) phi(u2)]`` for two pre-activations of variance ``q`` and correlation ``c``.
+    dphi_dphi : callable c -> float
+        ``E[phi'(u1) phi'(u2)]`` at correlation ``c``.
+
+    Notes
+    -----
+    ReLU by the arc-cosine kernel of degree 1 and 0 (Cho & Saul 2009), with ``theta = arccos c``.
+    """
+
+    phi2: float
+    dphi2: float
+    dphi4: float
+    phi_phi: Callable[[float, float], float]
+    dphi_dphi: Callable[[float], float]
+
+
+@dataclass(frozen=True)
+class Activation:
+    """Everything about one activation: its kernel code, phi in NumPy, gamma, closed forms.
+
+    Attributes
+    ----------
+    name : str
+    code : int
+        What kernels branch on (``LINEAR``, ``TANH``, ``RELU``, ``SIGMOID``).
+    phi, dphi, d2phi : callable ndarray -> ndarray
+        phi(a), phi'(a) and phi''(a) of the pre-activation ``a``, elementwise, float64, any shape
+        (relu'(0) = 0; a NaN stays NaN).
+    gamma : float
+        sup |phi'|, the gamma of Pascanu, Mikolov & Bengio 2013, section 3.2.
+    closed_forms : ClosedForms or None
+        Gaussian expectations in closed form; None where theory integrates numerically.
+    """
+
+    name: str
+    code: int
+    phi: Callable[[np.ndarray], np.ndarray]
+    dphi: Callable[[np.ndarray], np.ndarray]
+    d2phi: Callable[[np.ndarray], np.ndarray]
+    gamma: float
+    closed_forms: ClosedForms | None = None
+
+
+def _logistic(a):
+    e = np.exp(-np.abs(a))  # never overflows
+    return np.where(a >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def _logistic_d1(a):
+    s = _logistic(a)
+    return s * (1.0 - s)
+
+
+def _logistic_d2(a):
+    s = _logistic(a)
+    return s * (1.0 - s) * (1.0 - 2.0 * s)
+
+
+def _tanh_d2(a):
+    t = np.tanh(a)
+    return -2.0 * t * (1.0 - t**2)
+
+
+def _zeros(a):
+    return np.zeros_like(a, dtype=np.float64)
+
+
+def _relu_phi_phi(q, c):
+    return q * (math.sqrt(max(0.0, 1.0 - c * c)) + (math.pi - math.acos(c)) * c) / (2.0 * math.pi)
+
+
+_RECORDS = (
+    Activation(
+        "linear",
+        LINEAR,
+        phi=lambda a: np.array(a, dtype=np.float64, copy=True),
+        dphi=lambda a: np.ones_like(a, dtype=np.float64),
+        d2phi=_zeros,
+        gamma=1.0,
+        closed_forms=ClosedForms(1.0, 1.0, 1.0, lambda q, c: q * c, lambda c: 1.0),
+    ),
+    Activation(
+        "tanh",
+        TANH,
+        phi=np.tanh,
+        dphi=lambda a: 1.0 - np.tanh(a) ** 2,
+        d2phi=_tanh_d2,
+        gamma=1.0,
+    ),
+    Activation(
+        "relu",
+        RELU,
+        phi=lambda a: np.maximum(a, 0.0),
+        dphi=lambda a: np.where(np.isnan(a), np.nan, (a > 0.0).astype(np.float64)),
+        d2phi=_zeros,
+        gamma=1.0,
+        # phi(u)^2 = q z^2 [z > 0], phi'^2 = phi'^4 = [z > 0]; P(u1 > 0, u2 > 0) below
+        closed_forms=ClosedForms(
+            0.5, 0.5, 0.5, _relu_phi_phi, lambda c: (math.pi - math.acos(c)) / (2.0 * math.pi)
+        ),
+    ),
+    Activation(
+        "sigmoid", SIGMOID, phi=_logistic, dphi=_logistic_d1, d2phi=_logistic_d2, gamma=0.25
+    ),
+)
+
+#: Public activation names -> kernel codes (what the models hand to the kernels).
+ACTIVATIONS = {a.name: a.code for a in _RECORDS}
+_BY_NAME = {a.name: a for a in _RECORDS}
+
+
+def record(name):
+    """The `Activation` record of ``name``.
+
+    Raises
+    ------
+    ValueError
+        When ``name`` is not one of ``ACTIVATIONS``.
+    """
+    try:
+        return _BY_NAME[name]
+    except (KeyError, TypeError):
+        allowed = ", ".join(ACTIVATIONS)
+        raise ValueError(f"activation must be one of {allowed}; got {name!r}") from None

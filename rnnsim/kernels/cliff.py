@@ -13,6 +13,7 @@ with ``dh_0/dw = dh_0/db = 0``, and ``dE/dtheta = 2 (h_T - target) dh_T/dtheta``
 Kernels:
 
 - `single_unit`: one (w, b) point -> (h_T, E, dE/dw, dE/db).
+- `single_unit_points`: many (w, b) points, ``prange`` over them (independent points).
 - `cliff_surface`: a dense (w, b) grid, ``prange`` over the rows (independent grid points).
 - `bisect_level`: the b at which h_T crosses a level, to machine precision.
 - `golden_max_abs_dEdb`: golden-section search for the maximum of |dE/db| on a bracket.
@@ -61,6 +62,21 @@ def single_unit(w, b, x0, T, target):
         h = hn
     r = h - target
     return h, r * r, 2.0 * r * dw, 2.0 * r * db
+
+
+@njit(**JIT, parallel=True)
+def single_unit_points(w, b, x0, T, target, hT, E, dEdw, dEdb):
+    """`single_unit` at the points ``(w[k], b[k])``.
+
+    Parameters
+    ----------
+    w, b : float64 arrays (m,)
+    x0, T, target : see `single_unit`.
+    hT, E, dEdw, dEdb : float64 arrays (m,), written in place
+        The four results of `single_unit` at each point.
+    """
+    for k in prange(w.shape[0]):
+        hT[k], E[k], dEdw[k], dEdb[k] = single_unit(w[k], b[k], x0, T, target)
 
 
 @njit(**JIT, parallel=True)

@@ -2,7 +2,8 @@
 
 ``mse``: ``0.5 * ||y - target||^2`` averaged over the batch (and over steps for ``*_all``).
 ``xent``: softmax cross-entropy in nats with integer class targets, averaged the same way.
-Each kernel returns the loss and writes dL/dY into a zeroed array shaped like Y.
+Each kernel returns the loss and writes dL/dY into a zeroed array shaped like Y. Their NumPy twin,
+`rnnsim.reference.output_loss`, is also what `rnnsim.tasks` scores outputs with.
 """
 
 import math
