@@ -3,6 +3,7 @@ gradient), its wall located exactly, its fixed-point theory and gradient descent
 
 import math
 
+import numba
 import numpy as np
 import pandas as pd
 import pytest
@@ -174,6 +175,9 @@ def test_saddle_node_curve():
             assert row["w"] * h * (1 - h) == pytest.approx(1.0, abs=1e-12)
 
 
+@pytest.mark.skipif(
+    numba.config.DISABLE_JIT, reason="a 600,000-point scan; other tests cover the kernel's lines"
+)
 def test_basin_boundary_is_the_cliff():
     """E = (h_50 - 0.7)^2 jumps across the basin boundary at fixed w (h_50 goes from the low to the
     high attractor); it does not jump across the saddle-node curves; |dE/db| peaks on the boundary."""
