@@ -193,6 +193,52 @@ def _peak_near(w, b_lo, b_hi, b_c, x0, T, target, n_scan=81):
     return b_star, peak
 
 
+#: The columns of `cliff_line` before its parameter columns, in order.
+_WALL_COLUMNS = [
+    "w",
+    "crossing",
+    "b_cliff",
+    "b_lo",
+    "b_hi",
+    "bracket_width",
+    "n_bisect",
+    "loss_lo",
+    "loss_hi",
+    "jump",
+    "h_T_lo",
+    "h_T_hi",
+    "b_peak",
+    "peak_abs_dE_db",
+    "grid_max_abs_dE_db",
+    "resolved",
+]
+
+
+def _crossing(w, b_left, b_right, level, x0, T, target):
+    """One crossing of ``h_T = level`` inside the grid step [b_left, b_right], bisected to one ulp,
+    with the peak of |dE/db| near it: the fields of a `cliff_line` row from ``b_cliff`` on."""
+    b_lo, b_hi, n_it = _ck.bisect_level(w, b_left, b_right, level, x0, T, target)
+    h_lo, e_lo, _, _ = _ck.single_unit(w, b_lo, x0, T, target)
+    h_hi, e_hi, _, _ = _ck.single_unit(w, b_hi, x0, T, target)
+    b_c = 0.5 * (b_lo + b_hi)
+    b_pk, peak = _peak_near(w, b_left, b_right, b_c, x0, T, target)
+    return {
+        "b_cliff": b_c,
+        "b_lo": b_lo,
+        "b_hi": b_hi,
+        "bracket_width": b_hi - b_lo,
+        "n_bisect": n_it,
+        "loss_lo": e_lo,
+        "loss_hi": e_hi,
+        "jump": e_hi - e_lo,
+        "h_T_lo": h_lo,
+        "h_T_hi": h_hi,
+        "b_peak": b_pk,
+        "peak_abs_dE_db": peak,
+        "resolved": bool(abs(h_hi - h_lo) < RESOLVED_STEP),
+    }
+
+
 def cliff_line(w_values, b_range=(-10.0, 10.0), *, n_b=2001, level=0.5, x0=0.5, T=50, target=0.7):
     """Locate the cliff of the single-unit loss exactly, for each w.
 
@@ -244,39 +290,12 @@ def cliff_line(w_values, b_range=(-10.0, 10.0), *, n_b=2001, level=0.5, x0=0.5, 
     rows = []
     for i, wi in enumerate(w):
         s = hT[i] - level
-        idx = np.flatnonzero((s[:-1] > 0) != (s[1:] > 0))
-        for k, j in enumerate(idx):
-            b_lo, b_hi, n_it = _ck.bisect_level(wi, b[j], b[j + 1], level, x0, T, target)
-            h_lo, e_lo, _, _ = _ck.single_unit(wi, b_lo, x0, T, target)
-            h_hi, e_hi, _, _ = _ck.single_unit(wi, b_hi, x0, T, target)
-            b_c = 0.5 * (b_lo + b_hi)
-            b_pk, peak = _peak_near(wi, b[j], b[j + 1], b_c, x0, T, target)
-            rows.append(
-                {
-                    "w": wi,
-                    "crossing": k,
-                    "b_cliff": b_c,
-                    "b_lo": b_lo,
-                    "b_hi": b_hi,
-                    "bracket_width": b_hi - b_lo,
-                    "n_bisect": n_it,
-                    "loss_lo": e_lo,
-                    "loss_hi": e_hi,
-                    "jump": e_hi - e_lo,
-                    "h_T_lo": h_lo,
-                    "h_T_hi": h_hi,
-                    "b_peak": b_pk,
-                    "peak_abs_dE_db": peak,
-                    "grid_max_abs_dE_db": float(np.max(np.abs(gb[i, j : j + 2]))),
-                    "resolved": bool(abs(h_hi - h_lo) < RESOLVED_STEP),
-                }
-            )
-    cols = [
-        "w", "crossing", "b_cliff", "b_lo", "b_hi", "bracket_width", "n_bisect", "loss_lo",
-        "loss_hi", "jump", "h_T_lo", "h_T_hi", "b_peak", "peak_abs_dE_db", "grid_max_abs_dE_db",
-        "resolved",
-    ]  # fmt: skip
-    table = pd.DataFrame(rows, columns=cols)
+        for k, j in enumerate(np.flatnonzero((s[:-1] > 0) != (s[1:] > 0))):
+            row = {"w": wi, "crossing": k}
+            row.update(_crossing(wi, b[j], b[j + 1], level, x0, T, target))
+            row["grid_max_abs_dE_db"] = float(np.max(np.abs(gb[i, j : j + 2])))
+            rows.append(row)
+    table = pd.DataFrame(rows, columns=_WALL_COLUMNS)
     table["level"] = level
     table["x0"] = x0
     table["T"] = T

@@ -26,6 +26,7 @@ The MLP task (``"teacher"``) has no time axis: its ``x`` is ``(B, d_in)`` and ``
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import numpy as np
 
@@ -569,13 +570,21 @@ class Teacher(Task):
 # factory
 # ----------------------------------------------------------------------------------------------
 
-VARIANTS = {
-    "adding": ("pascanu2013", "hochreiter1997", "arjovsky2016", "le2015"),
-    "copy": ("arjovsky2016",),
-    "temporal_order": ("pascanu2013", "hochreiter1997"),
-    "latching": ("bengio1994",),
-    "teacher": ("tanh_mlp",),
+_TEACHER_OPTIONS = ("d_in", "d_out", "width", "depth", "sigma_w", "noise_std", "teacher_seed")
+#: (name, variant) -> (the task's class, the options it accepts); a name's first variant is its
+#: default.
+_TASKS = {
+    ("adding", "pascanu2013"): (AddingPascanu2013, ()),
+    ("adding", "hochreiter1997"): (AddingHochreiter1997, ()),
+    ("adding", "arjovsky2016"): (AddingArjovsky2016, ()),
+    ("adding", "le2015"): (partial(AddingArjovsky2016, variant="le2015"), ()),
+    ("copy", "arjovsky2016"): (CopyArjovsky2016, ("n_sequence",)),
+    ("temporal_order", "pascanu2013"): (TemporalOrderPascanu2013, ("symbols",)),
+    ("temporal_order", "hochreiter1997"): (TemporalOrderHochreiter1997, ("symbols",)),
+    ("latching", "bengio1994"): (LatchingBengio1994, ("L", "noise_var", "target")),
+    ("teacher", "tanh_mlp"): (Teacher, _TEACHER_OPTIONS),
 }
+VARIANTS = {name: tuple(v for n, v in _TASKS if n == name) for name, _ in _TASKS}
 NAMES = tuple(VARIANTS)
 
 
@@ -621,46 +630,13 @@ def make(name, T=None, *, variant=None, **options):
         raise ValueError(
             f"variant for task {name!r} must be one of {VARIANTS[name]}, got {variant!r}"
         )
-    allowed = {
-        ("adding", "pascanu2013"): (),
-        ("adding", "hochreiter1997"): (),
-        ("adding", "arjovsky2016"): (),
-        ("adding", "le2015"): (),
-        ("copy", "arjovsky2016"): ("n_sequence",),
-        ("temporal_order", "pascanu2013"): ("symbols",),
-        ("temporal_order", "hochreiter1997"): ("symbols",),
-        ("latching", "bengio1994"): ("L", "noise_var", "target"),
-        ("teacher", "tanh_mlp"): (
-            "d_in",
-            "d_out",
-            "width",
-            "depth",
-            "sigma_w",
-            "noise_std",
-            "teacher_seed",
-        ),
-    }[(name, variant)]
+    cls, allowed = _TASKS[(name, variant)]
     bad = sorted(set(options) - set(allowed))
     if bad:
         raise ValueError(
             f"options {bad} not accepted by task {name!r} (variant {variant!r}); "
             f"allowed options: {list(allowed)}"
         )
-    if name != "teacher":
-        if T is None:
-            raise ValueError(f"T must be an int sequence length for task {name!r}, got None")
-    if name == "adding":
-        if variant == "pascanu2013":
-            return AddingPascanu2013(T)
-        if variant == "hochreiter1997":
-            return AddingHochreiter1997(T)
-        return AddingArjovsky2016(T, variant=variant)
-    if name == "copy":
-        return CopyArjovsky2016(T, **options)
-    if name == "temporal_order":
-        if variant == "pascanu2013":
-            return TemporalOrderPascanu2013(T, **options)
-        return TemporalOrderHochreiter1997(T, **options)
-    if name == "latching":
-        return LatchingBengio1994(T, **options)
-    return Teacher(T, **options)
+    if name != "teacher" and T is None:
+        raise ValueError(f"T must be an int sequence length for task {name!r}, got None")
+    return cls(T, **options)
