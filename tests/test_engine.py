@@ -1,5 +1,7 @@
 """The engine: RNN and MLP kernels against their NumPy twins and against finite differences."""
 
+import math
+
 import numpy as np
 import pytest
 from conftest import ATOL, RTOL
@@ -341,6 +343,46 @@ def test_activation_derivatives_from_the_output(activation):
         assert dphi_from_h(code, h) == pytest.approx(d1, rel=1e-8, abs=1e-9)
         assert d2phi_from_h(code, h) == pytest.approx(d2, rel=1e-6, abs=1e-8)
         assert h == pytest.approx(record(activation).phi(a), rel=1e-15)
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_activation_record(activation):
+    """The record's NumPy phi' and phi'' agree with central differences, gamma is sup |phi'|, and
+    the Gaussian closed forms agree with quadrature (a midpoint rule: z = 0 is no node)."""
+    from rnnsim.kernels.activations import ACTIVATIONS as CODES
+    from rnnsim.kernels.activations import record
+
+    act, a, eps = record(activation), np.linspace(-3.1, 2.9, 13), 1e-5
+    assert act.name == activation and act.code == CODES[activation]
+    d1 = (act.phi(a + eps) - act.phi(a - eps)) / (2 * eps)
+    d2 = (act.dphi(a + eps) - act.dphi(a - eps)) / (2 * eps)
+    np.testing.assert_allclose(act.dphi(a), d1, rtol=1e-8, atol=1e-9)
+    np.testing.assert_allclose(act.d2phi(a), d2, rtol=1e-6, atol=1e-8)
+    assert np.max(np.abs(act.dphi(np.linspace(-5, 5, 10_001)))) == act.gamma
+    forms, q = act.closed_forms, 1.7
+    if forms is None:
+        return
+    z = np.linspace(-12, 12, 240_000)
+    weights = np.exp(-0.5 * z * z) * (z[1] - z[0]) / math.sqrt(2 * math.pi)
+
+    def mean(f):
+        return float(weights @ f(math.sqrt(q) * z))
+
+    assert forms.phi2 * q == pytest.approx(mean(lambda u: act.phi(u) ** 2), rel=1e-8)
+    assert forms.dphi2 == pytest.approx(mean(lambda u: act.dphi(u) ** 2), rel=1e-8)
+    assert forms.dphi4 == pytest.approx(mean(lambda u: act.dphi(u) ** 4), rel=1e-8)
+    # at c = 1 the two pre-activations are one; at c = 0 they are independent
+    assert forms.phi_phi(q, 1.0) == pytest.approx(forms.phi2 * q, rel=1e-12)
+    assert forms.dphi_dphi(1.0) == pytest.approx(forms.dphi2, rel=1e-12)
+    assert forms.phi_phi(q, 0.0) == pytest.approx(mean(act.phi) ** 2, rel=1e-8, abs=1e-12)
+    assert forms.dphi_dphi(0.0) == pytest.approx(mean(act.dphi) ** 2, rel=1e-8)
+
+
+def test_activation_record_unknown_name():
+    from rnnsim.kernels.activations import record
+
+    with pytest.raises(ValueError, match="activation must be one of linear, tanh, relu, sigmoid"):
+        record("gelu")
 
 
 def test_activations_are_accurate_to_the_last_bits():
