@@ -296,11 +296,7 @@ def cliff_line(w_values, b_range=(-10.0, 10.0), *, n_b=2001, level=0.5, x0=0.5, 
             row["grid_max_abs_dE_db"] = float(np.max(np.abs(gb[i, j : j + 2])))
             rows.append(row)
     table = pd.DataFrame(rows, columns=_WALL_COLUMNS)
-    table["level"] = level
-    table["x0"] = x0
-    table["T"] = T
-    table["target"] = target
-    return table
+    return table.assign(level=level, x0=x0, T=T, target=target)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -660,8 +656,4 @@ def cliff_trajectories(starts, *, lr, clips=(None,), n_steps=50, x0=0.5, T=50, t
                 )
             )
     table = pd.concat(frames, ignore_index=True)
-    table["lr"] = lr
-    table["x0"] = x0
-    table["T"] = T
-    table["target"] = target
-    return table
+    return table.assign(lr=lr, x0=x0, T=T, target=target)
