@@ -123,7 +123,7 @@ def train(
 
     Parameters
     ----------
-    model : RNN or MLP
+    model : RNN, MLP or another `rnnsim.models.Model`
         The initial network (not modified; models are immutable).
     task : Task
         From `rnnsim.tasks.make`; its ``loss`` is the training loss.
@@ -174,7 +174,7 @@ def train(
 
     Returns
     -------
-    model : RNN or MLP
+    model : the same kind as the model given
         The model after the last update (after divergence: the last one with finite
         parameters).
     table : pandas.DataFrame
