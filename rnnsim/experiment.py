@@ -700,7 +700,9 @@ def _versions() -> dict:
     return versions
 
 
-def reproduce_command(experiment: Experiment, quick: bool, sets: Sequence[str], seeds) -> str:
+def reproduce_command(
+    experiment: Experiment, quick: bool, sets: Sequence[str], seeds, first_seed: int = 0
+) -> str:
     """The canonical ``rnnsim run`` command line for a run."""
     parts = ["rnnsim", "run", experiment.name]
     if quick:
@@ -709,6 +711,8 @@ def reproduce_command(experiment: Experiment, quick: bool, sets: Sequence[str], 
         parts += ["--set", spec]
     if seeds is not None:
         parts += ["--seeds", str(seeds)]
+    if first_seed:
+        parts += ["--first-seed", str(first_seed)]
     return shlex.join(parts)
 
 
@@ -761,6 +765,7 @@ class _Run:
     timings: dict = dataclasses.field(default_factory=dict)
     figures: list[str] = dataclasses.field(default_factory=list)
     errors: dict = dataclasses.field(default_factory=dict)  # step -> exception
+    first_seed: int = 0  # the seeds are first_seed .. first_seed + n_seeds - 1
     summary: pd.DataFrame | None = None
     claims: pd.DataFrame | None = None
 
@@ -773,7 +778,9 @@ def _table_files(experiment: Experiment, folder: Path, stem: str, sep: str) -> d
     return {name: folder / f"{stem}{sep}{name}.parquet" for name in experiment.tables}
 
 
-def _plan(experiment: Experiment, quick: bool, sets: Sequence[str], seeds, root: Path) -> _Run:
+def _plan(
+    experiment: Experiment, quick: bool, sets: Sequence[str], seeds, root: Path, first_seed: int
+) -> _Run:
     """Step 1: the grid (with ``--set``), its points, the seeds, and one job per (point, seed)."""
     started = time.time()
     grid = parse_set(experiment, sets, experiment.grid_for(quick))
@@ -787,12 +794,14 @@ def _plan(experiment: Experiment, quick: bool, sets: Sequence[str], seeds, root:
     point_dir.mkdir(parents=True, exist_ok=True)
     jobs = []
     for index, point in enumerate(points):
-        for seed in range(n_seeds):
+        for seed in range(first_seed, first_seed + n_seeds):
             h = point_hash(experiment.name, point, seed, experiment.version)
             paths = _table_files(experiment, point_dir, h, ".")
             job = {"index": index, "point": point, "seed": seed, "hash": h, "paths": paths}
             jobs.append(job | {"seconds": None})
-    return _Run(experiment, quick, list(sets), seeds, n_seeds, grid, points, root, jobs, started)
+    run = _Run(experiment, quick, list(sets), seeds, n_seeds, grid, points, root, jobs, started)
+    run.first_seed = first_seed
+    return run
 
 
 def _pending(jobs: list[dict], force: bool) -> list[dict]:
@@ -946,7 +955,7 @@ def _write_manifest(run: _Run, tables: dict[str, pd.DataFrame], options: dict) -
         "quick": bool(run.quick),
         "set": run.sets,
         "grid": run.grid,
-        "seeds": list(range(run.n_seeds)),
+        "seeds": list(range(run.first_seed, run.first_seed + run.n_seeds)),
         "n_points": len(run.points),
         "n_runs": len(jobs),
         "n_computed": len(run.todo),
@@ -964,7 +973,7 @@ def _write_manifest(run: _Run, tables: dict[str, pd.DataFrame], options: dict) -
         "executor": executor,
         "workers": workers,
         "command": command if command is not None else shlex.join(sys.argv),
-        "reproduce": reproduce_command(experiment, run.quick, run.sets, run.seeds),
+        "reproduce": reproduce_command(experiment, run.quick, run.sets, run.seeds, run.first_seed),
         "points": [
             {
                 "hash": j["hash"],
@@ -997,6 +1006,7 @@ def run_experiment(
     figures: bool = True,
     progress: bool = True,
     command: str | None = None,
+    first_seed: int = 0,
 ) -> pd.DataFrame | dict[str, pd.DataFrame]:
     """Run (or resume) an experiment and write its tables, manifest, summary and figures.
 
@@ -1013,6 +1023,9 @@ def run_experiment(
         ``--set KEY=V1,V2`` overrides (see :func:`parse_set`).
     seeds : int, optional
         Number of seeds, overriding the experiment's.
+    first_seed : int
+        The first seed: a run uses seeds ``first_seed .. first_seed + seeds - 1`` (default 0), so
+        that an effect can be checked on draws other than the default ones.
     out : path
         Results root; the experiment writes to ``out/NAME/``.
     workers : int, optional
@@ -1041,7 +1054,9 @@ def run_experiment(
         raise UsageError(f"--workers must be an integer >= 1, got {workers!r}")
     if seeds is not None and (isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1):
         raise UsageError(f"--seeds must be an integer >= 1, got {seeds!r}")
-    run = _plan(experiment, quick, sets, seeds, Path(out) / experiment.name)
+    if isinstance(first_seed, bool) or not isinstance(first_seed, int) or first_seed < 0:
+        raise UsageError(f"--first-seed must be an integer >= 0, got {first_seed!r}")
+    run = _plan(experiment, quick, sets, seeds, Path(out) / experiment.name, first_seed)
     run.todo = _pending(run.jobs, force)
     _execute(run, workers, scheduler, progress)
     tables = _assemble(run)
@@ -1150,6 +1165,13 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         help="number of seeds (0..N-1), overriding the experiment's",
     )
     parser.add_argument(
+        "--first-seed",
+        type=int,
+        default=0,
+        metavar="K",
+        help="start the seeds at K (K..K+N-1): the same run on other random draws",
+    )
+    parser.add_argument(
         "--out", default="results", metavar="DIR", help="results root (default: results/)"
     )
     parser.add_argument(
@@ -1202,6 +1224,7 @@ def run_from_args(experiment: Experiment, args: argparse.Namespace):
         quick=args.quick,
         sets=args.set,
         seeds=args.seeds,
+        first_seed=args.first_seed,
         out=args.out,
         workers=args.workers,
         scheduler=args.scheduler,

@@ -97,3 +97,14 @@ def test_every_run_checks_its_claims(capsys, tmp_path, monkeypatch):
     page = write_report(tmp_path).read_text()
     assert 'class="badge fail"' in page and 'class="badge pass"' in page
     assert "quick grid, 2 seeds per point" in page
+
+
+def test_first_seed_runs_other_draws(capsys, tmp_path):
+    code, _, _ = _run_toy(capsys, tmp_path, "--seeds", "2", "--first-seed", "5")
+    assert code == 0
+    table = pd.read_parquet(tmp_path / "toy" / "table.parquet")
+    assert sorted(table["seed"].unique()) == [5, 6]
+    manifest = json.loads((tmp_path / "toy" / "manifest.json").read_text())
+    assert manifest["seeds"] == [5, 6]
+    assert manifest["reproduce"].endswith("--seeds 2 --first-seed 5")
+    assert _run_toy(capsys, tmp_path, "--first-seed", "-1")[0] == 2
