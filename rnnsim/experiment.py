@@ -30,6 +30,7 @@ import hashlib
 import importlib.util
 import itertools
 import json
+import math
 import os
 import platform
 import shlex
@@ -129,6 +130,12 @@ class Experiment:
     claims : sequence of rnnsim.claims.Claim
         The paper's statements that the experiment reproduces, each checked on the summary of
         every run (``claims.parquet``, the manifest, the terminal and the report).
+    limits : dict of str -> (low, high), optional
+        The range ``--set`` accepts on a numeric axis, both ends included; ``None`` leaves an
+        end open (``{"depth": (1, None), "lr": (0, None)}``). Checked before any point runs.
+    captions : dict of str -> str, optional
+        One sentence per figure, by figure name: what it shows and what to look for (the report
+        prints it under the figure).
     """
 
     name: str
@@ -146,6 +153,8 @@ class Experiment:
     version: str = "1"
     tables: Sequence[str] | None = None
     claims: Sequence[Claim] = ()
+    limits: Mapping[str, tuple] | None = None
+    captions: Mapping[str, str] | None = None
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name.isidentifier():
@@ -180,6 +189,11 @@ class Experiment:
             if axis not in self.grid:
                 raise ValueError(f"choices names axis {axis!r} that grid lacks")
             _axis_type(values, f"choices[{axis!r}]")
+        for axis, bounds in (self.limits or {}).items():
+            if axis not in self.grid:
+                raise ValueError(f"limits names axis {axis!r} that grid lacks")
+            if not isinstance(bounds, tuple) or len(bounds) != 2:
+                raise ValueError(f"limits[{axis!r}] must be a (low, high) tuple, got {bounds!r}")
 
     def grid_for(self, quick: bool = False) -> dict:
         """The grid a run uses: ``grid``, or ``quick`` completed with each axis' first value.
@@ -325,24 +339,37 @@ def _parse_value(experiment, key, kind, token):
         raise UsageError(f"--set {key}: {token!r} is not a boolean; use true or false")
     if kind is int:
         try:
-            return int(token)
+            value = int(token)
         except ValueError:
             raise UsageError(
                 f"--set {key}: {token!r} is not an integer (grid values: {shown})"
             ) from None
+        return _within_limits(experiment, key, value)
     if kind is float:
         try:
-            return float(token)
+            value = float(token)
         except ValueError:
             raise UsageError(
                 f"--set {key}: {token!r} is not a number (grid values: {shown})"
             ) from None
+        if not math.isfinite(value):
+            raise UsageError(f"--set {key}: {token!r} is not a finite number")
+        return _within_limits(experiment, key, value)
     valid = experiment.valid_values(key)
     if token not in valid:
         raise UsageError(
             f"--set {key}: {token!r} is not a valid value; valid values: {', '.join(valid)}"
         )
     return token
+
+
+def _within_limits(experiment: Experiment, key: str, value):
+    """``value`` when it lies in ``experiment.limits[key]``; else a UsageError naming the range."""
+    low, high = (experiment.limits or {}).get(key, (None, None))
+    if (low is not None and value < low) or (high is not None and value > high):
+        shown = f"[{'-inf' if low is None else low}, {'inf' if high is None else high}]"
+        raise UsageError(f"--set {key}: {value} is out of range; allowed: {shown}")
+    return value
 
 
 # --------------------------------------------------------------------------------------------
@@ -952,6 +979,7 @@ def _write_manifest(run: _Run, tables: dict[str, pd.DataFrame], options: dict) -
         "experiment": experiment.name,
         "description": experiment.description,
         "notes": experiment.notes,
+        "captions": dict(experiment.captions or {}),
         "quick": bool(run.quick),
         "set": run.sets,
         "grid": run.grid,

@@ -143,6 +143,9 @@ def _section(entry: dict, root: Path, embed: bool) -> str:
             f"{_badge(c)}{esc(c['statement'])} " for c in claims if c.get("figure") == png.stem
         )
         caption = f"{esc(name)} / {esc(png.stem)} ({esc(_run_label(entry))})"
+        sentence = (entry.get("captions") or {}).get(png.stem)
+        if sentence:
+            caption = f"{esc(sentence)}<br>{caption}"
         if badges:
             caption += f"<br>{badges}"
         parts.append(f"<figure>{img}<figcaption>{caption}</figcaption></figure>")

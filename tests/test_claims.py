@@ -108,3 +108,17 @@ def test_first_seed_runs_other_draws(capsys, tmp_path):
     assert manifest["seeds"] == [5, 6]
     assert manifest["reproduce"].endswith("--seeds 2 --first-seed 5")
     assert _run_toy(capsys, tmp_path, "--first-seed", "-1")[0] == 2
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("n=-5", "--set n: -5 is out of range; allowed: [1, inf]"),
+        ("scale=11", "--set scale: 11.0 is out of range; allowed: [0.0, 10.0]"),
+        ("scale=nan", "--set scale: 'nan' is not a finite number"),
+    ],
+)
+def test_values_out_of_range_are_rejected_before_any_point_runs(capsys, tmp_path, spec, message):
+    code, _, err = _run_toy(capsys, tmp_path, "--set", spec)
+    assert code == 2 and message in err and "Traceback" not in err
+    assert not (tmp_path / "toy" / "points").exists()
