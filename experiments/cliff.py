@@ -41,22 +41,60 @@ def figures(table: pd.DataFrame) -> dict:
     t0 = 50 if (table["T"] == 50).any() else table["T"].iloc[0]
     t = table[table["T"] == t0]
     surf, th, cl, tr = (t[t["kind"] == k] for k in ("surface", "theory", "cliff", "trajectory"))
-    f1 = plots.cliff_surface(
-        surf, cl, th, tr, xlim=W_RANGE, ylim=B_RANGE,
+    surface = plots.cliff_surface(
+        surf,
+        cl,
+        th,
+        tr,
+        xlim=W_RANGE,
+        ylim=B_RANGE,
         colorbar_label=f"loss E = (h_T - {TARGET})^2, T = {t0}",
         title=f"Single-unit loss surface, lr = {LR}: unclipped steps thrown off the cliff",
-    )  # fmt: skip
-    part = {k: table[table["kind"] == k] for k in ("cliff", "theory")}
-    f2 = plots.cliff_steepness(part["cliff"], part["theory"])
+    )
+    steepness = steepness_figure(table[table["kind"] == "cliff"], table[table["kind"] == "theory"])
     first = tr.groupby(["start", "clipping"])[["w", "b"]].transform("first")
     tr = tr.assign(distance=np.hypot(tr["w"] - first["w"], tr["b"] - first["b"]))
-    f3 = plots.facets(
+    trajectories = plots.facets(
         tr.melt(id_vars=["start", "clipping", "step"], value_vars=["loss", "distance"]),
-        x="step", y="value", hue="clipping", style="start", row="variable", sharey=False,
-        logy=False, xlabel="gradient-descent step", ylabel="value",
+        x="step",
+        y="value",
+        hue="clipping",
+        style="start",
+        row="variable",
+        sharey=False,
+        logy=False,
+        xlabel="gradient-descent step",
+        ylabel="value",
         title=f"GD near the cliff (T = {t0}, lr = {LR}): loss and distance from the start",
-    )  # fmt: skip
-    return {"surface": f1, "cliff_steepness": f2, "trajectories": f3}
+    )
+    return {"surface": surface, "cliff_steepness": steepness, "trajectories": trajectories}
+
+
+def steepness_figure(wall: pd.DataFrame, theory: pd.DataFrame):
+    """Peak |dE/db| across the cliff against w: exact, sampled on the grid, and on the boundary.
+
+    The exact peaks of resolved walls (wider than one ulp, so that the peak is meaningful) and
+    the sampled maxima of all walls are two hues, T the line style; |dE/db| on the basin boundary
+    is one dashed line per T (at most three, in shades of grey).
+    """
+    exact = wall[wall["resolved"].astype(bool)].assign(what="exact peak (walls wider than 1 ulp)")
+    sampled = wall.assign(peak_abs_dE_db=wall["grid_max_abs_dE_db"])
+    steep = pd.concat([exact, sampled.assign(what="max over the grid's b samples")])
+    fig = plots.line_with_band(
+        steep,
+        x="w",
+        y="peak_abs_dE_db",
+        hue="what",
+        style="T",
+        logy=True,
+        title="Steepness of the wall: exact vs sampled on the grid",
+        xlabel="recurrent weight w",
+        ylabel="max |dE/db| across the cliff",
+    )
+    for (T, g), grey in zip(theory.groupby("T"), ["0.0", "0.35", "0.6"], strict=False):
+        text = f"|dE/db| on the basin boundary (exact), T={T}"
+        plots.theory_line(fig.axes[0], g["w"], g["boundary_abs_dE_db"], text, color=grey)
+    return fig
 
 
 EXPERIMENT = Experiment(
@@ -65,13 +103,16 @@ EXPERIMENT = Experiment(
     "gradient descent with and without clipping.",
     grid={"T": [50, 25, 100], "n_grid": [500]},
     quick={"T": [50], "n_grid": [200]},
-    measure=measure, figures=figures, seeds=1, quick_seeds=1,
+    measure=measure,
+    figures=figures,
+    seeds=1,
+    quick_seeds=1,
     notes="""The wall is the basin boundary b = x0 - w h0 of the unstable fixed point (derived;
     dashed red): across it h_T jumps between the two attractors, within ~ (w h0 (1-h0))^-T in b,
     below one ulp for w >~ 8 at T = 50. Grid samples miss it entirely (steepness figure).
     Unclipped gradient descent that lands on the wall is catapulted far away onto the upper
     plateau; with norm clipping (Algorithm 1) the step stays short and descent continues.""",
-)  # fmt: skip
+)
 
 if __name__ == "__main__":
     main(EXPERIMENT)

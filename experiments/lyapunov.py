@@ -12,29 +12,47 @@ def measure(point: dict, seed: int) -> pd.DataFrame:
     net = RNN.random(1, n, 1, activation="tanh", init="gaussian", gain=g, seed=seed)
     h0 = np.random.default_rng([seed, 5]).standard_normal(n)  # off the fixed point at 0
     exps = lyapunov_spectrum(net, steps=point["steps"], transient=point["steps"] // 4, h0=h0)
-    return pd.DataFrame({"index": np.arange(1, n + 1), "fraction": np.arange(1, n + 1) / n,
-                         "exponent": exps, "mean_exponent": exps.mean()})  # fmt: skip
+    return pd.DataFrame(
+        {
+            "index": np.arange(1, n + 1),
+            "fraction": np.arange(1, n + 1) / n,
+            "exponent": exps,
+            "mean_exponent": exps.mean(),
+        }
+    )
 
 
 def figures(table: pd.DataFrame) -> dict:
     plots.theme()
     t = table[table.steps == table.steps.max()]
     spectra = plots.facets(
-        t, x="fraction", y="exponent", hue="gain", col="n", palette="coolwarm", sharey=False,
-        xlabel="i / n (exponent index over network size)", ylabel="Lyapunov exponent (per step)",
+        t,
+        x="fraction",
+        y="exponent",
+        hue="gain",
+        col="n",
+        palette="coolwarm",
+        sharey=False,
+        xlabel="i / n (exponent index over network size)",
+        ylabel="Lyapunov exponent (per step)",
         title="Lyapunov spectra, h_t = tanh(W h_{t-1}), W ~ N(0, g^2/n)",
-    )  # fmt: skip
+    )
     for ax in spectra.axes:
         ax.axhline(0.0, color="grey", lw=0.8)
     top = t[t["index"] == 1].assign(n=lambda d: d.n.map(lambda v: f"n = {v}"))  # categorical
     fig = plots.line_with_band(
-        top, x="gain", y="exponent", hue="n", markers=True,
+        top,
+        x="gain",
+        y="exponent",
+        hue="n",
+        markers=True,
         ylabel="largest Lyapunov exponent (per step)",
         title="Transition to chaos (dashed: mean-field (1/2) ln chi1)",
-    )  # fmt: skip
+    )
     g = np.linspace(top.gain.min(), top.gain.max(), 60)
-    plots.theory_line(fig.axes[0], g, [theory.rnn_max_lyapunov("tanh", v * v) for v in g],
-                      "mean field, n -> inf")  # fmt: skip
+    plots.theory_line(
+        fig.axes[0], g, [theory.rnn_max_lyapunov("tanh", v * v) for v in g], "mean field, n -> inf"
+    )
     fig.axes[0].axhline(0.0, color="grey", lw=0.8)
     fig.axes[0].legend(title="network size")
     return {"spectra": spectra, "max_exponent_vs_gain": fig}

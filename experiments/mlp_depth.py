@@ -7,6 +7,11 @@ from rnnsim import MLP, layers, plots
 from rnnsim.experiment import Experiment, main
 
 BATCH, N_OUT, SAT = 64, 10, 0.05  # saturated unit: phi'(a) < 5% of sup |phi'|
+#: The activation statistics drawn by layer: column -> row title.
+STATS = {"act_mean": "mean of h_l", "act_std": "std of h_l", "frac_saturated": "saturated"}
+#: A panel of activation statistics whose lines exceed this in magnitude gets a symmetric log
+#: scale (and no bands), so that one exploding init does not flatten the others to zero.
+SYMLOG_ABOVE = 1e3
 
 
 def measure(point: dict, seed: int) -> pd.DataFrame:
@@ -27,17 +32,87 @@ def deepest(table):  # the largest depth and width
 
 
 def figures(table: pd.DataFrame) -> dict:
-    deep, n = deepest(table), table.width.max()
+    plots.theme()
+    deep, depth, width = named(deepest(table)), table.depth.max(), table.width.max()
+    theory = named(layers.gradient_theory(deepest(table)))
+    palette = plots.hue_palette(deep, "init")  # shared by the figures, whose tables differ
+    kw = dict(x="layer", hue="init", col="activation", col_wrap=2, logy=True, palette=palette)
+    where = f", depth {depth}, width {width}"
+    grad_h = plots.facets(
+        deep,
+        y="grad_h_norm",
+        title=f"Backpropagated gradient{where} (dashed: mean-field theory)",
+        **kw,
+    )
+    panels = {ax.get_title(): ax for ax in grad_h.axes}
+    for (activation, _), line in theory.groupby(["activation", "init"], sort=False):
+        ax = panels[f"activation = {activation}"]
+        ax.plot(line["layer"], line["grad_h_norm"], ls="--", lw=1, color="black", zorder=5)
+    figs = {
+        "grad_h_by_layer": grad_h,
+        "grad_W_by_layer": plots.facets(
+            deep, y="grad_W_norm", title=f"Weight gradient{where}", **kw
+        ),
+        "activation_stats": activation_stats(deep, palette, where),
+    }
     by = ["activation", "init", "sigma_w", "depth", "seed"]  # ratios drawn for several depths
-    ratios = named(layers.end_ratios(table[table.width == n], by))
-    return plots.layer_profiles(
-        named(deep), theory=named(layers.gradient_theory(deep)), saturation=SAT,
-        context=f"depth {table.depth.max()}, width {n}", ratios=ratios, ratios_context=f"width {n}",
-    )  # fmt: skip
+    ratios = named(layers.end_ratios(table[table.width == width], by))
+    if ratios["depth"].nunique() > 1:
+        figs["input_over_top_by_depth"] = plots.facets(
+            ratios,
+            y="ratio",
+            ylabel="||dL/dh_0|| / ||dL/dh_L||",
+            title=f"Gradient at the input over gradient at the top, width {width}",
+            **{**kw, "x": "depth"},
+        )
+    return figs
 
 
-def summary(table: pd.DataFrame) -> pd.DataFrame:  # one depth and width, carried along
-    return layers.layer_summary(named(deepest(table)), ["activation", "init", "depth", "width"])
+def activation_stats(deep: pd.DataFrame, palette: dict, where: str):
+    """Mean, std and saturated fraction of the activations by layer, one row each."""
+    stats = deep.rename(columns=STATS).melt(["activation", "init", "layer"], list(STATS.values()))
+    fig = plots.facets(
+        stats,
+        x="layer",
+        y="value",
+        hue="init",
+        col="activation",
+        row="variable",
+        sharey=False,
+        ylabel="",
+        palette=palette,
+        title=f"Activations (saturated: phi' < {SAT:.0%} of its max){where}",
+    )
+    for ax in fig.axes:  # exploding activations (ReLU, linear, large gains)
+        drawn = [np.abs(np.asarray(ln.get_ydata(), float)) for ln in ax.get_lines()]
+        if drawn and np.nanmax(np.concatenate(drawn), initial=0.0) > SYMLOG_ABOVE:
+            ax.set_yscale("symlog", linthresh=1.0)  # linear within +-1, decades beyond
+            ax.yaxis.get_major_locator().set_params(numticks=7)
+            for band in list(ax.collections):  # t-intervals of values that differ by decades
+                band.remove()  # between seeds reach far below zero: lines only
+            ax.relim()
+            ax.autoscale_view()
+    return fig
+
+
+def summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Input end against top of the mean layer profiles of the deepest, widest networks.
+
+    One row per condition (activation, init; depth and width carried along): the ratios of the
+    seeds' mean ||dL/dh_0|| / ||dL/dh_L||, ||dL/dW_1|| / ||dL/dW_L|| and the mean fraction of
+    saturated units in the top layer L.
+    """
+    by = ["activation", "init", "depth", "width"]
+    g = named(deepest(table)).groupby([*by, "layer"], sort=False).mean(numeric_only=True)
+    top, inp = g.groupby(level=by, sort=False).last(), g.xs(0, level="layer")
+    out = pd.DataFrame(
+        {
+            "||dL/dh_0|| / ||dL/dh_L||": inp.grad_h_norm / top.grad_h_norm,
+            "||dL/dW_1|| / ||dL/dW_L||": g.xs(1, level="layer").grad_W_norm / top.grad_W_norm,
+            "saturated, top layer": top.frac_saturated,
+        }
+    )
+    return out.reset_index()
 
 
 EXPERIMENT = Experiment(
@@ -55,7 +130,7 @@ EXPERIMENT = Experiment(
         "activation": ["tanh", "sigmoid", "relu", "linear"],
         "init": ["uniform", "glorot_uniform", "he", "orthogonal"],
         "depth": [50],
-    },  # fmt: skip
+    },
     # sigma_w (the gain of every init) varies for the gaussian init only
     keep=lambda p: p["init"] == "gaussian" or p["sigma_w"] == 1.0,
     measure=measure,

@@ -25,8 +25,14 @@ def measure(point: dict, seed: int) -> pd.DataFrame:
     _, grads = mlp.loss_and_grad(x, np.random.default_rng([seed, 2]).standard_normal((16, n)))
     log_sq = [np.log(np.mean(np.sum(g**2, axis=1))) for g in grads["h"]]
     mf = theory.mean_field(act, sw2, sb2)
-    return pd.DataFrame({"layer": np.arange(L + 1), "log_sq_grad": log_sq,
-                         "log_chi1_theory": mf["log_chi1"], "q_star": mf["q_star"]})  # fmt: skip
+    return pd.DataFrame(
+        {
+            "layer": np.arange(L + 1),
+            "log_sq_grad": log_sq,
+            "log_chi1_theory": mf["log_chi1"],
+            "q_star": mf["q_star"],
+        }
+    )
 
 
 def summary(table: pd.DataFrame) -> pd.DataFrame:
@@ -43,16 +49,30 @@ def figures(table: pd.DataFrame) -> dict:
     tag = f"{s.activation.iloc[0]} MLP, width {s.width.iloc[0]}, depth {s.depth.iloc[0]}"
     line = theory.critical_line(s.activation.iloc[0], s.sigma_b2.max() * np.linspace(0, 1, 40) ** 2)
     heat = plots.mesh(
-        s, "sigma_w2", "sigma_b2", "empirical", center=0.0, cmap="RdBu_r", figsize=(6.5, 4.5),
-        colorbar_label=f"measured {RATE}", title=f"Gradient growth per layer, {tag}",
-        theory=line, theory_label="theory: critical line chi1 = 1",
-    )  # fmt: skip
+        s,
+        "sigma_w2",
+        "sigma_b2",
+        "empirical",
+        center=0.0,
+        cmap="RdBu_r",
+        figsize=(6.5, 4.5),
+        colorbar_label=f"measured {RATE}",
+        title=f"Gradient growth per layer, {tag}",
+        theory=line,
+        theory_label="theory: critical line chi1 = 1",
+    )
     scatter = plots.measured_vs_theory(
-        s, "theory", "empirical", hue="sigma_b2", yerr="sd_over_seeds", hue_label="sigma_b^2",
-        identity_label="theory: measured = ln chi1", ylabel=f"measured {RATE}",
+        s,
+        "theory",
+        "empirical",
+        hue="sigma_b2",
+        yerr="sd_over_seeds",
+        hue_label="sigma_b^2",
+        identity_label="theory: measured = ln chi1",
+        ylabel=f"measured {RATE}",
         xlabel="mean-field ln chi1 (nats/layer)",
         title=f"Measured vs predicted, {tag}\n(error bars: sd over seeds)",
-    )  # fmt: skip
+    )
     return {"growth_rate_heatmap": heat, "empirical_vs_theory": scatter}
 
 
@@ -66,14 +86,22 @@ EXPERIMENT = Experiment(
         "depth": [40],
         "sigma_w2": [0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0, 3.5, 4.0],
         "sigma_b2": [0.0, 0.05, 0.1, 0.2, 0.4, 0.7, 1.0, 1.5, 2.0],
-    },  # fmt: skip
-    quick={"width": [256], "depth": [20], "sigma_w2": [0.5, 1.0, 1.5, 2.0, 3.0, 4.0],
-           "sigma_b2": [0.0, 0.3, 1.0]},
-    measure=measure, figures=figures, summary=summary, seeds=4, quick_seeds=2,
+    },
+    quick={
+        "width": [256],
+        "depth": [20],
+        "sigma_w2": [0.5, 1.0, 1.5, 2.0, 3.0, 4.0],
+        "sigma_b2": [0.0, 0.3, 1.0],
+    },
+    measure=measure,
+    figures=figures,
+    summary=summary,
+    seeds=4,
+    quick_seeds=2,
     notes="""Squared gradient norms change by chi1 per layer: they shrink left of the dashed
     critical line (ordered phase) and grow right of it (chaotic phase). Finite width adds
     ~sqrt(2/n) noise per layer, hence the spread over seeds.""",
-)  # fmt: skip
+)
 
 if __name__ == "__main__":
     main(EXPERIMENT)

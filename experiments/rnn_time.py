@@ -17,8 +17,14 @@ def measure(point: dict, seed: int) -> pd.DataFrame:
     jac = jacobian_norms(net, x, direction="backward")[["sample", "lag", "log_spectral"]]
     grad = gradient_contributions(net, x, target).iloc[1:]
     with np.errstate(divide="ignore"):
-        grad = pd.DataFrame({"sample": -1, "lag": grad.lag, "log_spectral": np.nan,
-                             "log_grad_W": np.log(grad.grad_W_norm.to_numpy())})  # fmt: skip
+        grad = pd.DataFrame(
+            {
+                "sample": -1,
+                "lag": grad.lag,
+                "log_spectral": np.nan,
+                "log_grad_W": np.log(grad.grad_W_norm.to_numpy()),
+            }
+        )
     lyap = lyapunov_spectrum(net, x[:, 0], transient=T // 10, k=1)[0]
     bound = theory.pascanu_criteria(net)["log_bound_per_step"]  # ln(gamma ||W||_2)
     return pd.concat([jac, grad], ignore_index=True).assign(bound_slope=bound, lyapunov_max=lyap)
@@ -36,14 +42,23 @@ def figures(table: pd.DataFrame) -> dict:
     )
     return {
         "jacobian_vs_lag": plots.facets(
-            jac, y="log_spectral", ylabel="ln ||dh_T/dh_k||_2", theory=lines, theory_style="line",
-            title="dashed: Lyapunov slope, dotted: Pascanu bound", **kw,
+            jac,
+            y="log_spectral",
+            ylabel="ln ||dh_T/dh_k||_2",
+            theory=lines,
+            theory_style="line",
+            title="dashed: Lyapunov slope, dotted: Pascanu bound",
+            **kw,
         ),
         "gradient_contributions": plots.facets(
-            grad[np.isfinite(grad.log_grad_W)], y="log_grad_W", band=False,
-            ylabel="ln ||dL/dW from step k||_F", title="Where dL/dW comes from (mse_last)", **kw,
+            grad[np.isfinite(grad.log_grad_W)],
+            y="log_grad_W",
+            band=False,
+            ylabel="ln ||dL/dW from step k||_F",
+            title="Where dL/dW comes from (mse_last)",
+            **kw,
         ),
-    }  # fmt: skip
+    }
 
 
 EXPERIMENT = Experiment(

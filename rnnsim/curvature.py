@@ -34,8 +34,6 @@ __all__ = [
     "hutchinson_trace",
     "condition_number",
     "curvature_callback",
-    "unlearning_summary",
-    "UNLEARNING_LABELS",
     "loss_change_terms",
     "smoothed_records",
 ]
@@ -445,63 +443,6 @@ def curvature_callback(lr, *, loss=None, h0=None, lanczos_steps=0, seed=0):
 
 
 _RECORDS_FROM = "curvature_callback"  # whose records the functions below read
-
-#: Readable names of the `unlearning_summary` columns, for tables shown to users.
-UNLEARNING_LABELS = {
-    "analysed_steps": "analysed steps",
-    "raised_loss": "steps that raised the loss",
-    "raised_and_predicted": "of them predicted",
-    "predicted_increase": "predicted raises",
-    "median_kappa": "median condition number",
-}
-
-
-def unlearning_summary(records, by, *, readable=False):
-    """How often gradient steps raised the loss, and how often the quadratic model foresaw it.
-
-    Parameters
-    ----------
-    records : pandas.DataFrame
-        Rows of `curvature_callback` records (e.g. a `rnnsim.train` table; rows where ``gTHg`` is
-        NaN, the steps the callback skipped, are left out) with the columns ``gTHg``,
-        ``raised_loss``, ``predicts_increase``, the ``by`` columns and optionally ``kappa``.
-    by : sequence of str
-        The columns that define a group (e.g. ``["T", "lr", "seed"]`` for one training run).
-    readable : bool, default False
-        Name the columns in words (`UNLEARNING_LABELS`, e.g. "steps that raised the loss"), for
-        tables shown to users.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Indexed by ``by``, one row per group: ``analysed_steps``, ``raised_loss`` (steps whose
-        loss rose), ``raised_and_predicted`` (of those, the ones with ``predicts_increase``),
-        ``predicted_increase`` (steps the quadratic model predicted to raise the loss) and, when
-        ``records`` has ``kappa``, ``median_kappa``.
-
-    Notes
-    -----
-    Goodfellow, Bengio & Courville 2016, section 8.2.1, eq. 8.10: the prediction is exact on a
-    quadratic loss, so ``raised_and_predicted < raised_loss`` measures the higher-order terms.
-    """
-    by = list(by)
-    require_columns(
-        "records", records, [*by, "gTHg", "raised_loss", "predicts_increase"], _RECORDS_FROM
-    )
-    cb = records.dropna(subset=["gTHg"])
-    raised, predicted = cb["raised_loss"].astype(bool), cb["predicts_increase"].astype(bool)
-    keys = [cb[c] for c in by]
-    out = pd.DataFrame(
-        {
-            "analysed_steps": cb.groupby(keys).size(),
-            "raised_loss": raised.groupby(keys).sum(),
-            "raised_and_predicted": (raised & predicted).groupby(keys).sum(),
-            "predicted_increase": predicted.groupby(keys).sum(),
-        }
-    )
-    if "kappa" in cb:
-        out["median_kappa"] = cb.groupby(keys)["kappa"].median()
-    return out.rename(columns=UNLEARNING_LABELS) if readable else out
 
 
 def loss_change_terms(records, by):

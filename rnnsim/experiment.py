@@ -60,6 +60,7 @@ __all__ = [
     "add_run_arguments",
     "find_experiments",
     "load_experiment",
+    "load_script",
     "progress",
 ]
 
@@ -1158,8 +1159,9 @@ def find_experiments(directory: str | os.PathLike | None = None) -> dict[str, Pa
     return {p.stem: p for p in sorted(path.glob("*.py")) if not p.name.startswith("_")}
 
 
-def load_experiment(path: str | os.PathLike) -> Experiment:
-    """Import an experiment script and return its ``EXPERIMENT``."""
+def load_script(path: str | os.PathLike):
+    """Import an experiment script as the module ``rnnsim_experiments.STEM`` and return it
+    (e.g. to test the helpers that live in the script)."""
     path = Path(path).resolve()
     modname = f"rnnsim_experiments.{path.stem}"
     spec = importlib.util.spec_from_file_location(modname, path)
@@ -1170,6 +1172,13 @@ def load_experiment(path: str | os.PathLike) -> Experiment:
     except BaseException:
         sys.modules.pop(modname, None)
         raise
+    return module
+
+
+def load_experiment(path: str | os.PathLike) -> Experiment:
+    """Import an experiment script and return its ``EXPERIMENT``."""
+    path = Path(path).resolve()
+    module = load_script(path)
     experiment = _find_in_module(module, str(path))
     object.__setattr__(experiment, "_script_path", str(path))  # for the workers (_script_of)
     return experiment

@@ -3,7 +3,7 @@
 Glorot & Bengio 2010 (Figs. 6-7) follow a deep network at initialisation layer by layer: the
 backpropagated gradient ``dL/dh_l``, the weight gradient ``dL/dW_l`` and the activations ``h_l``
 (their mean, spread and saturation). `layer_statistics` measures them for one network and batch,
-one row per layer; `end_ratios` and `layer_summary` compare the input end with the top of such
+one row per layer; `end_ratios` compares the input end with the top of such
 tables, and `gradient_theory` gives the mean-field profile of ``||dL/dh_l||`` to draw beside them
 (:func:`rnnsim.theory.gradient_ratios`).
 """
@@ -17,7 +17,7 @@ from rnnsim.models import MLP
 from rnnsim.theory import gradient_ratios, init_sigma_w2
 from rnnsim.validation import describe, finite_float
 
-__all__ = ["layer_statistics", "end_ratios", "layer_summary", "gradient_theory"]
+__all__ = ["layer_statistics", "end_ratios", "gradient_theory"]
 
 
 def _dphi(mlp, h):
@@ -90,36 +90,6 @@ def end_ratios(table, by):
     """
     ends = table.groupby(list(by), sort=False).grad_h_norm
     return ends.agg(lambda g: g.iloc[0] / g.iloc[-1]).rename("ratio").reset_index()
-
-
-def layer_summary(table, by):
-    """Input end against top of the mean layer profiles, one row per condition.
-
-    Parameters
-    ----------
-    table : pandas.DataFrame
-        Concatenated `layer_statistics` tables of networks of one depth L (layers 0..L), with the
-        columns ``by``, ``layer``, ``grad_h_norm``, ``grad_W_norm``, ``frac_saturated``.
-    by : sequence of str
-        The columns of a condition (e.g. activation and init; constant columns such as depth are
-        carried along when named here); rows of the same condition and layer (seeds) are
-        averaged first.
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per condition, in order of first appearance: the ``by`` columns,
-        ``||dL/dh_0|| / ||dL/dh_L||``, ``||dL/dW_1|| / ||dL/dW_L||`` (of the means) and
-        ``saturated, top layer`` (the mean fraction of saturated units in layer L).
-    """
-    by = list(by)
-    g = table.groupby([*by, "layer"], sort=False).mean(numeric_only=True)
-    top, inp = g.groupby(level=by, sort=False).last(), g.xs(0, level="layer")
-    return pd.DataFrame({
-        "||dL/dh_0|| / ||dL/dh_L||": inp.grad_h_norm / top.grad_h_norm,
-        "||dL/dW_1|| / ||dL/dW_L||": g.xs(1, level="layer").grad_W_norm / top.grad_W_norm,
-        "saturated, top layer": top.frac_saturated,
-    }).reset_index()  # fmt: skip
 
 
 def gradient_theory(table, by=("activation", "init", "sigma_w")):

@@ -38,9 +38,7 @@ __all__ = [
     "measured_vs_theory",
     "rates",
     "cliff_surface",
-    "cliff_steepness",
-    "layer_profiles",
-    "survey_figures",
+    "hue_palette",
     "legend_outside",
     "mean_ci",
     "summarize",
@@ -76,8 +74,18 @@ LABELS: dict[str, str] = {
 
 # Seaborn's "colorblind" palette (Okabe & Ito's colours) reordered so that the first levels of a
 # categorical hue never pair orange with vermillion, which thin lines do not tell apart.
-_CATEGORICAL = ["#0173b2", "#de8f05", "#029e73", "#cc78bc", "#56b4e9", "#d55e00", "#949494",
-                "#ca9161", "#ece133", "#fbafe4"]  # fmt: skip
+_CATEGORICAL = [
+    "#0173b2",
+    "#de8f05",
+    "#029e73",
+    "#cc78bc",
+    "#56b4e9",
+    "#d55e00",
+    "#949494",
+    "#ca9161",
+    "#ece133",
+    "#fbafe4",
+]
 
 _THEME = {
     "context": "notebook",
@@ -204,8 +212,12 @@ def mean_ci(values, log: bool = False, level: float = 0.95):
     return tuple(float(s.loc[0, c]) for c in ("y", "y_low", "y_high"))
 
 
-def _palette(table, hue, palette):
-    """An explicit level -> colour dict (categorical; a sequential map for numeric hues)."""
+def hue_palette(table, hue, palette=None):
+    """An explicit level -> colour dict (categorical; a sequential map for numeric hues).
+
+    Figures drawn from different tables share it to colour the same level alike. ``palette``:
+    a dict (returned as is), a seaborn palette name, or None for the theme's colours.
+    """
     if hue is None or isinstance(palette, dict):
         return palette
     levels = list(pd.unique(table[hue].dropna()))
@@ -282,7 +294,7 @@ def line_with_band(
     references = [(finite_float("references level", y), str(text)) for y, text in references]
     fig, ax = _new_ax(ax)
     agg = summarize(table, x, y, [hue, style], log=logy)
-    palette = _palette(agg, hue, palette)
+    palette = hue_palette(agg, hue, palette)
     sns.lineplot(
         data=agg,
         x=x,
@@ -393,7 +405,7 @@ def facets(
     if events is not None:
         require_columns("events", events, [x, y, row, col])
     agg = summarize(table, x, y, [row, col, hue, style], log=logy)
-    palette = _palette(agg, hue, palette)
+    palette = hue_palette(agg, hue, palette)
     grid = sns.relplot(
         data=agg,
         x=x,
@@ -841,279 +853,6 @@ def cliff_surface(
     ax.set(xlim=xlim, ylim=ylim)
     ax.legend(fontsize="x-small", loc="lower left")
     return fig
-
-
-def cliff_steepness(
-    wall: pd.DataFrame,
-    theory: pd.DataFrame,
-    *,
-    title: str = "Steepness of the wall: exact vs sampled on the grid",
-):
-    """Peak |dE/db| across the cliff against w: exact, sampled on the grid, and on the boundary.
-
-    Parameters
-    ----------
-    wall : DataFrame
-        One row per (T, w), shape (m, ...): columns ``T``, ``w``, ``peak_abs_dE_db`` (the exact
-        peak), ``grid_max_abs_dE_db`` (the largest value at the grid's samples of b) and
-        ``resolved`` (the wall is wider than one ulp, so the exact peak is meaningful), as
-        :func:`rnnsim.cliff.cliff_line` returns them. The exact peaks of resolved walls and
-        the sampled maxima of all walls are two hues; T is the line style.
-    theory : DataFrame
-        Shape (k, ...): columns ``T``, ``w``, ``boundary_abs_dE_db`` (|dE/db| on the basin
-        boundary, :func:`rnnsim.cliff.cliff_theory`); one dashed line per T (at most
-        three, in shades of grey).
-    title : str
-        Title of the axes.
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-        One axes, log-scaled |dE/db|.
-    """
-    require_columns("wall", wall, ["T", "w", "peak_abs_dE_db", "grid_max_abs_dE_db", "resolved"])
-    require_columns("theory", theory, ["T", "w", "boundary_abs_dE_db"])
-    exact = wall[wall["resolved"].astype(bool)].assign(what="exact peak (walls wider than 1 ulp)")
-    sampled = wall.assign(peak_abs_dE_db=wall["grid_max_abs_dE_db"])
-    steep = pd.concat([exact, sampled.assign(what="max over the grid's b samples")])
-    fig = line_with_band(
-        steep,
-        x="w",
-        y="peak_abs_dE_db",
-        hue="what",
-        style="T",
-        logy=True,
-        title=title,
-        xlabel="recurrent weight w",
-        ylabel="max |dE/db| across the cliff",
-    )
-    for (T, g), grey in zip(theory.groupby("T"), ["0.0", "0.35", "0.6"], strict=False):
-        text = f"|dE/db| on the basin boundary (exact), T={T}"
-        theory_line(fig.axes[0], g["w"], g["boundary_abs_dE_db"], text, color=grey)
-    return fig
-
-
-#: The activation statistics of :func:`layer_profiles`: column -> row title.
-_STATS = {"act_mean": "mean of h_l", "act_std": "std of h_l", "frac_saturated": "saturated"}
-
-#: A panel of `layer_profiles`' activation statistics whose lines exceed this in magnitude gets
-#: a symmetric log scale (and no bands), so that one exploding init does not flatten the others
-#: to zero.
-ACTIVATION_SYMLOG_ABOVE = 1e3
-
-
-def layer_profiles(
-    table: pd.DataFrame,
-    *,
-    hue: str = "init",
-    col: str = "activation",
-    theory: pd.DataFrame | None = None,
-    palette: dict | None = None,
-    saturation: float = 0.05,
-    context: str = "",
-    ratios: pd.DataFrame | None = None,
-    ratios_context: str = "",
-):
-    """Per-layer gradient and activation profiles of deep MLPs (Glorot & Bengio 2010, Figs. 6-7).
-
-    Parameters
-    ----------
-    table : DataFrame
-        Concatenated :func:`rnnsim.layers.layer_statistics` tables of networks of one depth
-        (rows over layers, conditions and seeds): columns ``layer``, ``grad_h_norm``,
-        ``grad_W_norm``, ``act_mean``, ``act_std``, ``frac_saturated``, ``hue`` and ``col``.
-    hue, col : str
-        Parameter columns of the line colours and of the panels (two panels a row for the
-        gradients; the activation statistics add one row per statistic).
-    theory : DataFrame, optional
-        Predicted ``grad_h_norm`` by ``layer`` (:func:`rnnsim.layers.gradient_theory`), with the
-        ``col`` and ``hue`` columns: each (col, hue) group is drawn in its panel of the gradient
-        figure as a thin black dashed line above the data.
-    palette : dict, optional
-        Colour of each ``hue`` level (default: the theme's colours in order of appearance).
-    saturation : float
-        The threshold of ``frac_saturated`` as a fraction of sup |phi'|, named in a title.
-    context : str
-        Appended to the titles of the profiles (e.g. ``"depth 50, width 64"``).
-    ratios : DataFrame, optional
-        ``||dL/dh_0|| / ||dL/dh_L||`` of networks of several depths
-        (:func:`rnnsim.layers.end_ratios`): columns ``depth``, ``ratio``, ``hue`` and ``col``;
-        drawn against depth on a log scale (mean and band over the seeds) when it holds more
-        than one depth (vanishing compounds with depth).
-    ratios_context : str
-        Appended to the title of the ratios' figure (e.g. ``"width 64"``).
-
-    Returns
-    -------
-    dict of str to matplotlib.figure.Figure
-        ``"grad_h_by_layer"`` (log scale, with the theory), ``"grad_W_by_layer"`` (log scale),
-        ``"activation_stats"`` (mean, std and saturated fraction by layer) and, with ``ratios`` of
-        several depths, ``"input_over_top_by_depth"``.
-    """
-    require_columns("table", table, ["layer", "grad_h_norm", "grad_W_norm", *_STATS, hue, col])
-    if theory is not None:
-        require_columns("theory", theory, ["layer", "grad_h_norm", hue, col])
-    if ratios is not None:
-        require_columns("ratios", ratios, ["depth", "ratio", hue, col])
-    theme()
-    palette = _palette(table, hue, palette)  # shared by the figures, whose tables differ
-    kw = dict(x="layer", hue=hue, col=col, col_wrap=2, logy=True, palette=palette)
-    where = f", {context}" if context else ""
-    dashed = " (dashed: mean-field theory)" if theory is not None else ""
-    figs = {
-        "grad_h_by_layer": facets(
-            table, y="grad_h_norm", title=f"Backpropagated gradient{where}{dashed}", **kw
-        ),
-        "grad_W_by_layer": facets(table, y="grad_W_norm", title=f"Weight gradient{where}", **kw),
-    }
-    panels = {ax.get_title(): ax for ax in figs["grad_h_by_layer"].axes}
-    for (panel, _), line in () if theory is None else theory.groupby([col, hue], sort=False):
-        ax = panels[f"{col} = {panel}"]
-        ax.plot(line["layer"], line["grad_h_norm"], ls="--", lw=1, color="black", zorder=5)
-    stats = table.rename(columns=_STATS).melt([col, hue, "layer"], list(_STATS.values()))
-    figs["activation_stats"] = facets(
-        stats,
-        x="layer",
-        y="value",
-        hue=hue,
-        col=col,
-        row="variable",
-        sharey=False,
-        ylabel="",
-        palette=palette,
-        title=f"Activations (saturated: phi' < {saturation:.0%} of its max){where}",
-    )
-    for ax in figs["activation_stats"].axes:  # exploding activations (ReLU, linear, large gains)
-        drawn = [np.abs(np.asarray(ln.get_ydata(), float)) for ln in ax.get_lines()]
-        if drawn and np.nanmax(np.concatenate(drawn), initial=0.0) > ACTIVATION_SYMLOG_ABOVE:
-            ax.set_yscale("symlog", linthresh=1.0)  # linear within +-1, decades beyond
-            ax.yaxis.get_major_locator().set_params(numticks=7)
-            for band in list(ax.collections):  # t-intervals of values that differ by decades
-                band.remove()  # between seeds reach far below zero: lines only
-            ax.relim()
-            ax.autoscale_view()
-    if ratios is not None and ratios["depth"].nunique() > 1:
-        figs["input_over_top_by_depth"] = facets(
-            ratios,
-            y="ratio",
-            ylabel="||dL/dh_0|| / ||dL/dh_L||",
-            title="Gradient at the input over gradient at the top"
-            + (f", {ratios_context}" if ratios_context else ""),
-            **{**kw, "x": "depth"},
-        )
-    return figs
-
-
-def survey_figures(
-    table: pd.DataFrame,
-    *,
-    col: str = "model",
-    hue: str = "batch_size",
-    hue_name: str = "batch",
-    seed: int = 0,
-):
-    """Figures of :func:`rnnsim.landscape.survey` tables: lines, ravines, minima, densities, slices.
-
-    Parameters
-    ----------
-    table : DataFrame
-        Concatenated survey tables (column ``kind`` names each part) with the parameter columns
-        ``col`` (one panel each), ``hue`` (a numeric setting, e.g. the batch size) and ``seed``.
-    col, hue : str
-        Parameter columns of the panels and of the line colours.
-    hue_name : str
-        The word for ``hue`` in the slices' panel titles, which read
-        ``"{col level}, {hue_name} {hue level}"``.
-    seed : int
-        The run whose 2-D slices are drawn.
-
-    Returns
-    -------
-    dict of str to matplotlib.figure.Figure
-        ``"interpolation"`` (held-out loss on the line from initialisation to solution, log
-        scale), ``"ravine_ratio"`` (top over RMS Hessian eigenvalue along the training path),
-        ``"minima"`` (sharpness against ``hue``, log-log, mean and 95% band over seeds),
-        ``"hessian_density"`` (one line per seed, log density floored at 1e-6) and ``"slices"``
-        (filled contours of log10 loss, one panel per (col, hue), the solution starred).
-    """
-    require_columns("table", table, ["kind", col, hue, "seed"])
-    theme()
-    part = {k: g.dropna(axis=1, how="all") for k, g in table.groupby("kind")}
-    figs = {
-        "interpolation": facets(
-            part["interpolation"],
-            x="alpha",
-            y="loss",
-            hue=hue,
-            col=col,
-            logy=True,
-            sharey=False,
-            xlabel="alpha (0 = initialisation, 1 = trained)",
-            ylabel="held-out loss",
-            title="Loss on the line from initialisation to solution",
-        ),
-        "ravine_ratio": facets(
-            part["ravine"],
-            x="step",
-            y="ravine_ratio",
-            hue=hue,
-            col=col,
-            logy=True,
-            xlabel="SGD step",
-            ylabel="lambda_max / RMS eigenvalue of H",
-            title="Ravines along the training path: top vs typical curvature",
-        ),
-        "minima": facets(
-            part["minimum"],
-            x=hue,
-            y="sharpness",
-            col=col,
-            logy=True,
-            logx=True,
-            sharey=False,
-            xlabel=label(hue),
-            ylabel="sharpness lambda_max(H) at the solution",
-            title="Flat vs sharp minima across seeds (mean and 95% band)",
-        ),
-    }
-    dens = part["density"].assign(
-        density=lambda d: d["density"].clip(lower=1e-6), **{hue: lambda d: d[hue].astype(str)}
-    )
-    g = sns.relplot(
-        dens,
-        x="eigenvalue",
-        y="density",
-        hue=hue,
-        units="seed",
-        estimator=None,
-        col=col,
-        kind="line",
-        height=3,
-        aspect=1.3,
-        facet_kws={"sharex": False},
-    )
-    g.set(yscale="log", ylim=(1e-6, None))
-    g.set_axis_labels("Hessian eigenvalue at the solution", "spectral density (one line per seed)")
-    g.figure.suptitle("Hessian spectral density (stochastic Lanczos quadrature, 5 x 40 steps)")
-    figs["hessian_density"] = g.figure
-    sl = part["slice"][part["slice"]["seed"] == seed]
-    panels = list(sl.groupby([col, hue]))
-    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.6), layout="constrained")
-    for ax, ((c, h), g) in zip(np.atleast_1d(axes), panels, strict=True):
-        z = g.pivot_table(index="b", columns="a", values="loss")
-        cs = ax.contourf(z.columns, z.index, np.log10(z.to_numpy()), levels=20, cmap="viridis")
-        fig.colorbar(cs, ax=ax, label="log10 held-out loss")
-        ax.plot(0, 0, "r*", label="trained solution")
-        ax.set(
-            title=f"{c}, {hue_name} {h}",
-            xlabel="direction 1 (filter-normalised)",
-            ylabel="direction 2 (filter-normalised)",
-        )
-    fig.suptitle(
-        f"2-D slices around the solution (Li et al. 2018 filter normalisation), seed {seed}"
-    )
-    figs["slices"] = fig
-    return figs
 
 
 def legend_outside(ax, title: str | None = None) -> None:

@@ -25,7 +25,7 @@ from rnnsim.jacobians import gradient_contributions
 from rnnsim.models import Model
 from rnnsim.validation import describe, generator, positive_float, positive_int, require_columns
 
-__all__ = ["train", "evaluate", "run_outcome", "success_rates", "wilson_interval"]
+__all__ = ["train", "evaluate", "success_rates", "wilson_interval"]
 
 
 def evaluate(model, task, n, rng, *, chunk=1000):
@@ -462,34 +462,6 @@ def _table(rows, columns, solved_step, diverged_step):
         steps_run=len(table),
     )
     return table
-
-
-def run_outcome(table, columns=None):
-    """A `train` table with the run's outcome written on every row, ready to concatenate.
-
-    Parameters
-    ----------
-    table : pandas.DataFrame
-        The table returned by `train` (its ``attrs`` hold ``solved`` and ``diverged``).
-    columns : sequence of str, optional
-        The per-step columns to keep, in this order (default: all).
-
-    Returns
-    -------
-    pandas.DataFrame
-        A copy of those columns plus ``solved`` (the run was solved: confirmed success) and
-        ``run_diverged`` (the run diverged), both bool and constant over the rows. ``solved``
-        replaces `train`'s per-step column of that name.
-    """
-    if not isinstance(table, pd.DataFrame):
-        raise TypeError(f"table must be a DataFrame from rnnsim.train, got {type(table).__name__}")
-    for key in ("solved", "diverged"):
-        if key not in table.attrs:
-            raise ValueError(f"table.attrs must hold {key!r} (a table from rnnsim.train)")
-    out = (table if columns is None else table[list(columns)]).copy()
-    out["solved"] = bool(table.attrs["solved"])
-    out["run_diverged"] = bool(table.attrs["diverged"])
-    return out
 
 
 def wilson_interval(k, n, level=0.95):

@@ -208,54 +208,6 @@ def test_callback_in_training_loop_rnn():
     assert (rel < 0.05).all()
 
 
-def test_unlearning_summary_counts_by_group():
-    import pandas as pd
-
-    # two runs; rows with NaN gTHg are steps the callback skipped and must not count
-    rows = [  # run, gTHg, raised, predicted, kappa
-        ("a", 1.0, True, True, 10.0),
-        ("a", np.nan, None, None, np.nan),
-        ("a", 2.0, True, False, 30.0),
-        ("a", 3.0, False, True, 20.0),
-        ("a", 4.0, False, False, 40.0),
-        ("b", 5.0, True, True, 5.0),
-        ("b", np.nan, None, None, np.nan),
-    ]
-    records = pd.DataFrame(
-        rows, columns=["run", "gTHg", "raised_loss", "predicts_increase", "kappa"]
-    )
-    out = cv.unlearning_summary(records, ["run"])
-    expected = {}
-    for run, gthg, raised, pred, kappa in rows:  # an independent count, row by row
-        if math.isnan(gthg):
-            continue
-        e = expected.setdefault(run, [0, 0, 0, 0, []])
-        e[0] += 1
-        e[1] += raised
-        e[2] += raised and pred
-        e[3] += pred
-        e[4].append(kappa)
-    assert list(out.index) == ["a", "b"]
-    for run, (n, raised, both, pred, kappas) in expected.items():
-        got = out.loc[run]
-        assert (got["analysed_steps"], got["raised_loss"]) == (n, raised)
-        assert (got["raised_and_predicted"], got["predicted_increase"]) == (both, pred)
-        assert got["median_kappa"] == float(np.median(kappas))
-    assert out.loc["a"].tolist() == [4, 2, 1, 2, 25.0]
-    assert "median_kappa" not in cv.unlearning_summary(records.drop(columns="kappa"), ["run"])
-    with pytest.raises(ValueError, match="raised_loss"):
-        cv.unlearning_summary(records.drop(columns="raised_loss"), ["run"])
-    readable = cv.unlearning_summary(records, ["run"], readable=True)
-    assert list(readable.columns) == [
-        "analysed steps",
-        "steps that raised the loss",
-        "of them predicted",
-        "predicted raises",
-        "median condition number",
-    ]
-    np.testing.assert_array_equal(readable.to_numpy(), out.to_numpy())
-
-
 def test_loss_change_terms_are_the_gain_and_the_positive_penalty_per_recorded_step():
     import pandas as pd
 

@@ -38,7 +38,7 @@ def test_layer_statistics_match_the_reference_backprop(activation):
         layers.layer_statistics("net", x, target)
 
 
-def test_end_ratios_and_summary_compare_the_input_end_with_the_top():
+def test_end_ratios_compare_the_input_end_with_the_top():
     rows = [
         {"act": a, "seed": s, "layer": l, "grad_h_norm": (s + 1) * k**l, "grad_W_norm": 2.0 * l,
          "frac_saturated": 0.1 * l}
@@ -56,11 +56,6 @@ def test_end_ratios_and_summary_compare_the_input_end_with_the_top():
             }
         ),  # fmt: skip
     )
-    s = layers.layer_summary(table, ["act"])
-    assert list(s["act"]) == ["x", "y"]
-    np.testing.assert_allclose(s["||dL/dh_0|| / ||dL/dh_L||"], [1.5 / 12.0, 1.5 / 0.1875])
-    np.testing.assert_allclose(s["||dL/dW_1|| / ||dL/dW_L||"], [2.0 / 6.0, 2.0 / 6.0])
-    np.testing.assert_allclose(s["saturated, top layer"], [0.3, 0.3])
 
 
 def test_gradient_theory_is_the_mean_field_ratio_anchored_at_the_geometric_mean_top():

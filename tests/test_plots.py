@@ -94,7 +94,7 @@ def test_facets_draw_theory_lines_per_panel_and_hue_and_reference_lines(table):
     dashed = [ln for ln in ax_a.get_lines() if ln.get_linestyle() == "--"]
     assert len(dashed) == 2  # one per seed in panel "a"; the infinite "bound" rows are left out
     np.testing.assert_array_equal(dashed[0].get_xydata(), [[0, 1.0], [5, 2.0]])
-    palette = plots._palette(table, "seed", None)
+    palette = plots.hue_palette(table, "seed", None)
     colors = {matplotlib.colors.to_hex(ln.get_color()) for ln in dashed}
     assert colors == {matplotlib.colors.to_hex(palette[s]) for s in (0, 1)}
     ref = [ln for ln in ax_a.get_lines() if ln.get_linestyle() == ":"]
@@ -263,105 +263,4 @@ def test_cliff_surface_draws_the_map_the_wall_the_theory_and_labelled_paths():
     with pytest.raises(ValueError, match="paths must have the columns"):
         plots.cliff_surface(surface, wall, theory, paths.drop(columns="clipping"), xlim=(0, 2),
                             ylim=(-1, 1))  # fmt: skip
-    matplotlib.pyplot.close("all")
-
-
-def test_cliff_steepness_draws_exact_peaks_of_resolved_walls_sampled_maxima_and_theory():
-    wall = pd.DataFrame({"T": [5, 5, 5], "w": [1.0, 2.0, 3.0], "peak_abs_dE_db": [2.0, 8.0, 1e9],
-                         "grid_max_abs_dE_db": [1.5, 4.0, 3.0],
-                         "resolved": [True, True, False]})  # fmt: skip
-    theory = pd.DataFrame({"T": [5, 5, 9, 9], "w": [1.0, 3.0, 1.0, 3.0],
-                           "boundary_abs_dE_db": [1.0, 10.0, 2.0, 20.0]})  # fmt: skip
-    ax = plots.cliff_steepness(wall, theory).axes[0]
-    data = {ln.get_label(): ln for ln in ax.get_lines()}
-    drawn = [ln.get_xydata() for ln in ax.get_lines() if len(ln.get_xydata())]
-
-    def was_drawn(xy):  # y is the geometric mean of one row: exp(log(y)) up to rounding
-        return any(d.shape == np.shape(xy) and np.allclose(d, xy, rtol=1e-14) for d in drawn)
-
-    assert was_drawn([[1.0, 2.0], [2.0, 8.0]])  # exact peaks: resolved walls only
-    assert was_drawn([[1.0, 1.5], [2.0, 4.0], [3.0, 3.0]])  # the grid's maxima: every wall
-    _, labels = ax.get_legend_handles_labels()
-    assert {"exact peak (walls wider than 1 ulp)", "max over the grid's b samples"} <= set(labels)
-    for T, grey in ((5, "0.0"), (9, "0.35")):
-        line = data[f"|dE/db| on the basin boundary (exact), T={T}"]
-        np.testing.assert_array_equal(line.get_ydata(), theory[theory["T"] == T].iloc[:, 2])
-        assert line.get_linestyle() == "--" and line.get_color() == grey
-    assert ax.get_yscale() == "log" and ax.get_ylabel() == "max |dE/db| across the cliff"
-    with pytest.raises(ValueError, match="wall must have the columns"):
-        plots.cliff_steepness(wall.drop(columns="resolved"), theory)
-    matplotlib.pyplot.close("all")
-
-
-def test_layer_profiles_draw_the_profiles_the_theory_in_its_panel_and_the_depth_ratios():
-    rows = [
-        {"activation": a, "init": i, "layer": l, "seed": s, "grad_h_norm": k**l * (1 + s),
-         "grad_W_norm": 1.0 + l, "act_mean": 0.0, "act_std": 1.0, "frac_saturated": 0.1}
-        for a, k in (("tanh", 2.0), ("relu", 0.5)) for i in ("he", "uniform")
-        for l in range(4) for s in range(2)
-    ]  # fmt: skip
-    table = pd.DataFrame(rows)
-    theory = pd.DataFrame({"activation": "relu", "init": "he", "layer": [0, 3],
-                           "grad_h_norm": [3.0, 5.0]})  # fmt: skip
-    figs = plots.layer_profiles(table, theory=theory, saturation=0.25, context="depth 3")
-    assert list(figs) == ["grad_h_by_layer", "grad_W_by_layer", "activation_stats"]
-    assert figs["grad_h_by_layer"].texts[0].get_text() == (
-        "Backpropagated gradient, depth 3 (dashed: mean-field theory)"
-    )
-    assert "phi' < 25% of its max), depth 3" in figs["activation_stats"].texts[0].get_text()
-    panels = {ax.get_title(): ax for ax in figs["grad_h_by_layer"].axes}
-    (dashed,) = [ln for ln in panels["activation = relu"].get_lines() if ln.get_linestyle() == "--"]
-    np.testing.assert_array_equal(dashed.get_xydata(), [[0, 3.0], [3, 5.0]])
-    assert dashed.get_color() == "black" and dashed.get_zorder() == 5
-    assert not [ln for ln in panels["activation = tanh"].get_lines() if ln.get_linestyle() == "--"]
-    assert panels["activation = tanh"].get_yscale() == "log"
-    assert len(figs["activation_stats"].axes) == 6  # 3 statistics x 2 activations
-    assert {ax.get_yscale() for ax in figs["activation_stats"].axes} == {"linear"}
-    # exploding activations (relu, std 1e30 at the top layer): that panel alone gets symlog
-    boom = table.assign(act_std=np.where(table["activation"] == "relu", 1e10 ** table["layer"], 1))
-    stats = plots.layer_profiles(boom)["activation_stats"].axes
-    assert [ax.get_yscale() for ax in stats] == ["linear"] * 3 + ["symlog"] + ["linear"] * 2
-    assert not stats[3].collections and stats[2].collections  # no bands in the symlog panel
-    one = table.assign(depth=3, ratio=2.0)
-    assert "input_over_top_by_depth" not in plots.layer_profiles(table, ratios=one)
-    several = pd.concat([one, one.assign(depth=6, ratio=4.0)])
-    figs = plots.layer_profiles(table, ratios=several, ratios_context="width 8")
-    fig = figs["input_over_top_by_depth"]
-    assert fig.texts[0].get_text() == "Gradient at the input over gradient at the top, width 8"
-    drawn = [ln.get_xydata() for ln in fig.axes[0].get_lines() if len(ln.get_xydata())]
-    assert any(np.allclose(d, [[3, 2.0], [6, 4.0]]) for d in drawn)
-    with pytest.raises(ValueError, match="theory must have the columns"):
-        plots.layer_profiles(table, theory=theory.drop(columns="init"))
-    matplotlib.pyplot.close("all")
-
-
-def test_survey_figures_draw_every_part_and_one_slice_panel_per_condition():
-    rows = []
-    for model in ("rnn", "mlp"):
-        for seed in (0, 1):
-            base = {"model": model, "batch_size": 10, "seed": seed}
-            rows += [{**base, "kind": "interpolation", "alpha": a, "loss": 1 + a**2}
-                     for a in (-0.5, 0.0, 1.0)]  # fmt: skip
-            rows += [{**base, "kind": "ravine", "step": s, "ravine_ratio": 2.0 + s} for s in (0, 5)]
-            rows += [{**base, "kind": "minimum", "sharpness": 3.0 + seed}]
-            rows += [{**base, "kind": "density", "eigenvalue": e, "density": d}
-                     for e, d in ((0.0, 0.0), (1.0, 0.5))]  # fmt: skip
-            rows += [{**base, "kind": "slice", "a": a, "b": b, "loss": 10.0 ** (a + 2 * b + seed)}
-                     for a in (-1.0, 0.0, 1.0) for b in (-1.0, 0.0, 1.0)]  # fmt: skip
-    figs = plots.survey_figures(pd.DataFrame(rows), hue_name="batch")
-    assert list(figs) == ["interpolation", "ravine_ratio", "minima", "hessian_density", "slices"]
-    assert figs["minima"].axes[0].get_xlabel() == "batch size"
-    dens = figs["hessian_density"].axes[0]
-    assert dens.get_yscale() == "log" and dens.get_ylim()[0] == 1e-6  # zero density floored
-    assert min(ln.get_ydata().min() for ln in dens.get_lines() if len(ln.get_ydata())) == 1e-6
-    fig = figs["slices"]
-    maps = [ax for ax in fig.axes if ax.get_title()]
-    assert [ax.get_title() for ax in maps] == ["mlp, batch 10", "rnn, batch 10"]
-    (star,) = maps[0].get_lines()
-    assert star.get_marker() == "*" and list(star.get_xydata()[0]) == [0.0, 0.0]
-    (contours,) = maps[0].collections  # log10 of seed 0's losses: a + 2 b over [-1, 1]^2
-    assert (contours.zmin, contours.zmax) == (-3.0, 3.0)
-    assert "seed 0" in fig.texts[0].get_text()
-    with pytest.raises(ValueError, match="table must have the columns"):
-        plots.survey_figures(pd.DataFrame(rows).drop(columns="seed"))
     matplotlib.pyplot.close("all")

@@ -167,21 +167,6 @@ def test_progress_bar_runs(capsys):
     assert len(df) == 3
 
 
-def test_run_outcome_broadcasts_the_runs_result():
-    from rnnsim.train import run_outcome
-
-    task = tasks.make("adding", 10, variant="arjovsky2016")
-    _, df = train(tiny_rnn(), task, lr=0.01, steps=4, eval_every=0, max_loss=1e-6)
-    out = run_outcome(df, ["step", "loss"])
-    assert list(out.columns) == ["step", "loss", "solved", "run_diverged"]
-    assert out["run_diverged"].tolist() == [True] and not out["solved"].any()
-    assert out["solved"].dtype == bool
-    pd.testing.assert_frame_equal(run_outcome(df).drop(columns="run_diverged"),
-                                  df.assign(solved=False))  # fmt: skip
-    with pytest.raises(ValueError, match="attrs"):
-        run_outcome(pd.DataFrame({"step": [0]}))
-
-
 def test_wilson_interval_solves_its_defining_quadratic():
     from scipy.stats import norm
 
