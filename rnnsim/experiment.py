@@ -440,7 +440,9 @@ def _with_params(df: Any, point: Mapping, seed: int, what: str) -> pd.DataFrame:
                     f"{what} returned a column {col!r} that disagrees with the point's value {value!r}"
                 )
             df = df.drop(columns=col)
-    params = pd.DataFrame({k: [v] * len(df) for k, v in point.items()})
+    # one row repeated, so that a table without rows still gets each parameter's dtype
+    params = pd.DataFrame({k: [v] for k, v in point.items()}).loc[[0] * len(df)]
+    params = params.reset_index(drop=True)
     params["seed"] = pd.Series([int(seed)] * len(df), dtype="int64")
     return pd.concat([params, df], axis=1)
 

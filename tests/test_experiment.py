@@ -276,6 +276,10 @@ def test_several_tables_are_cached_assembled_and_summarised_by_name(tmp_path):
     run_experiment(exp, quick=True, sets=["a=1,2"], seeds=2, out=tmp_path, progress=False)
     assert json.loads((root / "manifest.json").read_text())["n_computed"] == 1
 
+    # a table without rows at every point still has its parameter columns, of their types
+    empty = run_experiment(exp, quick=True, sets=["a=2"], out=tmp_path / "e", progress=False)
+    assert len(empty["spectrum"]) == 0 and empty["spectrum"]["a"].dtype == np.int64
+
     bad = make(measure=lambda p, s: {"log": pd.DataFrame()}, tables=["log", "x"], name="bad")
     with pytest.raises(RuntimeError) as info:
         run_experiment(bad, quick=True, out=tmp_path, figures=False, progress=False)
