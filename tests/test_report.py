@@ -106,3 +106,19 @@ def test_empty_results_folder(tmp_path):
 def test_missing_folder_is_an_error(tmp_path):
     with pytest.raises(ValueError, match="is not a directory"):
         write_report(tmp_path / "missing")
+
+
+def test_report_links_each_table_of_a_multi_table_experiment(tmp_path):
+    import dataclasses
+
+    import pandas as pd
+
+    def measure(point, seed):
+        return {"log": pd.DataFrame({"step": [0, 1]}), "final": pd.DataFrame({"loss": [0.5]})}
+
+    toy = load_experiment(TOY)
+    two = dataclasses.replace(toy, name="two", measure=measure, tables=["log", "final"])
+    run_experiment(two, quick=True, out=tmp_path, figures=False, progress=False)
+    checker = parse(write_report(tmp_path))
+    assert {"two/table_log.csv", "two/table_final.csv"} <= set(checker.links)
+    assert "two/table.csv" not in checker.links
