@@ -114,6 +114,38 @@ def rnn_hvp_prepare(W, U, b, V, c, x, h0, code, target, labels, loss_code):
 
 
 @njit(**JIT)
+def _r_output_grad(Y, RY, dc, loss_code, last):
+    """R{dL/dy_t}: the directional derivative of the loss gradient at the outputs, from the
+    outputs ``Y`` (T, B, d_out), their R-derivative ``RY`` (without the bias direction ``dc``) and
+    the loss; zero at the steps the loss does not read (all but the last for ``*_last`` losses)."""
+    T, B, d_out = Y.shape
+    t0 = T - 1 if last else 0
+    scale = 1.0 / (B * (T - t0))
+    RdY = np.zeros((T, B, d_out))
+    p = np.empty(d_out)
+    for t in range(t0, T):
+        for bb in range(B):
+            if loss_code < 2:
+                for k in range(d_out):
+                    RdY[t, bb, k] = (RY[t, bb, k] + dc[k]) * scale
+            else:
+                m = Y[t, bb, 0]
+                for k in range(1, d_out):
+                    m = max(m, Y[t, bb, k])
+                s = 0.0
+                for k in range(d_out):
+                    p[k] = math.exp(Y[t, bb, k] - m)
+                    s += p[k]
+                pr = 0.0
+                for k in range(d_out):
+                    p[k] /= s
+                    pr += p[k] * (RY[t, bb, k] + dc[k])
+                for k in range(d_out):
+                    RdY[t, bb, k] = scale * p[k] * (RY[t, bb, k] + dc[k] - pr)
+    return RdY
+
+
+@njit(**JIT)
 def rnn_hvp_apply(W, V, x, code, loss_code, H, Y, dY, G, dA, v):
     """H v from the passes of `rnn_hvp_prepare`: the forward and backward R-passes only.
 
@@ -152,29 +184,7 @@ def rnn_hvp_apply(W, V, x, code, loss_code, H, Y, dY, G, dA, v):
     Hout2 = H[1:].copy().reshape(T * B, n)
     RHout2 = RH[1:].copy().reshape(T * B, n)
     RY = (np.dot(Hout2, dV.T) + np.dot(RHout2, V.T)).reshape(T, B, d_out)
-    t0 = T - 1 if last else 0
-    scale = 1.0 / (B * (T - t0))
-    RdY = np.zeros((T, B, d_out))
-    p = np.empty(d_out)
-    for t in range(t0, T):
-        for bb in range(B):
-            if loss_code < 2:
-                for k in range(d_out):
-                    RdY[t, bb, k] = (RY[t, bb, k] + dc[k]) * scale
-            else:
-                m = Y[t, bb, 0]
-                for k in range(1, d_out):
-                    m = max(m, Y[t, bb, k])
-                s = 0.0
-                for k in range(d_out):
-                    p[k] = math.exp(Y[t, bb, k] - m)
-                    s += p[k]
-                pr = 0.0
-                for k in range(d_out):
-                    p[k] /= s
-                    pr += p[k] * (RY[t, bb, k] + dc[k])
-                for k in range(d_out):
-                    RdY[t, bb, k] = scale * p[k] * (RY[t, bb, k] + dc[k] - pr)
+    RdY = _r_output_grad(Y, RY, dc, loss_code, last)
 
     # backward R-pass
     RdY2 = RdY.reshape(T * B, d_out)
