@@ -12,6 +12,18 @@ from rnnsim.jacobians import (  # noqa: E402
 from rnnsim.models import MLP, RNN  # noqa: E402
 from rnnsim.train import train  # noqa: E402
 
+_LAZY = {"load": "rnnsim.runs", "plot": "rnnsim.explore", "compare": "rnnsim.explore"}
+
+
+def __getattr__(name):
+    """``load``, ``plot`` and ``compare``, imported on first use (pandas' readers and
+    matplotlib stay out of ``import rnnsim``)."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'rnnsim' has no attribute {name!r}")
+
 
 def warmup():
     """Compile (or load from Numba's on-disk cache) every kernel once, on tiny inputs.
@@ -34,6 +46,7 @@ __all__ = [
     "init",
     "jacobian_norms",
     "jacobian_spectrum",
+    "load",
     "lyapunov_spectrum",
     "runtime",
     "tasks",

@@ -1,14 +1,18 @@
-"""The ``rnnsim`` command: list, run and report experiments, and run the benchmarks.
+"""The ``rnnsim`` command: list, run, compare and report experiments, and run the benchmarks.
 
 ::
 
-    rnnsim list [--experiments DIR]
-    rnnsim run NAME|all [--quick] [--set KEY=V1,V2 ...] [--seeds N] [--out DIR]
+    rnnsim list [NAME] [--experiments DIR]
+    rnnsim run NAME|all [--quick] [--set KEY=V1,V2 ...] [--seeds N] [--name LABEL] [--out DIR]
                         [--workers N] [--scheduler ADDRESS|local] [--force] [--experiments DIR]
+    rnnsim runs [NAME] [--out DIR]
+    rnnsim plot NAME[:LABEL] --x COL --y COL [--hue/--col/--row/--style COL] [--where EXPR] ...
+    rnnsim compare NAME:A NAME:B [...] --x COL --y COL [...]
     rnnsim report [--out DIR] [--embed]
     rnnsim bench ...            (forwarded to rnnsim.bench.main)
 
-Usage errors (unknown experiment or axis, bad value) print one line and exit with status 2.
+Usage errors (unknown experiment, run, axis or column, bad value) print one line and exit with
+status 2.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from collections.abc import Sequence
 
 from rnnsim.experiment import (
     UsageError,
+    _axis_type,
     add_run_arguments,
     failed_claims,
     find_experiments,
@@ -31,22 +36,40 @@ from rnnsim.experiment import (
 __all__ = ["main", "build_parser"]
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (``rnnsim: error: ...``) and exit 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``rnnsim`` (without ``bench``, which is forwarded as is)."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="rnnsim",
         description="A laboratory for the gradient dynamics of deep and recurrent networks.",
     )
-    sub = parser.add_subparsers(dest="command", metavar="{list,run,report,bench}")
+    sub = parser.add_subparsers(
+        dest="command", metavar="{list,run,runs,plot,compare,report,bench}", parser_class=_Parser
+    )
     sub.required = True
 
-    p_list = sub.add_parser("list", help="show every experiment with its description and grid")
+    p_list = sub.add_parser(
+        "list", help="show every experiment with its grids; with NAME, every axis of it"
+    )
+    p_list.add_argument("name", nargs="?", metavar="NAME", help="one experiment: its axes")
     p_list.add_argument("--experiments", metavar="DIR", help="folder of experiment scripts")
 
     p_run = sub.add_parser("run", help="run (or resume) an experiment, or all of them")
     p_run.add_argument("name", metavar="NAME|all", help="experiment name, or 'all'")
     add_run_arguments(p_run)
     p_run.add_argument("--experiments", metavar="DIR", help="folder of experiment scripts")
+
+    p_runs = sub.add_parser("runs", help="list the stored runs (of NAME, or of every experiment)")
+    p_runs.add_argument("name", nargs="?", metavar="NAME", help="one experiment")
+    p_runs.add_argument(
+        "--out", default="results", metavar="DIR", help="results root (default: results/)"
+    )
 
     p_report = sub.add_parser("report", help="write OUT/index.html over every result")
     p_report.add_argument(
@@ -68,7 +91,43 @@ def _format_grid(grid) -> str:
     return "; ".join(f"{k} = {', '.join(map(str, v))}" for k, v in grid.items())
 
 
+def _allowed(exp, axis: str, kind: type) -> str:
+    """What ``--set`` accepts on ``axis``: its values, or its type and range."""
+    if kind is bool:
+        return "true, false"
+    if kind is str:
+        return ", ".join(map(str, exp.valid_values(axis)))
+    low, high = (exp.limits or {}).get(axis, (None, None))
+    if low is None and high is None:
+        return "any integer" if kind is int else "any finite number"
+    return f"[{'-inf' if low is None else low}, {'inf' if high is None else high}]"
+
+
+def _cmd_list_one(exp) -> int:
+    """Every axis of one experiment: type, full-grid values, quick values, what is allowed."""
+    full, quick = exp.grid_for(False), exp.grid_for(True)
+    print(f"{exp.name}: {exp.description}")
+    print(f"  full grid: {len(exp.points(full))} points x {_seeds(exp.seeds)}")
+    print(f"  quick grid (--quick): {len(exp.points(quick))} points x {_seeds(exp.quick_seeds)}")
+    rows = [("axis", "type", "default (full grid)", "quick", "allowed (--set)")]
+    for axis in exp.grid:
+        kind = _axis_type(list(exp.grid[axis]) + list((exp.quick or {}).get(axis, [])), axis)
+        values = [", ".join(map(str, g[axis])) for g in (full, quick)]
+        rows.append((axis, kind.__name__, *values, _allowed(exp, axis, kind)))
+    _print_columns(rows, indent="  ")
+    return 0
+
+
+def _print_columns(rows, indent: str = "") -> None:
+    """Print rows of strings (the first one the header) as left-aligned columns."""
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print(indent + "  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+
+
 def _cmd_list(args) -> int:
+    if args.name is not None:
+        return _cmd_list_one(_find(args.name, args.experiments))
     scripts = find_experiments(args.experiments)
     if not scripts:
         print("no experiments found (looked for experiments/*.py)")
@@ -129,20 +188,26 @@ def _cmd_run(args) -> int:
             )
             return 1
         return _claims_status([exp for exp, _ in plans if exp.name not in failed], args)
-    if args.name not in scripts:
-        # also accept an EXPERIMENT.name that differs from the file stem
-        matches = [p for p in scripts.values() if _name_of(p) == args.name]
-        if not matches:
-            raise UsageError(
-                f"unknown experiment {args.name!r}; available: "
-                f"{', '.join(scripts) or '(none found)'}, or 'all'"
-            )
-        path = matches[0]
-    else:
-        path = scripts[args.name]
-    experiment = load_experiment(path)
+    experiment = _find(args.name, args.experiments, "or 'all'")
     run_from_args(experiment, args)
+    from rnnsim.report import write_report  # the page follows the runs
+
+    print(f"report written to {write_report(args.out)}")
     return _claims_status([experiment], args)
+
+
+def _find(name: str, directory=None, more: str = ""):
+    """The experiment ``name`` (file stem, or an ``EXPERIMENT.name`` that differs from it)."""
+    scripts = find_experiments(directory)
+    if name in scripts:
+        return load_experiment(scripts[name])
+    matches = [p for p in scripts.values() if _name_of(p) == name]
+    if not matches:
+        raise UsageError(
+            f"unknown experiment {name!r}; available: {', '.join(scripts) or '(none found)'}"
+            + (f", {more}" if more else "")
+        )
+    return load_experiment(matches[0])
 
 
 def _claims_status(experiments, args) -> int:
@@ -163,6 +228,33 @@ def _name_of(path) -> str | None:
         return load_experiment(path).name
     except Exception:  # noqa: BLE001
         return None
+
+
+def _cmd_runs(args) -> int:
+    from rnnsim.runs import stored_runs
+
+    table = stored_runs(args.out, args.name)
+    if table.empty:
+        print(f"no stored runs in {args.out}/ (run `rnnsim run NAME --quick` first)")
+        return 0
+    rows = [("", "experiment", "label", "grid", "overrides", "points", "seeds", "date", "claims")]
+    for r in table.to_dict("records"):
+        rows.append(
+            (
+                "*" if r["latest"] else "",
+                r["experiment"],
+                r["label"],
+                "quick" if r["quick"] else "full",
+                r["overrides"] or "-",
+                r["points"],
+                r["seeds"],
+                r["date"],
+                f"{r['pass']} pass, {r['fail']} fail",
+            )
+        )
+    _print_columns(rows)
+    print("(* the latest run, also at OUT/NAME/; plot one with `rnnsim plot NAME:LABEL ...`)")
+    return 0
 
 
 def _cmd_report(args) -> int:
@@ -190,6 +282,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_list(args)
         if args.command == "run":
             return _cmd_run(args)
+        if args.command == "runs":
+            return _cmd_runs(args)
         if args.command == "report":
             return _cmd_report(args)
     except UsageError as exc:

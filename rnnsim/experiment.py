@@ -8,14 +8,20 @@ assembles ``table.parquet``/``table.csv``, ``manifest.json``, ``summary.parquet`
 An experiment whose ``measure`` returns several tidy tables by name (``Experiment.tables``) gets
 one file per table instead: ``points/<hash>.NAME.parquet`` and ``table_NAME.parquet``/``.csv``.
 
-Layout of ``OUT/NAME/`` after a run::
+Layout of ``OUT/NAME/`` after runs::
 
-    points/<hash>.parquet   one file per (grid point, seed); the cache
-    table.parquet table.csv the whole tidy table, rows in grid order then seed order
-    table_NAME.parquet .csv each named table instead, for an experiment with ``tables``
-    summary.parquet         the experiment's summary table (shown by ``rnnsim report``)
-    manifest.json           grid, seeds, versions, timings, command line
-    figures/NAME.png .svg   every figure, PNG and SVG
+    points/<hash>.parquet   one file per (grid point, seed): the cache every run shares, so a
+                            point computed once is never computed again
+    runs/LABEL/             one folder per stored run (``--name LABEL``, default `run_label`):
+        table.parquet table.csv the run's tidy table: its points, rows in grid order then seed order
+        table_NAME.parquet .csv each named table instead, for an experiment with ``tables``
+        summary.parquet         the experiment's summary table (shown by ``rnnsim report``)
+        claims.parquet          one row per claim: pass, fail or not checked, with the numbers
+        manifest.json           label, grid, seeds, versions, timings, command line
+        figures/NAME.png .svg   every figure, PNG and SVG
+        plots/X_Y.png           figures drawn later by ``rnnsim plot NAME:LABEL``
+    table.parquet ... figures/  the latest run's files again, so that ``OUT/NAME/table.parquet``
+                                is always the last run's table
 
 Reproducibility rule: the final table is always rebuilt from the point files read back from disk,
 in grid order, so a sweep that was killed and resumed gives the same table, bit for bit, as one
@@ -33,6 +39,7 @@ import json
 import math
 import os
 import platform
+import re
 import shlex
 import sys
 import time
@@ -66,6 +73,22 @@ __all__ = [
 
 #: The name under which the framework carries the one table of a single-table experiment.
 SINGLE = "table"
+#: The folder of ``OUT/NAME/`` that holds one folder per stored run.
+RUNS = "runs"
+#: What a run label may be: a file name of letters, digits and ``_ . = , + -``.
+LABEL_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.=,+-]{0,119}")
+#: A run's files, relative to its folder; the latest run's are mirrored into ``OUT/NAME/``.
+PRODUCTS = (
+    "table.parquet",
+    "table.csv",
+    "table_*.parquet",
+    "table_*.csv",
+    "summary.parquet",
+    "claims.parquet",
+    "manifest.json",
+    "figures/*.png",
+    "figures/*.svg",
+)
 #: Environment variables that size the BLAS/OpenMP thread pools of a worker process.
 THREAD_ENV_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 _TRUE = {"true", "1", "yes", "on"}
@@ -137,6 +160,15 @@ class Experiment:
     captions : dict of str -> str, optional
         One sentence per figure, by figure name: what it shows and what to look for (the report
         prints it under the figure).
+    theory : callable ``(table) -> DataFrame``, optional
+        Theory curves for ``rnnsim plot`` and ``rnnsim compare`` to overlay, dashed, on any plot
+        of the experiment's table: called with the table being drawn (after ``--where``), it
+        returns rows with the same column names as the table (say ``lag``, ``log_spectral`` and
+        the parameter columns ``init``, ``gain``, ``T``), each (hue, col, row) group a line in
+        the colour of its hue level. A plot draws the overlay when the theory has its ``x``,
+        ``y`` and panel columns, and skips it otherwise. For an experiment with ``tables`` it
+        is called with the dict of tables (only the drawn one filled in) and returns a dict,
+        table name -> DataFrame, leaving out the tables it has no theory for.
     """
 
     name: str
@@ -156,6 +188,7 @@ class Experiment:
     claims: Sequence[Claim] = ()
     limits: Mapping[str, tuple] | None = None
     captions: Mapping[str, str] | None = None
+    theory: Callable[[Any], Any] | None = None
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name.isidentifier():
@@ -166,6 +199,8 @@ class Experiment:
             raise TypeError(f"description must be a str, got {type(self.description).__name__}")
         if not callable(self.measure):
             raise TypeError(f"measure must be callable, got {self.measure!r}")
+        if self.theory is not None and not callable(self.theory):
+            raise TypeError(f"theory must be callable or None, got {self.theory!r}")
         _check_grid(self.grid, "grid")
         if self.quick is not None:
             _check_grid(self.quick, "quick")
@@ -731,9 +766,15 @@ def _versions() -> dict:
 
 
 def reproduce_command(
-    experiment: Experiment, quick: bool, sets: Sequence[str], seeds, first_seed: int = 0
+    experiment: Experiment,
+    quick: bool,
+    sets: Sequence[str],
+    seeds,
+    first_seed: int = 0,
+    label: str | None = None,
 ) -> str:
-    """The canonical ``rnnsim run`` command line for a run."""
+    """The canonical ``rnnsim run`` command line for a run (``--name`` only when ``label`` is
+    not the default `run_label`)."""
     parts = ["rnnsim", "run", experiment.name]
     if quick:
         parts.append("--quick")
@@ -743,7 +784,78 @@ def reproduce_command(
         parts += ["--seeds", str(seeds)]
     if first_seed:
         parts += ["--first-seed", str(first_seed)]
+    if label is not None and label != run_label(quick, sets, seeds, first_seed):
+        parts += ["--name", label]
     return shlex.join(parts)
+
+
+def run_label(
+    quick: bool, sets: Sequence[str] = (), seeds: int | None = None, first_seed: int = 0
+) -> str:
+    """The label of a run without ``--name``: ``quick`` or ``full``, then each ``--set`` as given
+    (spaces dropped) and any ``--seeds``/``--first-seed``, joined by ``_``.
+
+    Characters that do not belong in a file name become ``-``; a label longer than 120
+    characters is cut and ends in a hash of the whole.
+
+    Examples
+    --------
+    >>> run_label(True)
+    'quick'
+    >>> run_label(True, ["T=1000"])
+    'quick_T=1000'
+    >>> run_label(False, ["T=100, 300", "init=orthogonal"], seeds=5, first_seed=10)
+    'full_T=100,300_init=orthogonal_seeds=5_first_seed=10'
+    """
+    parts = ["quick" if quick else "full", *("".join(spec.split()) for spec in sets)]
+    if seeds is not None:
+        parts.append(f"seeds={seeds}")
+    if first_seed:
+        parts.append(f"first_seed={first_seed}")
+    label = re.sub(r"[^A-Za-z0-9_.=,+-]", "-", "_".join(parts))
+    if len(label) > 120:
+        label = label[:111] + "_" + hashlib.sha256(label.encode()).hexdigest()[:8]
+    return label
+
+
+def check_label(label: Any) -> str:
+    """``label`` when it is a safe run label (`LABEL_PATTERN`); else a UsageError saying why."""
+    if not isinstance(label, str) or not LABEL_PATTERN.fullmatch(label):
+        raise UsageError(
+            f"--name: {label!r} is not a safe run label; use 1-120 letters, digits and "
+            "_ . = , + - starting with a letter or digit"
+        )
+    return label
+
+
+def run_folder(out: str | os.PathLike, name: str, label: str) -> Path:
+    """Where the run ``label`` of the experiment ``name`` is stored: ``out/name/runs/label``."""
+    return Path(out) / name / RUNS / check_label(label)
+
+
+def _products(folder: Path) -> list[Path]:
+    """The run files (`PRODUCTS`) present in ``folder``."""
+    return sorted(p for pattern in PRODUCTS for p in folder.glob(pattern) if p.is_file())
+
+
+def _publish(run: _Run) -> None:
+    """Step 7: the run's files mirrored into ``OUT/NAME/`` (hard links where the file system
+    allows, else copies), and files of an earlier run that this one lacks removed there."""
+    import shutil
+
+    fresh = {p.relative_to(run.folder) for p in _products(run.folder)}
+    for stale in _products(run.root):
+        if stale.relative_to(run.root) not in fresh:
+            stale.unlink()
+    for rel in sorted(fresh):
+
+        def link(tmp, source=run.folder / rel):
+            try:
+                os.link(source, tmp)
+            except OSError:
+                shutil.copyfile(source, tmp)
+
+        _atomic_write(run.root / rel, link)
 
 
 def _default_summary(table: pd.DataFrame, grid: Mapping) -> pd.DataFrame:
@@ -778,7 +890,8 @@ class _Run:
 
     ``jobs`` holds one dict per (point, seed) in grid order, then seed order: ``index``, ``point``,
     ``seed``, ``hash``, ``paths`` (table name -> its point file) and ``seconds`` (None until
-    computed in this run); ``todo`` the jobs the cache does not hold.
+    computed in this run); ``todo`` the jobs the cache does not hold. ``root`` is ``OUT/NAME``
+    (the shared point cache and the latest run's files), ``folder`` the run's own.
     """
 
     experiment: Experiment
@@ -798,6 +911,12 @@ class _Run:
     first_seed: int = 0  # the seeds are first_seed .. first_seed + n_seeds - 1
     summary: pd.DataFrame | None = None
     claims: pd.DataFrame | None = None
+    label: str = "full"  # the run's folder is root / RUNS / label
+
+    @property
+    def folder(self) -> Path:
+        """Where this run's table, summary, claims, figures and manifest go."""
+        return self.root / RUNS / self.label
 
 
 def _table_files(experiment: Experiment, folder: Path, stem: str, sep: str) -> dict[str, Path]:
@@ -809,9 +928,16 @@ def _table_files(experiment: Experiment, folder: Path, stem: str, sep: str) -> d
 
 
 def _plan(
-    experiment: Experiment, quick: bool, sets: Sequence[str], seeds, root: Path, first_seed: int
+    experiment: Experiment,
+    quick: bool,
+    sets: Sequence[str],
+    seeds,
+    root: Path,
+    first_seed: int,
+    label: str | None = None,
 ) -> _Run:
-    """Step 1: the grid (with ``--set``), its points, the seeds, and one job per (point, seed)."""
+    """Step 1: the grid (with ``--set``), its points, the seeds, one job per (point, seed), and
+    the run's label (``label``, else `run_label`)."""
     started = time.time()
     grid = parse_set(experiment, sets, experiment.grid_for(quick))
     n_seeds = (
@@ -831,7 +957,21 @@ def _plan(
             jobs.append(job | {"seconds": None})
     run = _Run(experiment, quick, list(sets), seeds, n_seeds, grid, points, root, jobs, started)
     run.first_seed = first_seed
+    run.label = check_label(
+        label if label is not None else run_label(quick, sets, seeds, first_seed)
+    )
+    previous = run.folder / "manifest.json"
+    if previous.exists():
+        was = json.loads(previous.read_text(encoding="utf-8")).get("reproduce")
+        if was != _reproduce(run):
+            print(f"{experiment.name}: replacing the stored run {run.label!r} (was: {was})")
     return run
+
+
+def _reproduce(run: _Run) -> str:
+    return reproduce_command(
+        run.experiment, run.quick, run.sets, run.seeds, run.first_seed, run.label
+    )
 
 
 def _pending(jobs: list[dict], force: bool) -> list[dict]:
@@ -908,7 +1048,9 @@ def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
 def _assemble(run: _Run) -> dict[str, pd.DataFrame]:
     """Step 4: each table rebuilt from the point files read back from disk, in grid order then
     seed order, and written as ``table[_NAME].parquet`` and ``.csv``."""
-    files = _table_files(run.experiment, run.root, "table", "_")
+    for old in _products(run.folder):  # the files of an earlier run of the same label
+        old.unlink()
+    files = _table_files(run.experiment, run.folder, "table", "_")
     tables = {}
     for table, path in files.items():
         tables[table] = _concat([pd.read_parquet(j["paths"][table]) for j in run.jobs])
@@ -936,7 +1078,7 @@ def _summarise(run: _Run, tables: dict[str, pd.DataFrame]) -> None:
             if not isinstance(summary.index, pd.RangeIndex):
                 summary = summary.reset_index()
             summary.columns = [str(c) for c in summary.columns]
-            _write_parquet(summary, run.root / "summary.parquet")
+            _write_parquet(summary, run.folder / "summary.parquet")
             run.summary = summary
     except Exception as exc:  # noqa: BLE001
         run.errors["summary"] = exc
@@ -948,7 +1090,7 @@ def _check_claims(run: _Run) -> None:
 
     experiment = run.experiment
     run.claims = claims.evaluate(experiment.claims, run.summary, quick=run.quick)
-    _write_parquet(run.claims, run.root / "claims.parquet")
+    _write_parquet(run.claims, run.folder / "claims.parquet")
     if len(run.claims):
         grid = "quick grid" if run.quick else "full grid"
         title = f"{experiment.name}: claims ({grid}, {run.n_seeds} seed(s) per point)"
@@ -960,7 +1102,7 @@ def _draw(run: _Run, tables: dict[str, pd.DataFrame]) -> None:
     start = time.perf_counter()
     data = tables[SINGLE] if run.experiment.tables is None else tables
     try:
-        run.figures = _save_figures(run.experiment, data, run.root / "figures")
+        run.figures = _save_figures(run.experiment, data, run.folder / "figures")
     except Exception as exc:  # noqa: BLE001
         run.errors["figures"] = exc
     run.timings["figure_seconds"] = time.perf_counter() - start
@@ -980,6 +1122,7 @@ def _write_manifest(run: _Run, tables: dict[str, pd.DataFrame], options: dict) -
     command = options["command"]
     manifest = {
         "experiment": experiment.name,
+        "label": run.label,
         "description": experiment.description,
         "notes": experiment.notes,
         "captions": dict(experiment.captions or {}),
@@ -1004,7 +1147,7 @@ def _write_manifest(run: _Run, tables: dict[str, pd.DataFrame], options: dict) -
         "executor": executor,
         "workers": workers,
         "command": command if command is not None else shlex.join(sys.argv),
-        "reproduce": reproduce_command(experiment, run.quick, run.sets, run.seeds, run.first_seed),
+        "reproduce": _reproduce(run),
         "points": [
             {
                 "hash": j["hash"],
@@ -1021,7 +1164,7 @@ def _write_manifest(run: _Run, tables: dict[str, pd.DataFrame], options: dict) -
         manifest["tables"] = {name: len(t) for name, t in tables.items()}
     if run.errors:
         manifest["errors"] = {what: f"{type(e).__name__}: {e}" for what, e in run.errors.items()}
-    _write_text(json.dumps(manifest, indent=2, default=str) + "\n", run.root / "manifest.json")
+    _write_text(json.dumps(manifest, indent=2, default=str) + "\n", run.folder / "manifest.json")
 
 
 def run_experiment(
@@ -1038,12 +1181,15 @@ def run_experiment(
     progress: bool = True,
     command: str | None = None,
     first_seed: int = 0,
+    name: str | None = None,
 ) -> pd.DataFrame | dict[str, pd.DataFrame]:
     """Run (or resume) an experiment and write its tables, manifest, summary and figures.
 
     The steps: plan the grid and its jobs (`_plan`), read the cache (`_pending`), compute the
     rest (`_execute`), assemble the tables (`_assemble`), summarise, check the claims and draw
-    (`_summarise`, `_check_claims`, `_draw`), and write the manifest (`_write_manifest`).
+    (`_summarise`, `_check_claims`, `_draw`), write the manifest (`_write_manifest`), all into
+    the run's folder ``out/NAME/runs/LABEL/``, and mirror that folder into ``out/NAME/``
+    (`_publish`): the latest run.
 
     Parameters
     ----------
@@ -1072,6 +1218,10 @@ def run_experiment(
         Show a tqdm bar over points.
     command : str, optional
         The command line to record in the manifest (default: ``sys.argv``).
+    name : str, optional
+        The run's label (``--name``; letters, digits and ``_ . = , + -``). Default: `run_label`,
+        ``quick`` or ``full`` followed by the overrides (``quick_T=1000``). A run of the same
+        label replaces that run; other runs stay.
 
     Returns
     -------
@@ -1087,7 +1237,7 @@ def run_experiment(
         raise UsageError(f"--seeds must be an integer >= 1, got {seeds!r}")
     if isinstance(first_seed, bool) or not isinstance(first_seed, int) or first_seed < 0:
         raise UsageError(f"--first-seed must be an integer >= 0, got {first_seed!r}")
-    run = _plan(experiment, quick, sets, seeds, Path(out) / experiment.name, first_seed)
+    run = _plan(experiment, quick, sets, seeds, Path(out) / experiment.name, first_seed, name)
     run.todo = _pending(run.jobs, force)
     _execute(run, workers, scheduler, progress)
     tables = _assemble(run)
@@ -1097,6 +1247,7 @@ def run_experiment(
         _draw(run, tables)
     options = {"workers": workers, "scheduler": scheduler, "command": command}
     _write_manifest(run, tables, options)
+    _publish(run)
     if run.errors:
         what, exc = next(iter(run.errors.items()))
         raise RuntimeError(
@@ -1211,6 +1362,14 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         help="start the seeds at K (K..K+N-1): the same run on other random draws",
     )
     parser.add_argument(
+        "--name",
+        dest="label",
+        default=None,
+        metavar="LABEL",
+        help="store the run under OUT/NAME/runs/LABEL/ (default: quick or full, then the "
+        "overrides, e.g. quick_T=1000); the latest run is also at OUT/NAME/",
+    )
+    parser.add_argument(
         "--out", default="results", metavar="DIR", help="results root (default: results/)"
     )
     parser.add_argument(
@@ -1270,14 +1429,19 @@ def run_from_args(experiment: Experiment, args: argparse.Namespace):
         force=args.force,
         figures=not args.no_figures,
         progress=not args.no_progress,
+        name=getattr(args, "label", None),
     )
-    root = Path(args.out) / experiment.name
+    label = getattr(args, "label", None) or run_label(
+        args.quick, args.set, args.seeds, args.first_seed
+    )
+    root = run_folder(args.out, experiment.name, label)
     figs = "" if args.no_figures or experiment.figures is None else f", figures in {root}/figures/"
+    latest = f"; the latest run, also at {Path(args.out) / experiment.name}/"
     if experiment.tables is None:
-        print(f"{experiment.name}: {len(table)} rows -> {root}/table.parquet{figs}")
+        print(f"{experiment.name}: {len(table)} rows -> {root}/table.parquet{figs}{latest}")
     else:
         rows = ", ".join(f"{name} {len(t)}" for name, t in table.items())
-        print(f"{experiment.name}: rows {rows} -> {root}/table_NAME.parquet{figs}")
+        print(f"{experiment.name}: rows {rows} -> {root}/table_NAME.parquet{figs}{latest}")
     return table
 
 
@@ -1305,6 +1469,9 @@ def main(experiment: Experiment, argv: Sequence[str] | None = None) -> int:
         run_from_args(experiment, args)
     except UsageError as exc:
         parser.exit(2, f"{parser.prog}: error: {exc}\n")
+    from rnnsim.report import write_report  # the page follows the runs, as after `rnnsim run`
+
+    print(f"report written to {write_report(args.out)}")
     n_failed = failed_claims(experiment, args.out) if args.check else 0
     if n_failed:
         parser.exit(1, f"{parser.prog}: --check: {n_failed} claim(s) failed\n")
