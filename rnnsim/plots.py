@@ -346,6 +346,7 @@ def facets(
     theory_style: str | None = None,
     hlines: Sequence[tuple[float, str, str]] = (),
     events: pd.DataFrame | None = None,
+    units: str | None = None,
 ):
     """A grid of :func:`line_with_band` panels, one per value of ``col`` (and ``row``).
 
@@ -380,6 +381,9 @@ def facets(
         Points to mark, shape (k, ...): columns ``x``, ``y`` and the ``row``/``col`` parameters;
         each row is drawn in its panel as a red cross above the lines (e.g. steps that raised the
         loss).
+    units : str, optional
+        A column (e.g. ``"seed"``) whose levels are drawn as separate thin lines, without a band
+        or mean: for a log axis over which the runs spread by decades.
 
     Returns
     -------
@@ -404,7 +408,12 @@ def facets(
             )
     if events is not None:
         require_columns("events", events, [x, y, row, col])
-    agg = summarize(table, x, y, [row, col, hue, style], log=logy)
+    if units is None:
+        agg = summarize(table, x, y, [row, col, hue, style], log=logy)
+    else:  # the runs themselves, one thin line each
+        require_columns("table", table, [units])
+        agg = table[[c for c in dict.fromkeys([x, y, row, col, hue, style, units]) if c]]
+        band = False
     palette = hue_palette(agg, hue, palette)
     grid = sns.relplot(
         data=agg,
@@ -416,6 +425,8 @@ def facets(
         row=row,
         col_wrap=col_wrap,
         kind="line",
+        units=units,
+        linewidth=None if units is None else 0.8,
         estimator=None,
         height=height,
         aspect=aspect,
