@@ -394,8 +394,8 @@ def facets(
     if isinstance(y, dict):
         if row is not None:
             raise ValueError(f"row must be None when y is a dict of columns; got row={row!r}")
-        require_columns("table", table, [x, hue, style, col, *y])
-        ids = [c for c in dict.fromkeys([x, hue, style, col]) if c is not None]
+        require_columns("table", table, [x, hue, style, col, units, *y])
+        ids = [c for c in dict.fromkeys([x, hue, style, col, units]) if c is not None]
         table = table.melt(id_vars=ids, value_vars=list(y))
         table["variable"] = table["variable"].map(y)
         y, row = "value", "variable"

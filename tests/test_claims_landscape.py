@@ -19,4 +19,6 @@ def test_facets_units_draws_one_thin_line_per_seed_without_a_band():
     assert len(lines) == 3 and not ax.collections  # three seeds, no band
     assert {ln.get_linewidth() for ln in lines} == {0.8}
     assert sorted(ln.get_ydata()[-1] for ln in lines) == [1e-4, 1.0, 1e4]
+    two = plots.facets(table.assign(g=1.0), x="step", y={"loss": "L", "g": "G"}, units="seed")
+    assert [len(ax.get_lines()) >= 3 for ax in two.axes] == [True, True]  # rows keep the seeds
     matplotlib.pyplot.close("all")
