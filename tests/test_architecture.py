@@ -15,7 +15,7 @@ LAYERS = [
     {"models", "init"},
     {"jacobians", "theory", "curvature", "landscape", "layers", "cliff"},
     {"tasks", "optim", "train"},
-    {"experiment", "plots", "report", "cli", "bench", "claims", "compare"},
+    {"experiment", "plots", "report", "cli", "bench", "claims", "runs", "explore"},
 ]
 MAX_LINES = 80
 WHY = "# long:"  # a comment line directly above a longer function (or its decorator) says why
