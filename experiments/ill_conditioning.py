@@ -1,28 +1,38 @@
 """Ill-conditioning during training (Goodfellow, Bengio & Courville 2016, section 8.2.1, Fig. 8.1).
 
-A tanh RNN learns adding (Pascanu et al. 2013) by SGD; `curvature.curvature_callback` records the
-gain eps g^T g and penalty 1/2 eps^2 g^T H g of every 10th step and whether the loss rose (1 HVP).
+A tanh RNN learns a long-term dependency task (adding, Pascanu et al. 2013, by default) with a
+first-order optimiser; `curvature.curvature_callback` records, every 10th step, the gain eps g^T g
+and the penalty 1/2 eps^2 g^T H g of the plain gradient step w -> w - eps g on the training batch,
+whether that step raised the loss, and the top Hessian eigenvalue (12 Lanczos steps).
 """
 
 import pandas as pd
 
 from rnnsim import RNN, curvature, plots, tasks, train
+from rnnsim.claims import Claim, NotApplicable, Verdict
 from rnnsim.experiment import Experiment, main
+from rnnsim.optim import OPTIMIZERS
+from rnnsim.train import wilson_interval
 
-HIDDEN, EVERY, SMOOTH, LANCZOS, WINDOW = 32, 10, 50, 12, 200  # WINDOW: steps per geometric mean
+EVERY, SMOOTH, LANCZOS, WINDOW = 10, 50, 12, 200  # WINDOW: steps per geometric mean
 KEEP = """step loss grad_norm gTg gTHg eps_star first_order second_order predicted_change
 actual_change predicts_increase raised_loss lambda_max lambda_min kappa""".split()
+AXES = ["task", "T", "hidden", "lr", "batch_size", "optimizer", "steps"]  # a run's condition
+MIN_STEPS = 10  # analysed steps a rate needs before a claim judges it
+PENALTY = "penalty > gain"  # steps where 1/2 eps^2 g^T H g > eps g^T g (DL book eq. 8.10)
 
 
 def measure(point: dict, seed: int) -> pd.DataFrame:
-    task = tasks.make("adding", point["T"], variant="pascanu2013")
-    model = RNN.random(task.d_in, HIDDEN, task.d_out, seed=seed)
+    task = tasks.make(point["task"], point["T"])
+    model = RNN.random(task.d_in, point["hidden"], task.d_out, seed=seed)
     cb = curvature.curvature_callback(point["lr"], loss=task.loss, seed=seed, lanczos_steps=LANCZOS)
     _, table = train(
         model,
         task,
+        optimizer=point["optimizer"],
         lr=point["lr"],
         steps=point["steps"],
+        batch_size=point["batch_size"],
         seed=seed,
         callback=cb,
         callback_every=EVERY,
@@ -34,8 +44,34 @@ def measure(point: dict, seed: int) -> pd.DataFrame:
     return table[KEEP].join([smooth.add_suffix("_smooth"), rec]).assign(baseline=task.baseline)
 
 
+def _setting(table: pd.DataFrame) -> str:
+    """The run's setting for a title: task, T, n, batch, optimiser (every value of each)."""
+
+    def values(col):
+        return ", ".join(str(v) for v in sorted(table[col].unique()))
+
+    return (
+        f"{values('task')} task, T = {values('T')}, n = {values('hidden')}, "
+        f"batch {values('batch_size')}, {values('optimizer')}"
+    )
+
+
+def _change(name: str, ratios: pd.Series) -> str:
+    """'the loss falls 9.1x' (or 'rises', or a range over runs) from end/start ratios."""
+    lo, hi = ratios.min(), ratios.max()
+    if hi < 1:
+        word, a, b = "falls", 1 / hi, 1 / lo
+    elif lo > 1:
+        word, a, b = "rises", lo, hi
+    else:
+        return f"{name} changes {lo:.2g}x to {hi:.2g}x"
+    return f"{name} {word} {a:.2g}x" if b / a < 1.05 else f"{name} {word} {a:.2g}x to {b:.2g}x"
+
+
 def figures(table: pd.DataFrame) -> dict:
     plots.theme()
+    runs = summary(table)
+    setting = f"{_setting(table)}, {table['seed'].nunique()} seeds"
     names = {"loss_smooth": "training loss", "grad_norm_smooth": "gradient norm ||g||"}
     loss_and_gradient = plots.facets(
         table,
@@ -45,12 +81,52 @@ def figures(table: pd.DataFrame) -> dict:
         style="T",
         sharey=False,
         logy=True,
+        units="seed",
         xlabel="SGD step",
-        ylabel=f"running mean over {SMOOTH} steps",
-        title="Adding problem: the loss falls while the gradient norm does not",
+        ylabel=f"running mean over {SMOOTH} steps, one line per seed",
+        title=f"{setting}:\n{_change('the loss', runs['loss end / start'])}, "
+        f"{_change('||g||', runs['||g|| end / start'])} (median over seeds, end vs step {SMOOTH})",
     )
-    terms = curvature.loss_change_terms(table[table["seed"] == 0], ["T", "lr", "seed", "step"])
-    first_vs_second = plots.facets(
+    ends = table[["T", "lr"]].drop_duplicates()  # dashed: the step eps and 2/eps per run
+    ends = ends.assign(eps_star_smooth=ends.lr, lambda_max_smooth=2 / ends.lr)
+    ends = pd.concat([ends.assign(step=0), ends.assign(step=table["step"].max())])
+    common = {"x": "step", "hue": "lr", "col": "T", "logy": True, "units": "seed"}
+    common["xlabel"] = "SGD step (one line per seed)"
+    safe_step = plots.facets(
+        table,
+        y="eps_star_smooth",
+        theory=ends,
+        ylabel=f"eps* = 2 g^T g / g^T H g\n{WINDOW}-step geometric mean",
+        title=f"Largest safe step eps* (dashed: the step eps taken), {setting}",
+        **common,
+    )
+    edge = ", ".join(f"{r:.2f}" for r in runs["lambda_max eps / 2"])
+    sharpness = plots.facets(
+        table,
+        y="lambda_max_smooth",
+        theory=ends,
+        ylabel=f"top Hessian eigenvalue\n{WINDOW}-step geometric mean",
+        title=f"Sharpness along training (dashed: 2/eps), {setting}:\n"
+        f"median lambda_max over the second half = {edge} x 2/eps",
+        **common,
+    )
+    return {
+        "loss_and_gradient": loss_and_gradient,
+        "first_vs_second_order": terms_figure(table),
+        "safe_step": safe_step,
+        "sharpness": sharpness,
+    }
+
+
+def terms_figure(table: pd.DataFrame):
+    """Gain and penalty of every analysed step of the run's first seed; red crosses (on the
+    gain line) where the loss rose. The title counts both kinds of step."""
+    first = table["seed"].min()
+    shown = table[table["seed"] == first]
+    terms = curvature.loss_change_terms(shown, ["T", "lr", "seed", "step"])
+    cb = shown.dropna(subset=["gTHg"])
+    penalty, raised = (int(cb[c].astype(bool).sum()) for c in ("predicts_increase", "raised_loss"))
+    return plots.facets(
         terms,
         x="step",
         y="value",
@@ -62,44 +138,58 @@ def figures(table: pd.DataFrame) -> dict:
         xlabel="SGD step",
         ylabel="loss change term",
         events=terms[terms["raised_loss"] & (terms["term"] == "eps g^T g")],
+        title=f"Gain eps g^T g vs penalty 1/2 eps^2 g^T H g, seed {first} of "
+        f"{table['seed'].nunique()} ({_setting(table)}):\npenalty > gain on {penalty} of "
+        f"{len(cb)} analysed steps; the loss rose on {raised} (red x, on the gain line)",
     )
-    first_vs_second.suptitle(
-        "Gain eps g^T g vs penalty 1/2 eps^2 g^T H g, seed 0 (red x: loss rose)", y=1.06
-    )
-    runs = table[["T", "lr"]].drop_duplicates()  # dashed: the step eps and 2/eps per run
-    runs = runs.assign(eps_star_smooth=runs.lr, lambda_max_smooth=2 / runs.lr)
-    ends = pd.concat([runs.assign(step=0), runs.assign(step=table["step"].max())])
-    common = {"x": "step", "hue": "lr", "col": "T", "logy": True, "xlabel": "SGD step"}
-    safe_step = plots.facets(
-        table,
-        y="eps_star_smooth",
-        theory=ends,
-        ylabel=f"eps* = 2 g^T g / g^T H g\n{WINDOW}-step geometric mean",
-        title="Largest safe step eps* (dashed: the step eps taken)",
-        **common,
-    )
-    sharpness = plots.facets(
-        table,
-        y="lambda_max_smooth",
-        theory=ends,
-        ylabel=f"top Hessian eigenvalue\n{WINDOW}-step geometric mean",
-        title="Sharpness along training (dashed: 2/eps)",
-        **common,
-    )
-    return {
-        "loss_and_gradient": loss_and_gradient,
-        "first_vs_second_order": first_vs_second,
-        "safe_step": safe_step,
-        "sharpness": sharpness,
-    }
 
 
 def summary(table: pd.DataFrame) -> pd.DataFrame:
-    runs = table.groupby(["T", "lr", "seed"])
-    out = unlearning(table, ["T", "lr", "seed"])
-    out["final loss / baseline"] = runs["loss_smooth"].last() / runs["baseline"].first()
-    out["||g|| end / start"] = runs["grad_norm_smooth"].agg(lambda g: g.iloc[-1] / g.iloc[SMOOTH])
-    return out.reset_index()
+    """One row per condition (the axes but the seed), pooled over its seeds.
+
+    The counts of `unlearning`; ``seeds`` and ``seeds with penalty > gain``; the rates, with 95 %
+    Wilson intervals (``_lo``, ``_hi``), that the loss rose on the steps where the penalty
+    exceeded the gain (``raised | penalty > gain``) and that the quadratic model's sign was right
+    (``sign agreement``); and medians over seeds of the final loss over the task's baseline, of
+    ``||g||`` at the end over ``||g||`` at step SMOOTH, and of ``lambda_max eps / 2`` over the
+    second half of training (1 at the edge of stability).
+    """
+    keys = [k for k in AXES if k in table]
+    per_seed = unlearning(table, [*keys, "seed"])
+    out = unlearning(table, keys)
+    out["seeds"] = per_seed.groupby(level=keys).size()
+    has = per_seed["predicted raises"] > 0
+    out[f"seeds with {PENALTY}"] = has.groupby(level=keys).sum()
+    out = out.rename(columns={"predicted raises": f"{PENALTY} steps"})
+    n, pen, raised, both = (
+        out[c]
+        for c in (
+            "analysed steps",
+            f"{PENALTY} steps",
+            "steps that raised the loss",
+            "of them predicted",
+        )
+    )
+    rates = {f"raised | {PENALTY}": (both, pen), "sign agreement": (n - raised - pen + 2 * both, n)}
+    for name, (k, m) in rates.items():
+        out[name] = k / m.where(m > 0)
+        out[f"{name}_lo"], out[f"{name}_hi"] = wilson_interval(k, m)
+    runs = table.groupby([*keys, "seed"])
+    half = table[table["step"] >= table["steps"] / 2].groupby([*keys, "seed"])
+    medians = pd.DataFrame(
+        {
+            "final loss / baseline": runs["loss_smooth"].last() / runs["baseline"].first(),
+            "loss end / start": runs["loss_smooth"].agg(_end_over_start),
+            "||g|| end / start": runs["grad_norm_smooth"].agg(_end_over_start),
+            "lambda_max eps / 2": half["lambda_max"].median() * half["lr"].first() / 2,
+        }
+    )
+    return out.join(medians.groupby(level=keys).median()).reset_index()
+
+
+def _end_over_start(series: pd.Series) -> float:
+    """The last value over the value at step SMOOTH (the first full running mean)."""
+    return series.iloc[-1] / series.iloc[min(SMOOTH, len(series) - 1)]
 
 
 def unlearning(records: pd.DataFrame, by: list) -> pd.DataFrame:
@@ -125,23 +215,126 @@ def unlearning(records: pd.DataFrame, by: list) -> pd.DataFrame:
     )
 
 
+def _condition(row) -> str:
+    return f"T {row['T']}, lr {row['lr']}"
+
+
+def penalty_steps_occur(summary: pd.DataFrame) -> Verdict:
+    """Some condition has steps with penalty > gain in every one of its seeds."""
+    best = summary.loc[(summary[f"seeds with {PENALTY}"] / summary["seeds"]).idxmax()]
+    numbers = {
+        "condition": _condition(best),
+        f"{PENALTY} steps": int(best[f"{PENALTY} steps"]),
+        "analysed steps": int(best["analysed steps"]),
+        f"seeds with {PENALTY}": int(best[f"seeds with {PENALTY}"]),
+        "seeds": int(best["seeds"]),
+    }
+    return Verdict(
+        passed=bool(best[f"seeds with {PENALTY}"] == best["seeds"] and best["seeds"] > 0),
+        numbers=numbers,
+        detail=f"{numbers['condition']}: {numbers[f'{PENALTY} steps']} of "
+        f"{numbers['analysed steps']} analysed steps, in {numbers[f'seeds with {PENALTY}']} of "
+        f"{numbers['seeds']} seeds",
+    )
+
+
+def _rate_claim(summary: pd.DataFrame, rate: str, count: str) -> Verdict:
+    """Every condition with at least MIN_STEPS steps in ``count`` has ``rate``'s Wilson lower
+    bound above 1/2."""
+    judged = summary[summary[count] >= MIN_STEPS]
+    if judged.empty:
+        raise NotApplicable(f"no condition has {MIN_STEPS} or more {count}")
+    worst = judged.loc[judged[f"{rate}_lo"].idxmin()]
+    numbers = {
+        "condition": _condition(worst),
+        rate: round(float(worst[rate]), 3),
+        "95% CI": [round(float(worst[f"{rate}_lo"]), 3), round(float(worst[f"{rate}_hi"]), 3)],
+        "n": int(worst[count]),
+        "conditions judged": len(judged),
+    }
+    return Verdict(
+        passed=bool(worst[f"{rate}_lo"] > 0.5),
+        numbers=numbers,
+        detail=f"lowest: {rate} {numbers[rate]:.2f} (95% CI {numbers['95% CI'][0]:.2f}-"
+        f"{numbers['95% CI'][1]:.2f}, n = {numbers['n']}) at {numbers['condition']}; "
+        f"needed CI above 0.5",
+    )
+
+
+def penalty_steps_raise_the_loss(summary: pd.DataFrame) -> Verdict:
+    return _rate_claim(summary, f"raised | {PENALTY}", f"{PENALTY} steps")
+
+
+def quadratic_model_predicts_the_sign(summary: pd.DataFrame) -> Verdict:
+    return _rate_claim(summary, "sign agreement", "analysed steps")
+
+
+SOURCE = "Goodfellow, Bengio & Courville 2016, sec. 8.2.1, eq. 8.10"
 EXPERIMENT = Experiment(
     name="ill_conditioning",
     description="Gradient norm, g^T H g and unlearning steps while an RNN learns adding.",
-    grid={"T": [20, 10], "lr": [0.1, 0.05], "steps": [8000]},
-    quick={"T": [10], "lr": [0.1], "steps": [1500]},
+    grid={
+        "task": ["adding"],
+        "T": [10, 20],
+        "hidden": [32],
+        "lr": [0.15, 0.05],
+        "batch_size": [20],
+        "optimizer": ["sgd"],
+        "steps": [8000],
+    },
+    quick={"T": [10], "lr": [0.15], "steps": [1500]},
     measure=measure,
     figures=figures,
     summary=summary,
     seeds=3,
-    quick_seeds=1,
-    version="3",
-    notes="""DL book eq. 8.10: a step raises the loss when 1/2 eps^2 g^T H g > eps g^T g. What to
-    look for (T = 20, lr = 0.1, seed 0 when written): the loss sits at the baseline for ~4000 steps,
-    then falls several-fold while ||g|| doubles (Fig. 8.1's pattern); lambda_max (12 Lanczos steps)
-    climbs to about 2/eps, where plain gradient descent on a quadratic turns unstable (cf. Cohen et
-    al. 2021, "edge of stability"), and then a fraction of the steps raise the loss; the quadratic
-    model predicts most, not all (it is exact only on a quadratic: see tests/test_curvature.py).""",
+    quick_seeds=3,
+    version="4",
+    choices={"task": ["adding", "temporal_order"], "optimizer": list(OPTIMIZERS)},
+    limits={"T": (10, None), "hidden": (1, None), "lr": (0.0, None), "batch_size": (1, None)},
+    claims=[
+        Claim(
+            "Steps occur where 1/2 eps^2 g^T H g > eps g^T g: the quadratic model's penalty "
+            "exceeds its gain.",
+            penalty_steps_occur,
+            source=SOURCE,
+            figure="first_vs_second_order",
+        ),
+        Claim(
+            "On those steps the loss rises: the step 'unlearns' although it follows the gradient.",
+            penalty_steps_raise_the_loss,
+            source=SOURCE,
+            figure="first_vs_second_order",
+        ),
+        Claim(
+            "The quadratic model -eps g^T g + 1/2 eps^2 g^T H g predicts the sign of the loss "
+            "change on most steps.",
+            quadratic_model_predicts_the_sign,
+            source=SOURCE,
+            figure="first_vs_second_order",
+        ),
+    ],
+    captions={
+        "loss_and_gradient": "Training loss and gradient norm (running means, mean and 95% band "
+        "over seeds): the title gives how much each changed; the DL book's Fig. 8.1 saw the "
+        "gradient norm rise while the error fell.",
+        "first_vs_second_order": "Gain and penalty of each analysed step of one seed: where the "
+        "penalty line rises above the gain line, the quadratic model predicts that the step "
+        "raises the loss; red crosses mark the steps on which it did.",
+        "safe_step": "The largest step that still lowers a quadratic along g, eps* = 2 g^T g / "
+        "g^T H g, against the step taken (dashed): below the dashed line, steps unlearn.",
+        "sharpness": "The top Hessian eigenvalue against 2/eps (dashed): plain gradient descent "
+        "on a quadratic is unstable above it; training hovers near it (edge of stability).",
+    },
+    notes="""DL book eq. 8.10: a step raises the loss when 1/2 eps^2 g^T H g > eps g^T g. The
+    analysed step is the plain gradient step w -> w - eps g on the training batch, whatever the
+    optimiser does. What to look for (T = 10, lr = 0.15, seeds 0-2 when written): lambda_max (12
+    Lanczos steps) settles at about 2/eps, where plain gradient descent on a quadratic turns
+    unstable (cf. Cohen et al. 2021, "edge of stability"); there about one analysed step in ten
+    has penalty > gain, and most of those raise the loss; the quadratic model predicts the sign
+    of the loss change on more than 90 % of the steps (it is exact only on a quadratic: see
+    tests/test_curvature.py). With lr = 0.05, lambda_max stays below 2/eps and no step raises
+    the loss. The gradient norm falls here, unlike the DL book's Fig. 8.1 (a convolutional network,
+    where it rose): the titles report what the run shows.""",
 )
 
 if __name__ == "__main__":

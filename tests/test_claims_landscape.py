@@ -1,11 +1,17 @@
 """Claims of ill_conditioning and landscape on constructed summaries (each can pass and fail),
 and the figure helpers they rest on."""
 
+from pathlib import Path
+
 import matplotlib
 import numpy as np
 import pandas as pd
+import pytest
 
 from rnnsim import plots
+from rnnsim.claims import NotApplicable
+from rnnsim.experiment import load_script
+from rnnsim.train import wilson_interval
 
 
 def test_facets_units_draws_one_thin_line_per_seed_without_a_band():
@@ -22,3 +28,83 @@ def test_facets_units_draws_one_thin_line_per_seed_without_a_band():
     two = plots.facets(table.assign(g=1.0), x="step", y={"loss": "L", "g": "G"}, units="seed")
     assert [len(ax.get_lines()) >= 3 for ax in two.axes] == [True, True]  # rows keep the seeds
     matplotlib.pyplot.close("all")
+
+
+def script(name):
+    return load_script(Path(__file__).parent.parent / "experiments" / f"{name}.py")
+
+
+def ill_summary(**changes):
+    """One condition's summary row as `ill_conditioning.summary` writes it (3 seeds)."""
+    ic = script("ill_conditioning")
+    row = {"T": 10, "lr": 0.15, "analysed steps": 450, "seeds": 3}
+    row |= {f"seeds with {ic.PENALTY}": 3, f"{ic.PENALTY} steps": 45}
+    row |= {"steps that raised the loss": 40, "of them predicted": 35}
+    row |= changes
+    n, pen, raised, both = (
+        row[k]
+        for k in (
+            "analysed steps",
+            f"{ic.PENALTY} steps",
+            "steps that raised the loss",
+            "of them predicted",
+        )
+    )
+    for name, k, m in (
+        (f"raised | {ic.PENALTY}", both, pen),
+        ("sign agreement", n - raised - pen + 2 * both, n),
+    ):
+        lo, hi = wilson_interval(np.array([k]), np.array([m]))
+        row |= {name: k / m, f"{name}_lo": lo[0], f"{name}_hi": hi[0]}
+    return pd.DataFrame([row])
+
+
+def test_ill_conditioning_claims_pass_on_a_run_with_unlearning_steps():
+    ic = script("ill_conditioning")
+    s = ill_summary()
+    for check in (
+        ic.penalty_steps_occur,
+        ic.penalty_steps_raise_the_loss,
+        ic.quadratic_model_predicts_the_sign,
+    ):
+        assert check(s).passed, check(s).detail
+    assert ic.penalty_steps_occur(s).numbers["penalty > gain steps"] == 45
+    v = ic.penalty_steps_raise_the_loss(s)
+    assert v.numbers["n"] == 45 and v.numbers["raised | penalty > gain"] == round(35 / 45, 3)
+
+
+def test_ill_conditioning_claims_fail_when_the_data_say_otherwise():
+    ic = script("ill_conditioning")
+    # a seed without penalty > gain steps
+    assert not ic.penalty_steps_occur(ill_summary(**{"seeds with penalty > gain": 2})).passed
+    # the loss rose on only 20 of 45 steps where the penalty exceeded the gain
+    assert not ic.penalty_steps_raise_the_loss(ill_summary(**{"of them predicted": 20})).passed
+    # sign right on 450 - 200 - 45 + 2 * 5 = 215 of 450 steps
+    bad = ill_summary(**{"steps that raised the loss": 200, "of them predicted": 5})
+    assert not ic.quadratic_model_predicts_the_sign(bad).passed
+    # too few penalty > gain steps to judge the rate: not checked, never passed
+    with pytest.raises(NotApplicable, match="10 or more"):
+        ic.penalty_steps_raise_the_loss(
+            ill_summary(**{"penalty > gain steps": 4, "of them predicted": 3})
+        )
+
+
+def test_ill_conditioning_summary_pools_seeds_per_condition():
+    ic = script("ill_conditioning")
+    axes = {"task": "adding", "T": 10, "hidden": 4, "lr": 0.1, "batch_size": 2}
+    axes |= {"optimizer": "sgd", "steps": 120}
+    rows = []
+    for seed in (0, 1):
+        for step in range(0, 120, 10):
+            raised = seed == 0 and step in (30, 40)
+            record = {"gTHg": 1.0, "kappa": 3.0, "raised_loss": raised, "lambda_max": 10.0}
+            record |= {"predicts_increase": raised or step == 50, "loss_smooth": 1 / (1 + step)}
+            record |= {"grad_norm_smooth": 1.0, "baseline": 0.5}
+            rows.append({**axes, "seed": seed, "step": step, **record})
+    s = ic.summary(pd.DataFrame(rows))
+    assert len(s) == 1
+    row = s.iloc[0]
+    assert (row["analysed steps"], row["seeds"], row["seeds with penalty > gain"]) == (24, 2, 2)
+    assert (row["penalty > gain steps"], row["of them predicted"]) == (4, 2)
+    assert row["raised | penalty > gain"] == 0.5 and row["sign agreement"] == 22 / 24
+    assert row["lambda_max eps / 2"] == 0.5 and row["||g|| end / start"] == 1.0
