@@ -21,6 +21,7 @@ import argparse
 import sys
 import traceback
 from collections.abc import Sequence
+from pathlib import Path
 
 from rnnsim.experiment import (
     UsageError,
@@ -71,6 +72,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", default="results", metavar="DIR", help="results root (default: results/)"
     )
 
+    p_plot = sub.add_parser("plot", help="draw any columns of a stored run's table")
+    p_plot.add_argument("run", metavar="NAME[:LABEL]", help="a stored run (NAME: the latest)")
+    _add_plot_arguments(p_plot, hue=None)
+    p_plot.add_argument(
+        "--experiments", metavar="DIR", help="folder of experiment scripts (for their theory)"
+    )
+    p_compare = sub.add_parser("compare", help="draw several stored runs together")
+    p_compare.add_argument("runs", nargs="+", metavar="NAME:LABEL", help="two or more runs")
+    _add_plot_arguments(p_compare, hue="run")
+
     p_report = sub.add_parser("report", help="write OUT/index.html over every result")
     p_report.add_argument(
         "--out", default="results", metavar="DIR", help="results root (default: results/)"
@@ -81,6 +92,72 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("bench", help="benchmarks (see rnnsim bench --help)", add_help=False)
     return parser
+
+
+def _add_plot_arguments(parser: argparse.ArgumentParser, hue: str | None) -> None:
+    """The options of ``rnnsim plot`` and ``rnnsim compare`` (``hue``: its default)."""
+    from rnnsim.explore import AGGS, BANDS
+
+    parser.add_argument("--x", required=True, metavar="COL", help="column on the x axis")
+    parser.add_argument("--y", required=True, metavar="COL", help="column on the y axis")
+    parser.add_argument("--hue", default=hue, metavar="COL", help=f"colour by (default: {hue})")
+    parser.add_argument("--col", metavar="COL", help="one panel column per value")
+    parser.add_argument("--row", metavar="COL", help="one panel row per value")
+    parser.add_argument("--style", metavar="COL", help="line style by")
+    parser.add_argument("--where", metavar="EXPR", help="rows to keep, e.g. 'T >= 100'")
+    parser.add_argument("--logy", action="store_true", help="log scale on y")
+    parser.add_argument("--agg", default="mean", choices=AGGS, help="the line (default: mean)")
+    parser.add_argument(
+        "--band",
+        default="ci",
+        choices=BANDS,
+        help="around it: 95%% interval, one line per seed, or nothing (default: ci)",
+    )
+    parser.add_argument("--table", metavar="NAME", help="for an experiment with several tables")
+    parser.add_argument("--save", metavar="FILE", help="write here (.png, .svg or .pdf)")
+    parser.add_argument(
+        "--out", default="results", metavar="DIR", help="results root (default: results/)"
+    )
+
+
+def _save(fig, path) -> None:
+    from rnnsim import plots
+
+    path = Path(path)
+    if path.suffix.lower() not in (".png", ".svg", ".pdf"):
+        raise UsageError(f"--save: {str(path)!r} must end in .png, .svg or .pdf")
+    plots.save(fig, path.with_suffix(""), formats=(path.suffix.lower()[1:],))
+    print(f"figure written to {path}")
+
+
+def _plot_options(args) -> dict:
+    names = ("hue", "col", "row", "style", "where", "logy", "agg", "band", "table", "out")
+    return {name: getattr(args, name) for name in names}
+
+
+def _cmd_plot(args) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from rnnsim import explore
+
+    fig = explore.plot(
+        args.run, args.x, args.y, experiments=args.experiments, **_plot_options(args)
+    )
+    _save(fig, args.save or explore.default_path([args.run], args.x, args.y, args.out))
+    return 0
+
+
+def _cmd_compare(args) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from rnnsim import explore
+
+    fig = explore.compare(args.runs, args.x, args.y, **_plot_options(args))
+    print(explore.compare_text(args.runs, args.out))
+    _save(fig, args.save or explore.default_path(args.runs, args.x, args.y, args.out))
+    return 0
 
 
 def _seeds(n: int) -> str:
@@ -284,6 +361,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_run(args)
         if args.command == "runs":
             return _cmd_runs(args)
+        if args.command == "plot":
+            return _cmd_plot(args)
+        if args.command == "compare":
+            return _cmd_compare(args)
         if args.command == "report":
             return _cmd_report(args)
     except UsageError as exc:

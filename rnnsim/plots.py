@@ -166,8 +166,13 @@ def summarize(
     *,
     log: bool = False,
     level: float = 0.95,
+    estimator: str = "mean",
 ) -> pd.DataFrame:
     """Mean of ``y`` and its Student-t confidence interval for every ``(by..., x)`` group.
+
+    With ``estimator="median"``: the median and its distribution-free interval instead, the
+    order statistics of ranks n/2 -+ z sqrt(n)/2 in the group's sorted values (the normal
+    approximation to the binomial count of values below the median).
 
     The rows of one group (seeds, samples) are the repeated measurements. With ``log=True`` the
     statistics are taken on ln(y) (positive entries) and mapped back: a geometric mean whose
@@ -183,6 +188,8 @@ def summarize(
     """
     from scipy import stats
 
+    if estimator not in ("mean", "median"):
+        raise ValueError(f"estimator must be 'mean' or 'median', got {estimator!r}")
     keys = [k for k in dict.fromkeys([*by, x]) if k is not None]
     v = pd.to_numeric(table[y], errors="coerce").astype(float)
     if log:
@@ -195,11 +202,32 @@ def summarize(
     mean, std = agg["mean"].to_numpy(), agg["std"].fillna(0.0).to_numpy()
     half = np.where(n > 1, stats.t.ppf(0.5 + level / 2, dof) * std / np.sqrt(n), 0.0)
     est, low, high = mean, mean - half, mean + half
+    if estimator == "median":
+        est, low, high = _median_ci(frame, keys, agg.index, stats.norm.ppf(0.5 + level / 2))
     out = agg.index.to_frame(index=False)
     trans = np.exp if log else np.asarray
     out[y], out[f"{y}_low"], out[f"{y}_high"] = trans(est), trans(low), trans(high)
     out[f"{y}_count"] = n
     return out  # groups in order of first appearance (seaborn keeps that order)
+
+
+def _median_ci(frame: pd.DataFrame, keys: list[str], index: pd.Index, z: float):
+    """Median of ``frame["_v"]`` per ``keys`` group, in the order of ``index`` (the groups), and
+    the order statistics of 0-based ranks floor(n/2 - z sqrt(n)/2) - 1 and
+    ceil(n/2 + z sqrt(n)/2), clipped to the group: three arrays of len(index)."""
+    groups = frame.groupby(keys, sort=False, observed=True)["_v"]
+    est = groups.median().reindex(index).to_numpy()
+    n = groups.count().reindex(index).to_numpy()
+    lo = np.clip(np.floor(n / 2 - z * np.sqrt(n) / 2), 1, n).astype(int) - 1
+    hi = np.clip(np.ceil(1 + n / 2 + z * np.sqrt(n) / 2), 1, n).astype(int) - 1
+    ranked = frame.assign(_r=groups.rank(method="first").astype(int) - 1)
+    values = ranked.set_index([*keys, "_r"])["_v"]
+    groups_at = index.to_frame(index=False)
+    low, high = (
+        values.reindex(pd.MultiIndex.from_frame(groups_at.assign(_r=r))).to_numpy()
+        for r in (lo, hi)
+    )
+    return est, low, high
 
 
 def mean_ci(values, log: bool = False, level: float = 0.95):
@@ -347,6 +375,7 @@ def facets(
     hlines: Sequence[tuple[float, str, str]] = (),
     events: pd.DataFrame | None = None,
     units: str | None = None,
+    estimator: str = "mean",
 ):
     """A grid of :func:`line_with_band` panels, one per value of ``col`` (and ``row``).
 
@@ -384,6 +413,9 @@ def facets(
     units : str, optional
         A column (e.g. ``"seed"``) whose levels are drawn as separate thin lines, without a band
         or mean: for a log axis over which the runs spread by decades.
+    estimator : {"mean", "median"}
+        The line drawn and its band (:func:`summarize`): the mean and its Student-t interval,
+        or the median and its order-statistic interval.
 
     Returns
     -------
@@ -409,7 +441,7 @@ def facets(
     if events is not None:
         require_columns("events", events, [x, y, row, col])
     if units is None:
-        agg = summarize(table, x, y, [row, col, hue, style], log=logy)
+        agg = summarize(table, x, y, [row, col, hue, style], log=logy, estimator=estimator)
     else:  # the runs themselves, one thin line each
         require_columns("table", table, [units])
         agg = table[[c for c in dict.fromkeys([x, y, row, col, hue, style, units]) if c]]

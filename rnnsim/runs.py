@@ -18,7 +18,15 @@ import pandas as pd
 
 from rnnsim.experiment import RUNS, SINGLE, UsageError
 
-__all__ = ["load", "resolve", "split_spec", "stored_experiments", "stored_runs", "tables_of"]
+__all__ = [
+    "load",
+    "manifest",
+    "resolve",
+    "split_spec",
+    "stored_experiments",
+    "stored_runs",
+    "tables_of",
+]
 
 #: The columns of `stored_runs`.
 COLUMNS = [
@@ -42,13 +50,14 @@ def stored_experiments(out: str | os.PathLike = "results") -> list[str]:
     return sorted(p.parent.name for p in Path(out).glob("*/manifest.json"))
 
 
-def _manifest(folder: Path) -> dict:
+def manifest(folder: Path) -> dict:
+    """The manifest.json of a run folder (or of OUT/NAME, the latest run)."""
     return json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
 
 
 def _latest_label(out: Path, name: str) -> str | None:
     """The label of the latest run of ``name`` (None for results written before runs had one)."""
-    return _manifest(out / name).get("label")
+    return manifest(out / name).get("label")
 
 
 def split_spec(spec: str) -> tuple[str, str | None]:
@@ -92,7 +101,7 @@ def resolve(
 
 def tables_of(folder: Path) -> list[str] | None:
     """The table names of the run stored in ``folder`` (None for a single-table experiment)."""
-    tables = _manifest(folder).get("tables")
+    tables = manifest(folder).get("tables")
     return list(tables) if tables else None
 
 
@@ -147,18 +156,18 @@ def load(
 
 
 def _row(name: str, folder: Path, latest: str | None) -> dict:
-    manifest = _manifest(folder)
-    statuses = [c.get("status") for c in manifest.get("claims") or []]
-    label = manifest.get("label", "latest")
+    stored = manifest(folder)
+    statuses = [c.get("status") for c in stored.get("claims") or []]
+    label = stored.get("label", "latest")
     return {
         "experiment": name,
         "label": label,
         "latest": label == latest,
-        "quick": bool(manifest.get("quick")),
-        "overrides": " ".join(manifest.get("set") or []),
-        "points": manifest.get("n_points"),
-        "seeds": len(manifest.get("seeds") or []),
-        "date": manifest.get("timings", {}).get("started", ""),
+        "quick": bool(stored.get("quick")),
+        "overrides": " ".join(stored.get("set") or []),
+        "points": stored.get("n_points"),
+        "seeds": len(stored.get("seeds") or []),
+        "date": stored.get("timings", {}).get("started", ""),
         "pass": statuses.count("pass"),
         "fail": statuses.count("fail"),
         "not_checked": statuses.count("not checked"),
