@@ -2,7 +2,7 @@
 
 Public functions (DESIGN.md): `jacobian_norms`, `jacobian_spectrum`, `lyapunov_spectrum`, and
 `gradient_contributions` (Pascanu et al.'s temporal decomposition of the gradient). Each validates
-once, runs a Numba kernel from `rnnsim.kernels.jacobians` and returns a tidy DataFrame (or, for
+once, runs a Numba kernel from `rnnsim.kernels` and returns a tidy DataFrame (or, for
 `lyapunov_spectrum`, a 1-D array). The plain NumPy twins live in `rnnsim.reference` (section
 "Issue 4").
 """
@@ -10,10 +10,10 @@ once, runs a Numba kernel from `rnnsim.kernels.jacobians` and returns a tidy Dat
 import numpy as np
 import pandas as pd
 
-from rnnsim.kernels import jacobians as K
+from rnnsim.kernels import linalg, lyapunov, norms, spectrum
 from rnnsim.kernels.activations import times_dphi
 from rnnsim.kernels.blas import single_threaded_blas
-from rnnsim.kernels.fortran import routine_addresses
+from rnnsim.kernels.linalg import routine_addresses
 from rnnsim.models import RNN, Model
 from rnnsim.validation import choice, describe, float_array, positive_int
 
@@ -69,7 +69,7 @@ def jacobian_norms(model, x, direction="backward", h0=None):
     choice("direction", direction, _DIRECTIONS)
     backward = direction == "backward"
     chain = _chain(model, x, h0)
-    kernel = K.rnn_jacobian_norms if chain.axis == "step" else K.mlp_jacobian_norms
+    kernel = norms.rnn_jacobian_norms if chain.axis == "step" else norms.mlp_jacobian_norms
     start = _start_vector(chain.n_last if backward else chain.n_first)
     options = (start, LANCZOS_TOL, LANCZOS_MAXIT, routine_addresses())
     with single_threaded_blas():  # the kernel splits the products over threads itself
@@ -97,7 +97,7 @@ def log_singular_values(Y, sigma):
     Rows with ``sigma = -inf`` are zero. When the scales span less than 600 (in natural log) the
     matrix is formed relative to its largest scale and LAPACK's preconditioned one-sided Jacobi
     SVD (dgejsv, high relative accuracy for column-scaled matrices) is used; otherwise the
-    scaled one-sided Jacobi of `rnnsim.kernels.jacobians.scaled_jacobi_logsv`, which never forms
+    scaled one-sided Jacobi of `rnnsim.kernels.spectrum.scaled_jacobi_logsv`, which never forms
     exp(sigma).
     """
     from scipy.linalg import lapack
@@ -120,7 +120,7 @@ def log_singular_values(Y, sigma):
                 vals = np.sort(np.log(sva * (work[1] / work[0])))[::-1] + smax
             out[: vals.size] = vals
             return out
-    vals, _ = K.scaled_jacobi_logsv(Yl, np.ascontiguousarray(sl), JACOBI_TOL, JACOBI_SWEEPS)
+    vals, _ = spectrum.scaled_jacobi_logsv(Yl, np.ascontiguousarray(sl), JACOBI_TOL, JACOBI_SWEEPS)
     out[: vals.size] = vals
     return out
 
@@ -163,7 +163,7 @@ def jacobian_spectrum(model, x, direction="forward", steps=None, h0=None):
     backward = direction == "backward"
     chain = _chain(model, x, h0)
     S, B = chain.length, chain.batch
-    kernel = K.rnn_spectrum if chain.axis == "step" else K.mlp_spectrum
+    kernel = spectrum.rnn_spectrum if chain.axis == "step" else spectrum.mlp_spectrum
     if steps is None:
         chosen = np.arange(S + 1, dtype=np.int64)
     else:
@@ -240,7 +240,7 @@ def lyapunov_spectrum(
         rnn, x, steps, transient, h0, k, reorth_every, seed
     )
     with single_threaded_blas():
-        exps, _, _ = K.lyapunov_qr(
+        exps, _, _ = lyapunov.lyapunov_qr(
             W, U, b, x, h, rnn.act_code, transient, steps, Qt0, reorth_every, KAPPA_MAX,
             routine_addresses(),
         )  # fmt: skip
@@ -257,7 +257,7 @@ def lyapunov_sum_rule(rnn, x=None, *, steps=None, transient=100, h0=None, seed=0
         rnn, x, steps, transient, h0, None, 1, seed
     )
     with single_threaded_blas():
-        exps, sum_ld, _ = K.lyapunov_qr(
+        exps, sum_ld, _ = lyapunov.lyapunov_qr(
             W, U, b, x, h, rnn.act_code, transient, steps, Qt0, 1, KAPPA_MAX, routine_addresses()
         )
     _, logdet_w = np.linalg.slogdet(W)
@@ -306,7 +306,7 @@ def _lyapunov_args(rnn, x, steps, transient, h0, k, reorth_every, seed):
     rng = np.random.default_rng(seed)
     # orthonormalised by the kernels' QR, not NumPy's: NumPy's BLAS threads would spin on a core
     # for a while after the call, while the kernel needs both
-    Qt0, _, _ = K.orthonormalise(rng.normal(size=(k, n)), KAPPA_MAX, routine_addresses(), 1)
+    Qt0, _, _ = linalg.orthonormalise(rng.normal(size=(k, n)), KAPPA_MAX, routine_addresses(), 1)
     return (np.ascontiguousarray(rnn.W), np.ascontiguousarray(U), np.ascontiguousarray(rnn.b),
             h, np.ascontiguousarray(xk), transient, steps, Qt0, reorth_every)  # fmt: skip
 
@@ -507,7 +507,7 @@ def warmup():
             jacobian_spectrum(mlp, np.ones((1, 3)), direction, steps=1)
         lyapunov_spectrum(rnn, steps=2, transient=1)
         lyapunov_spectrum(rnn, x[:, 0], transient=1)
-    K.scaled_jacobi_logsv(np.eye(2), np.array([0.0, -700.0]), JACOBI_TOL, JACOBI_SWEEPS)
+    spectrum.scaled_jacobi_logsv(np.eye(2), np.array([0.0, -700.0]), JACOBI_TOL, JACOBI_SWEEPS)
     return time.perf_counter() - t0
 
 

@@ -255,7 +255,7 @@ def cliff_surface(w_values, b_values, x0, T, target):
 
 # ---------------------------------------------------------------------------------------------
 # Issue 4: Jacobian products across time and depth, their singular values, Lyapunov exponents
-# and the temporal decomposition of the gradient (kernels/jacobians.py)
+# and the temporal decomposition of the gradient (kernels/norms.py, spectrum.py, lyapunov.py)
 # ---------------------------------------------------------------------------------------------
 
 

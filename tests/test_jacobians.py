@@ -15,8 +15,8 @@ from rnnsim.jacobians import (
     jacobian_spectrum,
     log_singular_values,
 )
-from rnnsim.kernels import jacobians as K
-from rnnsim.kernels.fortran import routine_addresses
+from rnnsim.kernels import linalg, norms, spectrum
+from rnnsim.kernels.linalg import routine_addresses
 
 # The issue's tolerance for Jacobian products against explicit NumPy products. The kernels' spectral
 # norms come from Lanczos stopped at 1e-11 relative residual, so 1e-8 leaves three digits of margin.
@@ -92,8 +92,8 @@ def test_lanczos_fallback_to_svd_gives_the_same_norms(rng):
     H, _ = model.forward(rng.normal(size=(30, 1, 3)))
     u0 = rng.normal(size=12)
     routines = routine_addresses()
-    fast = K.rnn_jacobian_norms(model.W, H, 1, True, u0, 1e-11, 60, routines)
-    slow = K.rnn_jacobian_norms(model.W, H, 1, True, u0, 1e-11, 1, routines)  # 1 step: SVD
+    fast = norms.rnn_jacobian_norms(model.W, H, 1, True, u0, 1e-11, 60, routines)
+    slow = norms.rnn_jacobian_norms(model.W, H, 1, True, u0, 1e-11, 1, routines)  # 1 step: SVD
     assert (slow[2][0, :-1] == -1).sum() > 20
     assert (fast[2] >= 0).all()
     np.testing.assert_allclose(fast[0], slow[0], rtol=0, atol=1e-10)
@@ -217,7 +217,7 @@ def test_log_singular_values_paths_agree(rng):
     Y /= np.linalg.norm(Y, axis=1, keepdims=True)
     sigma = np.sort(rng.normal(scale=20.0, size=10))[::-1]
     lapack = log_singular_values(Y, sigma)
-    jacobi, sweeps = K.scaled_jacobi_logsv(Y, sigma, 1e-15, 60)
+    jacobi, sweeps = spectrum.scaled_jacobi_logsv(Y, sigma, 1e-15, 60)
     plain = ref.scaled_jacobi_log_singular_values(Y, sigma)
     direct = np.log(np.linalg.svd(np.exp(sigma)[:, None] * Y, compute_uv=False))
     assert sweeps < 60
@@ -344,19 +344,17 @@ def test_direct_blas_and_lapack_calls_match_numpy(rng):
     (views with a leading dimension larger than their width), against NumPy."""
     from numba import njit
 
-    from rnnsim.kernels import fortran as F
-
-    routines = F.routine_addresses()
+    routines = linalg.routine_addresses()
 
     @njit
     def run(routines, A, B, Zt, G, X, C, Y, bad):
         P = np.zeros((A.shape[0], B.shape[1] + 3))
-        F.gemm(routines, A, B, P[:, 1 : 1 + B.shape[1]])
-        F.syrk_lower(routines, Zt[:, 2:], G)
-        info = F.potrf_lower(routines, G)
-        F.trsm_lower_left(routines, G, X[:, 1:])
-        F.trmm_lower_transposed_left(routines, C, Y[:, :-1])
-        return P, info, F.potrf_lower(routines, bad)
+        linalg.gemm(routines, A, B, P[:, 1 : 1 + B.shape[1]])
+        linalg.syrk_lower(routines, Zt[:, 2:], G)
+        info = linalg.potrf_lower(routines, G)
+        linalg.trsm_lower_left(routines, G, X[:, 1:])
+        linalg.trmm_lower_transposed_left(routines, C, Y[:, :-1])
+        return P, info, linalg.potrf_lower(routines, bad)
 
     k, n = 5, 9
     A, B = rng.normal(size=(4, 6)), rng.normal(size=(6, 7))

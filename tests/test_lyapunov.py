@@ -6,8 +6,8 @@ import pytest
 from rnnsim import RNN, lyapunov_spectrum
 from rnnsim import reference as ref
 from rnnsim.jacobians import _lyapunov_args, lyapunov_sum_rule
-from rnnsim.kernels import jacobians as K
-from rnnsim.kernels.fortran import routine_addresses
+from rnnsim.kernels import lyapunov
+from rnnsim.kernels.linalg import routine_addresses
 
 
 def _model(W, activation="tanh", b=None, d_in=1, seed=0):
@@ -55,7 +55,7 @@ def test_kernel_matches_householder_reference(reorth_every, rng):
     h0 = rng.normal(size=n)
     args = _lyapunov_args(model, x, None, 50, h0, k, reorth_every, 7)
     W, U, b, h, xk, transient, steps, Qt0, every = args
-    exps, _, _ = K.lyapunov_qr(
+    exps, _, _ = lyapunov.lyapunov_qr(
         W, U, b, xk, h, model.act_code, transient, steps, Qt0, every, 1e3, routine_addresses()
     )
     want, _ = ref.lyapunov_exponents(W, U, b, xk, h, "tanh", transient, steps, Qt0.T)

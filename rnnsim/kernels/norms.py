@@ -1,0 +1,354 @@
+"""Norms of Jacobian products across time and depth: ln ||.||_2 and ln ||.||_F at every step.
+
+The product grows by one step factor at a time, ``P <- P @ At`` (`rnnsim.kernels.linalg`:
+backward ``P_k = P_{k+1} J_{k+1}``, forward ``G_t = G_{t-1} J_t^T``), and is renormalised after
+every step (Frobenius norm 1) with its scale carried as a natural log, so 100,000 steps of an
+exploding or vanishing network stay finite.
+
+The spectral norm of every product comes from Lanczos iteration on ``P P^T`` (full
+re-orthogonalisation), warm-started from the previous step's top singular vector on the fixed end;
+it stops when the residual of the top Ritz pair is below ``tol`` times the Ritz value (then some
+eigenvalue lies within that relative distance) and falls back to a LAPACK SVD when it has not
+converged after ``maxit`` iterations. It runs on one core while the other cores form the next
+product (`push_and_record`), which does not need it.
+
+Layers, as in stumpy: the kernels `rnn_jacobian_norms` and `mlp_jacobian_norms` walk the chain;
+`push_and_record` is one step of it, with the parallel region `_lanczos_and_product` beneath;
+`top_singular` is the serial Lanczos kernel. The public wrapper is `rnnsim.jacobians.jacobian_norms`.
+"""
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from rnnsim.kernels.jit import JIT
+from rnnsim.kernels.linalg import column_chunks, product_columns, product_share, step_factor
+from rnnsim.kernels.mlp import layer_offsets, state_offsets
+
+
+@njit(**JIT)
+def renormalise(P):
+    """Divide ``P`` in place by its Frobenius norm; return ln ||P||_F (-inf for P = 0)."""
+    flat = P.reshape(-1)
+    s = np.dot(flat, flat)
+    if s == 0.0:
+        return -np.inf
+    inv = 1.0 / math.sqrt(s)
+    for i in range(flat.size):
+        flat[i] *= inv
+    return 0.5 * math.log(s)
+
+
+@njit(**JIT)
+def tridiag_top(alpha, beta, m, s):
+    """Largest eigenvalue of the symmetric tridiagonal T (diagonal alpha[:m], off-diagonal
+    beta[:m-1]) and its unit eigenvector written into s[:m].
+
+    The eigenvalue by bisection on the Sturm sequence count (to rounding), the eigenvector by two
+    steps of inverse iteration with theta I - T, which is positive semi-definite for the top
+    eigenvalue theta, so its LDL^T factorisation needs no pivoting.
+    """
+    lo = np.inf
+    hi = -np.inf
+    for i in range(m):
+        r = 0.0
+        if i > 0:
+            r += abs(beta[i - 1])
+        if i < m - 1:
+            r += abs(beta[i])
+        lo = min(lo, alpha[i] - r)
+        hi = max(hi, alpha[i] + r)
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if mid <= lo or mid >= hi:
+            break
+        count = 0  # eigenvalues > mid
+        q = 1.0
+        for i in range(m):
+            q = alpha[i] - mid - (beta[i - 1] * beta[i - 1] / q if i > 0 else 0.0)
+            if q == 0.0:
+                q = -1e-300
+            if q > 0.0:
+                count += 1
+        if count >= 1:
+            lo = mid
+        else:
+            hi = mid
+    theta = hi
+    shift = theta + 4e-16 * max(abs(theta), 1e-300)
+    d = np.empty(m)
+    for i in range(m):
+        s[i] = 1.0
+    for _ in range(2):
+        # solve (shift I - T) y = s by LDL^T (tridiagonal, positive definite)
+        for i in range(m):
+            d[i] = shift - alpha[i]
+            if i > 0:
+                lfac = -beta[i - 1] / d[i - 1]
+                d[i] -= lfac * (-beta[i - 1])
+                s[i] -= lfac * s[i - 1]
+            if d[i] <= 0.0:
+                d[i] = 1e-300
+        s[m - 1] /= d[m - 1]
+        for i in range(m - 2, -1, -1):
+            s[i] = (s[i] + beta[i] * s[i + 1]) / d[i]
+        nrm = 0.0
+        for i in range(m):
+            nrm += s[i] * s[i]
+        nrm = math.sqrt(nrm)
+        for i in range(m):
+            s[i] /= nrm
+    return theta
+
+
+@njit(**JIT)
+def top_singular(P, u, tol, maxit, Qb):
+    """Largest squared singular value of ``P`` by Lanczos on ``P P^T`` started from ``u``.
+
+    Parameters
+    ----------
+    P : float64 array (m, r).
+    u : float64 array (m,), start vector (need not be normalised); overwritten with the top left
+        singular vector found.
+    tol : float, stop when ||P P^T y - theta y|| <= tol * theta for the top Ritz pair (theta, y).
+    maxit : int, at most this many Lanczos steps before the SVD fallback.
+    Qb : float64 array (>= maxit + 1, m), workspace for the Lanczos basis.
+
+    Returns
+    -------
+    theta : float, ||P||_2^2.
+    iterations : int, Lanczos steps taken; -1 when the SVD fallback was used.
+
+    Notes
+    -----
+    Lanczos with full re-orthogonalisation (twice); the residual bound |lambda - theta| <= ||r||
+    (Parlett, The symmetric eigenvalue problem, Thm 4.5.1) gives the relative error <= tol.
+    """
+    m = P.shape[0]
+    kmax = min(maxit, m)
+    nu = math.sqrt(np.dot(u, u))
+    if not nu > 0.0 or not math.isfinite(nu):
+        u[:] = 1.0
+        nu = math.sqrt(float(m))
+    for i in range(m):
+        Qb[0, i] = u[i] / nu
+    alpha = np.zeros(kmax)
+    beta = np.zeros(kmax)
+    s_top = np.zeros(kmax)
+    theta = 0.0
+    for j in range(kmax):
+        w = np.dot(P, np.dot(Qb[j], P))
+        alpha[j] = np.dot(Qb[j], w)
+        for _ in range(2):
+            c = np.dot(Qb[: j + 1], w)
+            w -= np.dot(c, Qb[: j + 1])
+        b = math.sqrt(np.dot(w, w))
+        beta[j] = b
+        if j == 0:
+            theta = alpha[0]
+            s_top[0] = 1.0
+        else:
+            theta = tridiag_top(alpha, beta, j + 1, s_top)
+        if b * abs(s_top[j]) <= tol * theta or b == 0.0:
+            u[:] = np.dot(s_top[: j + 1], Qb[: j + 1])
+            return theta, j + 1
+        if j + 1 < kmax:
+            for i in range(m):
+                Qb[j + 1, i] = w[i] / b
+    # not converged: exact SVD
+    U, s, _ = np.linalg.svd(P, full_matrices=False)
+    u[:] = U[:, 0]
+    return s[0] * s[0], -1
+
+
+LANCZOS_STEP_COLUMNS = 10  # product columns that take as long as one Lanczos step (P 128 x 128)
+
+
+@njit(**JIT, parallel=True)
+def _lanczos_and_product(P, At, Pnew, u, tol, maxit, Qb, routines, lanczos, extra, result, chunks):
+    """Thread 0 runs `top_singular` on P (when ``lanczos``; theta and iterations into result[0]
+    and result[1]) and multiplies ``extra`` fewer columns of ``Pnew = P At`` to make up for it
+    (`product_share`); the other threads multiply the rest. The product does not need the norm,
+    so the two overlap.
+    """
+    for c in prange(chunks):
+        if c == 0 and lanczos:
+            theta, it = top_singular(P, u, tol, maxit, Qb)
+            result[0] = theta
+            result[1] = it
+        product_share(P, At, Pnew, routines, c, chunks, extra)
+
+
+@njit(**JIT)
+def push_and_record(P, At, Pnew, u, tol, maxit, Qb, scale, pending, ls, lfro, its, b, k, routines):
+    """One step of a renormalised product, ``Pnew <- P @ At / ||P @ At||_F``, with the log norms
+    of P recorded beside it.
+
+    P is the product of column ``pending`` of row ``b`` (-1: none, the identity), with log scale
+    ``scale``; its spectral norm (`top_singular`, warm-started from ``u``) is computed while the
+    product runs (`_lanczos_and_product`) and written to ls[b, pending] with its Lanczos steps.
+    Pnew is the product of column ``k``: its log Frobenius norm goes to lfro[b, k], its spectral
+    norm waits for the next call (or `record_spectral`).
+
+    Returns
+    -------
+    (new scale, new pending: k, or -1 when the product became exactly 0, whose log norms are
+    then -inf from column ``k`` on).
+    """
+    lanczos = pending >= 0
+    last_its = its[b, pending] if lanczos else 0
+    extra = Pnew.shape[1] if last_its < 0 else min(Pnew.shape[1], LANCZOS_STEP_COLUMNS * last_its)
+    chunks = column_chunks(P.shape[0], At.shape[1])
+    if chunks == 1:
+        if lanczos:
+            record_spectral(P, u, tol, maxit, Qb, scale, pending, ls, its, b)
+        product_columns(P, At, Pnew, routines, 0, Pnew.shape[1])
+    else:
+        result = np.zeros(2)
+        _lanczos_and_product(
+            P, At, Pnew, u, tol, maxit, Qb, routines, lanczos, extra, result, chunks
+        )
+        if lanczos:
+            _store_spectral(result[0], int(result[1]), scale, pending, ls, its, b)
+    lf = renormalise(Pnew)
+    if lf == -np.inf:
+        ls[b, k] = -np.inf
+        lfro[b, k] = -np.inf
+        return scale, -1
+    lfro[b, k] = scale + lf
+    return scale + lf, k
+
+
+@njit(**JIT)
+def record_spectral(P, u, tol, maxit, Qb, scale, pending, ls, its, b):
+    """The spectral norm of P (`top_singular`), the product of column ``pending`` of row ``b`` with
+    log scale ``scale``, into ls[b, pending] and its Lanczos steps into its[b, pending]."""
+    theta, it = top_singular(P, u, tol, maxit, Qb)
+    _store_spectral(theta, it, scale, pending, ls, its, b)
+
+
+@njit(**JIT)
+def _store_spectral(theta, it, scale, pending, ls, its, b):
+    """ls[b, pending] = the log spectral norm of a product with log scale ``scale`` whose
+    renormalised form has ``||.||_2^2 = theta``; its[b, pending] = ``it`` Lanczos steps."""
+    ls[b, pending] = scale + 0.5 * math.log(theta)
+    its[b, pending] = it
+
+
+@njit(**JIT)
+def rnn_jacobian_norms(W, H, code, backward, u0, tol, maxit, routines):
+    """ln ||.||_2 and ln ||.||_F of dh_T/dh_k (backward) or dh_t/dh_0 (forward), every step.
+
+    Parameters
+    ----------
+    W : float64 array (n, n).
+    H : float64 array (T+1, B, n), states h_0..h_T.
+    code : int, activation code.
+    backward : bool.
+    u0 : float64 array (n,), start vector of the first Lanczos run.
+    tol, maxit : Lanczos stopping tolerance and iteration cap (`top_singular`).
+    routines : int64 array, `rnnsim.kernels.linalg.routine_addresses()`.
+
+    Returns
+    -------
+    log_spectral, log_frobenius : float64 arrays (B, T+1); column k is step k (backward:
+        dh_T/dh_k; forward: dh_k/dh_0).
+    iterations : int64 array (B, T+1), Lanczos steps per product (-1: SVD fallback).
+    """
+    T = H.shape[0] - 1
+    B = H.shape[1]
+    n = W.shape[0]
+    ls = np.empty((B, T + 1))
+    lfro = np.empty((B, T + 1))
+    its = np.zeros((B, T + 1), dtype=np.int64)
+    At = np.empty((n, n))
+    Qb = np.empty((maxit + 1, n))
+    h = np.empty(n)
+    Pnew = np.empty((n, n))
+    for b in range(B):
+        P = np.eye(n)
+        u = u0.copy()
+        scale = 0.0
+        k0 = T if backward else 0
+        ls[b, k0] = 0.0
+        lfro[b, k0] = 0.5 * math.log(n)
+        pending = -1  # the identity's spectral norm is known
+        dead = False
+        for s in range(1, T + 1):
+            t = T - s + 1 if backward else s  # the step whose Jacobian J_t joins the product
+            k = t - 1 if backward else t
+            if dead:
+                ls[b, k] = -np.inf
+                lfro[b, k] = -np.inf
+                continue
+            h[:] = H[t, b]
+            step_factor(W, h, code, backward, At)
+            scale, pending = push_and_record(
+                P, At, Pnew, u, tol, maxit, Qb, scale, pending, ls, lfro, its, b, k, routines
+            )
+            dead = pending < 0
+            P, Pnew = Pnew, P
+        if pending >= 0:
+            record_spectral(P, u, tol, maxit, Qb, scale, pending, ls, its, b)
+    return ls, lfro, its
+
+
+@njit(**JIT)
+def mlp_jacobian_norms(params, widths, d_out, Hbuf, B, code, backward, u0, tol, maxit, routines):
+    """ln ||.||_2 and ln ||.||_F of dh_L/dh_l (backward) or dh_l/dh_0 (forward), every layer.
+
+    Parameters
+    ----------
+    params, widths, d_out : the MLP's flat parameters (`rnnsim.kernels.mlp`).
+    Hbuf : float64 array, flat layer states from `mlp_forward` for B samples.
+    B : int, number of samples.
+    code : int; backward : bool.
+    u0 : float64 array (n_L,) backward or (n_0,) forward.
+    tol, maxit : as for `top_singular`.
+    routines : int64 array, `rnnsim.kernels.linalg.routine_addresses()`.
+
+    Returns
+    -------
+    log_spectral, log_frobenius : float64 arrays (B, L+1), column l is layer l.
+    iterations : int64 array (B, L+1).
+    """
+    L = widths.size - 1
+    w_off, _, _ = layer_offsets(widths, d_out)
+    s_off, _ = state_offsets(widths, B)
+    ls = np.empty((B, L + 1))
+    lfro = np.empty((B, L + 1))
+    its = np.zeros((B, L + 1), dtype=np.int64)
+    m = widths[L] if backward else widths[0]
+    Qb = np.empty((maxit + 1, m))
+    for b in range(B):
+        P = np.eye(m)
+        u = u0.copy()
+        scale = 0.0
+        l0 = L if backward else 0
+        ls[b, l0] = 0.0
+        lfro[b, l0] = 0.5 * math.log(m)
+        pending = -1  # the identity's spectral norm is known
+        dead = False
+        for s in range(1, L + 1):
+            t = L - s + 1 if backward else s  # layer whose Jacobian joins the product
+            k = t - 1 if backward else t
+            if dead:
+                ls[b, k] = -np.inf
+                lfro[b, k] = -np.inf
+                continue
+            n_out = widths[t]
+            n_in = widths[t - 1]
+            Wl = params[w_off[t - 1] : w_off[t - 1] + n_out * n_in].reshape(n_out, n_in)
+            h = Hbuf[s_off[t] + b * n_out : s_off[t] + (b + 1) * n_out]
+            At = np.empty((n_out, n_in)) if backward else np.empty((n_in, n_out))
+            step_factor(Wl, h, code, backward, At)
+            Pnew = np.empty((m, At.shape[1]))
+            scale, pending = push_and_record(
+                P, At, Pnew, u, tol, maxit, Qb, scale, pending, ls, lfro, its, b, k, routines
+            )
+            dead = pending < 0
+            P = Pnew
+        if pending >= 0:
+            record_spectral(P, u, tol, maxit, Qb, scale, pending, ls, its, b)
+    return ls, lfro, its
