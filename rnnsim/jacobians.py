@@ -239,11 +239,10 @@ def lyapunov_spectrum(
     W, U, b, h, x, transient, steps, Qt0, reorth_every = _lyapunov_args(
         rnn, x, steps, transient, h0, k, reorth_every, seed
     )
+    rnn_map = lyapunov.RNNMap(W, U, b, rnn.act_code)
+    schedule = lyapunov.Schedule(transient, steps, reorth_every, KAPPA_MAX)
     with single_threaded_blas():
-        exps, _, _ = lyapunov.lyapunov_qr(
-            W, U, b, x, h, rnn.act_code, transient, steps, Qt0, reorth_every, KAPPA_MAX,
-            routine_addresses(),
-        )  # fmt: skip
+        exps, _, _ = lyapunov.lyapunov_qr(rnn_map, x, h, Qt0, schedule, routine_addresses())
     return np.sort(exps)[::-1]
 
 
@@ -256,10 +255,10 @@ def lyapunov_sum_rule(rnn, x=None, *, steps=None, transient=100, h0=None, seed=0
     W, U, b, h, x, transient, steps, Qt0, _ = _lyapunov_args(
         rnn, x, steps, transient, h0, None, 1, seed
     )
+    rnn_map = lyapunov.RNNMap(W, U, b, rnn.act_code)
+    schedule = lyapunov.Schedule(transient, steps, 1, KAPPA_MAX)
     with single_threaded_blas():
-        exps, sum_ld, _ = lyapunov.lyapunov_qr(
-            W, U, b, x, h, rnn.act_code, transient, steps, Qt0, 1, KAPPA_MAX, routine_addresses()
-        )
+        exps, sum_ld, _ = lyapunov.lyapunov_qr(rnn_map, x, h, Qt0, schedule, routine_addresses())
     _, logdet_w = np.linalg.slogdet(W)
     return float(exps.sum()), float(sum_ld / steps + logdet_w)
 

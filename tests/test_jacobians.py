@@ -1,5 +1,6 @@
 """Jacobian products: norms and singular values against explicit products and exact cases."""
 
+import numba
 import numpy as np
 import pandas as pd
 import pytest
@@ -87,6 +88,16 @@ def test_norms_beside_the_product_in_threads_match_explicit_products(direction, 
     _assert_mlp_norms_exact(mlp, rng.normal(size=(2, 110)), direction)
 
 
+def test_a_product_that_becomes_exactly_zero_has_log_norms_minus_inf():
+    n = 4
+    model = RNN(np.zeros((n, n)), np.ones((n, 1)), np.zeros(n), np.zeros((1, n)), np.zeros(1))
+    for direction in ("backward", "forward"):
+        table = jacobian_norms(model, np.ones((3, 1, 1)), direction=direction)
+        live = table["lag"] == 0  # the identity
+        np.testing.assert_array_equal(table.loc[live, "log_frobenius"], 0.5 * np.log(n))
+        assert (table.loc[~live, ["log_spectral", "log_frobenius"]] == -np.inf).all(axis=None)
+
+
 def test_lanczos_fallback_to_svd_gives_the_same_norms(rng):
     model = _rnn(12, "tanh", 1.5, seed=4)
     H, _ = model.forward(rng.normal(size=(30, 1, 3)))
@@ -120,6 +131,7 @@ def test_contracting_tanh_rnn_never_exceeds_lag_times_log_s(rng):
     assert (table[table["lag"] == 1]["log_spectral"] > np.log(s) - 1.0).all()
 
 
+@pytest.mark.skipif(numba.config.DISABLE_JIT, reason="100,000 steps of plain Python")
 @pytest.mark.parametrize(("gain", "activation"), [(3.0, "tanh"), (0.3, "linear")])
 def test_hundred_thousand_steps_stay_finite_and_exact(gain, activation, rng):
     n, T = 64, 100_000
@@ -157,6 +169,42 @@ def test_rnn_spectrum_matches_householder_reference(direction, rng):
     end = 60 if direction == "forward" else 0
     deep = table[table["step"] == end]["log_singular_value"]
     assert deep.max() - deep.min() > 40
+
+
+@pytest.mark.parametrize("direction", ["forward", "backward"])
+def test_spectrum_in_threads_matches_householder_reference(direction, rng):
+    """Products this large split over the cores (`column_chunks`), and each step's factor is
+    accumulated beside the next step's factorisation (`_factor_and_accumulate`)."""
+    model = _rnn(104, "tanh", 1.5, seed=7)  # 104^3 > 2^20
+    x = rng.normal(size=(3, 1, 3))
+    table = jacobian_spectrum(model, x, direction=direction)
+    want = ref.product_log_singular_values(_explicit(model, x, 0, direction), direction, range(4))
+    for k in range(4):
+        got = table[table["step"] == k].sort_values("rank")["log_singular_value"].to_numpy()
+        np.testing.assert_allclose(got, want[k], rtol=0, atol=PROD_RTOL)
+
+
+# CholQR2 returns L2 L1 where Zt = L1 L2 Qt: the same diagonal (all the Lyapunov kernel reads), a
+# factor off by O(eps kappa^2) for the spectra. Fixing it changes results, which issue 17's
+# re-housing must not, so it stays for a change of its own.
+CHOLQR2_ORDER = pytest.mark.xfail(
+    strict=True, reason="CholQR2 multiplies its factors in the wrong order"
+)
+
+
+@pytest.mark.parametrize(
+    ("spread", "method"), [(1.0, 1), pytest.param(1e-4, 2, marks=CHOLQR2_ORDER), (1e-10, 3)]
+)
+def test_orthonormalise_takes_the_passes_the_conditioning_needs(spread, method, rng):
+    """Rows at angles of about ``spread`` to each other: one Cholesky pass, two (CholQR2), or
+    Householder when the Gram matrix is too ill-conditioned."""
+    k = 6
+    Zt = rng.normal(size=(1, 30)) + spread * rng.normal(size=(k, 30))
+    Qt, Lt, used = linalg.orthonormalise(Zt.copy(), 1e3, routine_addresses(), 1)
+    assert used == method
+    np.testing.assert_allclose(Qt @ Qt.T, np.eye(k), rtol=0, atol=1e-12)
+    assert (np.diag(Lt) >= 0).all() and not np.triu(Lt, 1).any()
+    np.testing.assert_allclose(Lt @ Qt, Zt, rtol=0, atol=1e-12 * np.abs(Zt).max())
 
 
 def test_spectrum_top_and_sum_agree_with_norms(rng):

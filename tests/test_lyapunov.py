@@ -1,5 +1,6 @@
 """Lyapunov exponents by QR re-orthonormalisation: exact linear cases, the sum rule, the reference."""
 
+import numba
 import numpy as np
 import pytest
 
@@ -9,6 +10,10 @@ from rnnsim.jacobians import _lyapunov_args, lyapunov_sum_rule
 from rnnsim.kernels import lyapunov
 from rnnsim.kernels.linalg import routine_addresses
 
+# Long trajectories take minutes as plain Python; the JIT-off coverage run (tests/test_nojit.py)
+# skips them, the other tests run the same lines.
+SLOW_WITHOUT_JIT = "10,000 or more steps of plain Python"
+
 
 def _model(W, activation="tanh", b=None, d_in=1, seed=0):
     n = W.shape[0]
@@ -17,6 +22,7 @@ def _model(W, activation="tanh", b=None, d_in=1, seed=0):
     return RNN(W, rng.normal(size=(n, d_in)), b, np.zeros((1, n)), np.zeros(1), activation)
 
 
+@pytest.mark.skipif(numba.config.DISABLE_JIT, reason=SLOW_WITHOUT_JIT)
 def test_linear_rnn_exponents_are_log_moduli_of_eigenvalues(rng):
     n = 8
     W = rng.normal(size=(n, n)) / np.sqrt(n)  # real W: complex pairs share a modulus
@@ -27,6 +33,7 @@ def test_linear_rnn_exponents_are_log_moduli_of_eigenvalues(rng):
     assert np.all(np.diff(got) <= 0)
 
 
+@pytest.mark.skipif(numba.config.DISABLE_JIT, reason=SLOW_WITHOUT_JIT)
 def test_tanh_rnn_at_the_origin_has_the_linearised_exponents(rng):
     n = 6
     W = 0.7 * rng.normal(size=(n, n)) / np.sqrt(n)  # contracting: h stays at the fixed point 0
@@ -55,9 +62,9 @@ def test_kernel_matches_householder_reference(reorth_every, rng):
     h0 = rng.normal(size=n)
     args = _lyapunov_args(model, x, None, 50, h0, k, reorth_every, 7)
     W, U, b, h, xk, transient, steps, Qt0, every = args
-    exps, _, _ = lyapunov.lyapunov_qr(
-        W, U, b, xk, h, model.act_code, transient, steps, Qt0, every, 1e3, routine_addresses()
-    )
+    rnn_map = lyapunov.RNNMap(W, U, b, model.act_code)
+    schedule = lyapunov.Schedule(transient, steps, every, 1e3)
+    exps, _, _ = lyapunov.lyapunov_qr(rnn_map, xk, h, Qt0, schedule, routine_addresses())
     want, _ = ref.lyapunov_exponents(W, U, b, xk, h, "tanh", transient, steps, Qt0.T)
     # products over a few steps between re-orthonormalisations change only rounding
     np.testing.assert_allclose(exps, want, rtol=1e-10 if reorth_every == 1 else 1e-8)
@@ -65,6 +72,23 @@ def test_kernel_matches_householder_reference(reorth_every, rng):
         model, x, transient=50, h0=h0, k=k, reorth_every=reorth_every, seed=7
     )
     np.testing.assert_allclose(public, np.sort(want)[::-1], rtol=1e-8)
+
+
+@pytest.mark.parametrize("reorth_every", [1, 2])
+def test_kernel_in_threads_matches_householder_reference(reorth_every, rng):
+    """A basis this large splits over the cores (`column_chunks`): each factorisation overlaps
+    the next product (`_factor_and_product`) and the rest of a step runs by column blocks."""
+    n = 104  # 104^3 > 2^20
+    model = RNN.random(2, n, 1, gain=1.8, bias_std=0.1, seed=4)
+    x = rng.normal(size=(6, 2))
+    args = _lyapunov_args(model, x, None, 1, rng.normal(size=n), None, reorth_every, 7)
+    W, U, b, h, xk, transient, steps, Qt0, every = args
+    schedule = lyapunov.Schedule(transient, steps, every, 1e3)
+    rnn_map = lyapunov.RNNMap(W, U, b, model.act_code)
+    exps, _, _ = lyapunov.lyapunov_qr(rnn_map, xk, h, Qt0, schedule, routine_addresses())
+    want, _ = ref.lyapunov_exponents(W, U, b, xk, h, "tanh", transient, steps, Qt0.T)
+    # products over a few steps between re-orthonormalisations change only rounding
+    np.testing.assert_allclose(exps, want, rtol=1e-9 if reorth_every == 1 else 1e-8, atol=1e-12)
 
 
 def test_top_k_are_the_leading_exponents(rng):
@@ -76,6 +100,7 @@ def test_top_k_are_the_leading_exponents(rng):
     assert np.all(np.diff(full) <= 0)
 
 
+@pytest.mark.skipif(numba.config.DISABLE_JIT, reason=SLOW_WITHOUT_JIT)
 def test_hundred_thousand_steps_are_finite():
     model = RNN.random(1, 64, 1, gain=3.0, seed=6)
     h0 = np.random.default_rng(0).normal(size=64)

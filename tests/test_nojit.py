@@ -25,6 +25,12 @@ SUITES = {
         "rnnsim/kernels/mlp.py",
     ],
     "tests/test_hvp.py": ["rnnsim/kernels/hvp.py"],
+    "tests/test_jacobians.py": [
+        "rnnsim/kernels/linalg.py",
+        "rnnsim/kernels/norms.py",
+        "rnnsim/kernels/spectrum.py",
+    ],
+    "tests/test_lyapunov.py": ["rnnsim/kernels/lyapunov.py"],
     "tests/test_cliff.py": ["rnnsim/kernels/cliff.py"],
 }
 MIN_LINE_COVERAGE = 0.9

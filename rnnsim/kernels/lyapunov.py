@@ -9,6 +9,7 @@ next product (`_factor_and_product`), and the rest of the step splits over colum
 """
 
 import math
+from collections import namedtuple
 
 import numpy as np
 from numba import njit, prange
@@ -27,23 +28,34 @@ from rnnsim.kernels.linalg import (
     trsm_lower_left,
 )
 
+# The map and the schedule (namedtuples: Numba reads their fields like a struct).
+RNNMap = namedtuple("RNNMap", ["W", "U", "b", "code"])
+RNNMap.__doc__ = """The RNN map h_t = phi(W h_{t-1} + U x_t + b): W (n, n), U (n, d_in), b (n,)
+float64 arrays and the activation code; with d_in = 0 it is autonomous, h_t = phi(W h_{t-1} + b)."""
+Schedule = namedtuple("Schedule", ["transient", "steps", "reorth_every", "kappa_max"])
+Schedule.__doc__ = """``transient`` uncounted steps first (the state evolves, the basis is not yet
+used), then ``steps`` counted ones, re-orthonormalising every ``reorth_every`` steps (and at the
+end); ``kappa_max``, the Cholesky-QR second-pass threshold
+(`rnnsim.kernels.linalg.orthonormalise`)."""
+QRWork = namedtuple("QRWork", ["Wt", "L", "parts", "sine", "acc"])
+QRWork.__doc__ = """What a Benettin step works on besides the basis: ``Wt`` (n, n), W transposed;
+``L`` (k, k), the last Cholesky factor, still to be applied; ``parts`` (chunks, k, k), the Gram
+matrix of the basis by column blocks (summed and factored in parts[0]); ``sine`` (1,), that
+factorisation's smallest sine (`cholesky_sine`); ``acc`` (k,), the sums of ln R_ii."""
+
 
 @njit(**JIT)
-def lyapunov_qr(W, U, b, x, h0, code, transient, steps, Qt0, reorth_every, kappa_max, routines):
+def lyapunov_qr(rnn_map, x, h0, Qt0, schedule, routines):
     """Lyapunov exponents of the RNN map along one trajectory by QR re-orthonormalisation.
 
     Parameters
     ----------
-    W : float64 array (n, n); U : (n, d_in); b : (n,).
-    x : float64 array (transient + steps, d_in), the driving input; with d_in = 0 (shape
-        (T, 0)) the map is autonomous, h_t = phi(W h_{t-1} + b).
+    rnn_map : `RNNMap`.
+    x : float64 array (transient + steps, d_in), the driving input (shape (T, 0) for the
+        autonomous map).
     h0 : float64 array (n,), initial state.
-    code : int, activation code.
-    transient : int, uncounted steps first (the state evolves, the basis is not yet used).
-    steps : int, counted steps.
     Qt0 : float64 array (k, n), orthonormal rows, the initial basis (k exponents).
-    reorth_every : int, re-orthonormalise every this many steps (and at the end).
-    kappa_max : float, Cholesky-QR second-pass threshold (`orthonormalise`).
+    schedule : `Schedule`.
     routines : int64 array, `rnnsim.kernels.linalg.routine_addresses()`.
 
     Returns
@@ -56,77 +68,135 @@ def lyapunov_qr(W, U, b, x, h0, code, transient, steps, Qt0, reorth_every, kappa
     Notes
     -----
     Benettin et al. 1980; Engelken, Wolf & Abbott 2020 (REFERENCES.md section 6). The step
-    Jacobian is J_t = diag(phi'(a_t)) W; the sum rule sum_i lambda_i = mean ln|det J_t|.
+    Jacobian is J_t = diag(phi'(a_t)) W; the sum rule sum_i lambda_i = mean ln|det J_t|. Each step
+    advances the state (`_advance`), multiplies the basis by the step's Jacobian while the last
+    Gram matrix is factored (`_multiply_and_factor`), takes the factor (`_take_factor`) and
+    finishes the step (`_finish`: the factor's inverse, the derivatives, the next Gram matrix).
     """
-    n = W.shape[0]
+    n = rnn_map.W.shape[0]
     k = Qt0.shape[0]
-    d_in = U.shape[1]
+    chunks = column_chunks(k, n)
+    work = QRWork(
+        np.ascontiguousarray(rnn_map.W.T),
+        np.eye(k),
+        np.empty((chunks, k, k)),
+        np.zeros(1),
+        np.zeros(k),
+    )
     h = h0.copy()
     a = np.empty(n)
-    Wt = np.ascontiguousarray(W.T)
+    d = np.empty(n)
     Zt = Qt0.copy()  # the basis is L^{-1} Zt: each Cholesky factor is applied in the next step
     Znew = np.empty((k, n))
-    L = np.eye(k)
-    chunks = column_chunks(k, n)
-    parts = np.empty((chunks, k, k))
-    sine = np.zeros(1)
+    end = schedule.transient + schedule.steps
     gram_ready = False  # whether parts hold the Gram matrix of Zt, still to be factored
-    acc = np.zeros(k)
     sum_ld = 0.0
     nh = 0
-    d = np.empty(n)
     since = 0
-    for t in range(transient + steps + 1):
-        if t < transient + steps:
-            a[:] = np.dot(W, h)
-            if d_in > 0:
-                a += np.dot(U, x[t])
-            for i in range(n):
-                h[i] = phi(code, a[i] + b[i])
-            if t < transient:
+    for t in range(end + 1):
+        if t < end:
+            _advance(rnn_map, x, t, h, a)
+            if t < schedule.transient:
                 continue
-            for i in range(n):
-                d[i] = dphi_from_h(code, h[i])
-                sum_ld += math.log(abs(d[i])) if d[i] != 0.0 else -np.inf
+            sum_ld = _derivatives(rnn_map.code, h, d, sum_ld)
         elif not gram_ready:
             break
-        last = t == transient + steps  # only the last factorisation is left
-        if chunks == 1 or last:
-            if gram_ready:
-                sine[0] = _factor_gram(parts, routines)
-            if not last:
-                product_columns(Zt, Wt, Znew, routines, 0, n)
-        else:
-            _factor_and_product(parts, routines, gram_ready, Zt, Wt, Znew, chunks, sine)
+        last = t == end  # only the last factorisation is left
+        _multiply_and_factor(Zt, Znew, work, gram_ready, not last, routines)
         pending = False
         if gram_ready:
-            if one_pass(sine[0], kappa_max):
-                L[:, :] = parts[0]  # parts are overwritten while L is applied
-                for i in range(k):
-                    acc[i] += math.log(L[i, i])
-                pending = True
-            else:  # CholQR2 from this factor, or Householder
-                Qt, Lt, method = orthonormalise_factored(
-                    Zt, parts[0], sine[0], kappa_max, routines, chunks
-                )
-                if method == 3:
-                    nh += 1
-                for i in range(k):
-                    acc[i] += math.log(Lt[i, i]) if Lt[i, i] > 0.0 else -np.inf
-                if not last:
-                    product_columns(Qt, Wt, Znew, routines, 0, n)
+            pending, householder = _take_factor(
+                Zt, Znew, work, not last, schedule.kappa_max, routines
+            )
+            nh += householder
         if last:
             break
         since += 1
-        gram_ready = since == reorth_every or t == transient + steps - 1
-        if chunks == 1:
-            _finish_columns(Znew, L, pending, d, parts[0], gram_ready, routines, 0, n)
-        else:
-            _finish_blocks(Znew, L, pending, d, parts, gram_ready, routines, chunks)
+        gram_ready = since == schedule.reorth_every or t == end - 1
+        _finish(Znew, d, work, pending, gram_ready, routines)
         Zt, Znew = Znew, Zt
         if gram_ready:
             since = 0
-    return acc / steps, sum_ld, nh
+    return work.acc / schedule.steps, sum_ld, nh
+
+
+@njit(**JIT)
+def _advance(rnn_map, x, t, h, a):
+    """One step of the map, in place: ``h <- phi(W h + U x[t] + b)`` (a (n,) is workspace)."""
+    W, U, b, code = rnn_map
+    a[:] = np.dot(W, h)
+    if U.shape[1] > 0:
+        a += np.dot(U, x[t])
+    for i in range(h.size):
+        h[i] = phi(code, a[i] + b[i])
+
+
+@njit(**JIT)
+def _derivatives(code, h, d, sum_ld):
+    """``d = phi'`` at the state h (the step Jacobian is diag(d) W); returns ``sum_ld`` plus
+    ln|det diag(d)|, added one term at a time (-inf when some d_i is 0)."""
+    for i in range(h.size):
+        d[i] = dphi_from_h(code, h[i])
+        sum_ld += math.log(abs(d[i])) if d[i] != 0.0 else -np.inf
+    return sum_ld
+
+
+@njit(**JIT)
+def _multiply_and_factor(Zt, Znew, work, factor, multiply, routines):
+    """The first half of a Benettin step: ``Znew = Zt Wt`` (when ``multiply``) and, when
+    ``factor``, the factorisation of the previous step's Gram matrix (`_factor_gram`, in
+    work.parts[0], its sine into work.sine[0]); overlapped (`_factor_and_product`) when the
+    product splits over column blocks."""
+    chunks = work.parts.shape[0]
+    if chunks == 1 or not multiply:
+        if factor:
+            work.sine[0] = _factor_gram(work.parts, routines)
+        if multiply:
+            product_columns(Zt, work.Wt, Znew, routines, 0, Znew.shape[1])
+    else:
+        _factor_and_product(work.parts, routines, factor, Zt, work.Wt, Znew, chunks, work.sine)
+
+
+@njit(**JIT)
+def _take_factor(Zt, Znew, work, multiply, kappa_max, routines):
+    """Add the logs of the diagonal of the factored Gram matrix (work.parts[0]) to work.acc.
+
+    When one Cholesky pass is accurate (`one_pass`) the factor is kept in work.L, to be applied
+    in `_finish`; otherwise Zt is orthonormalised afresh from it (CholQR2, or Householder) and,
+    when ``multiply``, Znew is formed again from that basis.
+
+    Returns
+    -------
+    (whether work.L is pending, 1 when Householder was needed else 0).
+    """
+    k = Zt.shape[0]
+    acc = work.acc
+    if one_pass(work.sine[0], kappa_max):
+        L = work.L
+        L[:, :] = work.parts[0]  # parts are overwritten while L is applied
+        for i in range(k):
+            acc[i] += math.log(L[i, i])
+        return True, 0
+    Qt, Lt, method = orthonormalise_factored(
+        Zt, work.parts[0], work.sine[0], kappa_max, routines, work.parts.shape[0]
+    )
+    for i in range(k):
+        acc[i] += math.log(Lt[i, i]) if Lt[i, i] > 0.0 else -np.inf
+    if multiply:
+        product_columns(Qt, work.Wt, Znew, routines, 0, Znew.shape[1])
+    return False, 1 if method == 3 else 0
+
+
+@njit(**JIT)
+def _finish(Znew, d, work, pending, gram, routines):
+    """The second half of a Benettin step: ``Znew <- L^{-1} Znew diag(d)`` (``L^{-1}`` =
+    work.L's, only when ``pending``) and, when ``gram``, its Gram matrix into work.parts, by
+    column blocks (`_finish_columns`, `_finish_blocks`)."""
+    chunks = work.parts.shape[0]
+    if chunks == 1:
+        _finish_columns(Znew, work.L, pending, d, work.parts[0], gram, routines, 0, Znew.shape[1])
+    else:
+        _finish_blocks(Znew, work.L, pending, d, work.parts, gram, routines, chunks)
 
 
 @njit(**JIT, parallel=True)

@@ -18,6 +18,7 @@ Layers, as in stumpy: the kernels `rnn_jacobian_norms` and `mlp_jacobian_norms` 
 """
 
 import math
+from collections import namedtuple
 
 import numpy as np
 from numba import njit, prange
@@ -103,17 +104,16 @@ def tridiag_top(alpha, beta, m, s):
 
 
 @njit(**JIT)
-def top_singular(P, u, tol, maxit, Qb):
-    """Largest squared singular value of ``P`` by Lanczos on ``P P^T`` started from ``u``.
+def top_singular(P, lanczos):
+    """Largest squared singular value of ``P`` by Lanczos on ``P P^T`` started from ``lanczos.u``.
 
     Parameters
     ----------
     P : float64 array (m, r).
-    u : float64 array (m,), start vector (need not be normalised); overwritten with the top left
-        singular vector found.
-    tol : float, stop when ||P P^T y - theta y|| <= tol * theta for the top Ritz pair (theta, y).
-    maxit : int, at most this many Lanczos steps before the SVD fallback.
-    Qb : float64 array (>= maxit + 1, m), workspace for the Lanczos basis.
+    lanczos : `Lanczos`. ``u`` (m,), start vector (need not be normalised), is overwritten with
+        the top left singular vector found; stop when ||P P^T y - theta y|| <= ``tol`` * theta for
+        the top Ritz pair (theta, y), or after ``maxit`` Lanczos steps with the SVD fallback;
+        ``basis`` (>= maxit + 1, m) is the workspace for the Lanczos vectors.
 
     Returns
     -------
@@ -125,6 +125,7 @@ def top_singular(P, u, tol, maxit, Qb):
     Lanczos with full re-orthogonalisation (twice); the residual bound |lambda - theta| <= ||r||
     (Parlett, The symmetric eigenvalue problem, Thm 4.5.1) gives the relative error <= tol.
     """
+    u, Qb, tol, maxit = lanczos
     m = P.shape[0]
     kmax = min(maxit, m)
     nu = math.sqrt(np.dot(u, u))
@@ -165,75 +166,112 @@ def top_singular(P, u, tol, maxit, Qb):
 LANCZOS_STEP_COLUMNS = 10  # product columns that take as long as one Lanczos step (P 128 x 128)
 
 
+# The records a chain of products passes along (namedtuples: Numba reads their fields like a
+# struct, and the kernels' on-disk cache keeps working).
+Lanczos = namedtuple("Lanczos", ["u", "basis", "tol", "maxit"])
+Lanczos.__doc__ = """The warm-started Lanczos run of one chain (`top_singular`): ``u`` (m,), start
+vector, overwritten with the top left singular vector found; ``basis`` (>= maxit + 1, m),
+workspace for the Lanczos vectors; ``tol`` and ``maxit``, the stopping rule."""
+NormRow = namedtuple("NormRow", ["log_spectral", "log_frobenius", "iterations"])
+NormRow.__doc__ = """One sample's row of the outputs, written in place: float64 (S,), float64 (S,)
+and int64 (S,), one column per step (layer)."""
+Pending = namedtuple("Pending", ["column", "scale"])
+Pending.__doc__ = """The newest product P of a chain, whose spectral norm is still to be recorded:
+its ``column`` of the outputs (-1: none, P is the identity or has become exactly 0) and its log
+scale ``scale`` (P is stored renormalised)."""
+
+
 @njit(**JIT, parallel=True)
-def _lanczos_and_product(P, At, Pnew, u, tol, maxit, Qb, routines, lanczos, extra, result, chunks):
-    """Thread 0 runs `top_singular` on P (when ``lanczos``; theta and iterations into result[0]
-    and result[1]) and multiplies ``extra`` fewer columns of ``Pnew = P At`` to make up for it
-    (`product_share`); the other threads multiply the rest. The product does not need the norm,
-    so the two overlap.
-    """
-    for c in prange(chunks):
-        if c == 0 and lanczos:
-            theta, it = top_singular(P, u, tol, maxit, Qb)
-            result[0] = theta
-            result[1] = it
-        product_share(P, At, Pnew, routines, c, chunks, extra)
-
-
-@njit(**JIT)
-def push_and_record(P, At, Pnew, u, tol, maxit, Qb, scale, pending, ls, lfro, its, b, k, routines):
-    """One step of a renormalised product, ``Pnew <- P @ At / ||P @ At||_F``, with the log norms
-    of P recorded beside it.
-
-    P is the product of column ``pending`` of row ``b`` (-1: none, the identity), with log scale
-    ``scale``; its spectral norm (`top_singular`, warm-started from ``u``) is computed while the
-    product runs (`_lanczos_and_product`) and written to ls[b, pending] with its Lanczos steps.
-    Pnew is the product of column ``k``: its log Frobenius norm goes to lfro[b, k], its spectral
-    norm waits for the next call (or `record_spectral`).
+def _lanczos_and_product(P, At, Pnew, lanczos, run, extra, chunks, routines):
+    """Thread 0 runs `top_singular` on P (when ``run``) and multiplies ``extra`` fewer columns of
+    ``Pnew = P At`` to make up for it (`product_share`); the other threads multiply the rest. The
+    product does not need the norm, so the two overlap.
 
     Returns
     -------
-    (new scale, new pending: k, or -1 when the product became exactly 0, whose log norms are
-    then -inf from column ``k`` on).
+    float64 array (2,): theta and the Lanczos steps of `top_singular` (zeros when not ``run``).
     """
-    lanczos = pending >= 0
-    last_its = its[b, pending] if lanczos else 0
+    result = np.zeros(2)
+    for c in prange(chunks):
+        if c == 0 and run:
+            theta, it = top_singular(P, lanczos)
+            result[0] = theta
+            result[1] = it
+        product_share(P, At, Pnew, routines, c, chunks, extra)
+    return result
+
+
+@njit(**JIT)
+def push_and_record(P, At, Pnew, last, k, lanczos, row, routines):
+    """One step of a renormalised product, ``Pnew <- P @ At / ||P @ At||_F``, with the log norms
+    of P recorded beside it.
+
+    Parameters
+    ----------
+    P : float64 array (m, r), the newest product, described by ``last`` (`Pending`); its spectral
+        norm (`top_singular` with ``lanczos``, a `Lanczos`) is computed while the product runs
+        (`_lanczos_and_product`) and written to ``row`` (a `NormRow`) at ``last.column``.
+    At : float64 array (r, p), the step factor (`rnnsim.kernels.linalg.step_factor`).
+    Pnew : float64 array (m, p), written: the product of column ``k``, whose log Frobenius norm
+        goes to ``row`` at ``k``; its spectral norm waits for the next call (or `record_spectral`).
+    routines : int64 array, `rnnsim.kernels.linalg.routine_addresses()`.
+
+    Returns
+    -------
+    Pending : of Pnew, column ``k``; column -1 when the product became exactly 0, whose log norms
+    are then -inf from column ``k`` on.
+    """
+    run = last.column >= 0
+    last_its = row.iterations[last.column] if run else 0
     extra = Pnew.shape[1] if last_its < 0 else min(Pnew.shape[1], LANCZOS_STEP_COLUMNS * last_its)
     chunks = column_chunks(P.shape[0], At.shape[1])
     if chunks == 1:
-        if lanczos:
-            record_spectral(P, u, tol, maxit, Qb, scale, pending, ls, its, b)
+        if run:
+            record_spectral(P, last, lanczos, row)
         product_columns(P, At, Pnew, routines, 0, Pnew.shape[1])
     else:
-        result = np.zeros(2)
-        _lanczos_and_product(
-            P, At, Pnew, u, tol, maxit, Qb, routines, lanczos, extra, result, chunks
-        )
-        if lanczos:
-            _store_spectral(result[0], int(result[1]), scale, pending, ls, its, b)
+        result = _lanczos_and_product(P, At, Pnew, lanczos, run, extra, chunks, routines)
+        if run:
+            _store_spectral(result[0], int(result[1]), last, row)
     lf = renormalise(Pnew)
     if lf == -np.inf:
-        ls[b, k] = -np.inf
-        lfro[b, k] = -np.inf
-        return scale, -1
-    lfro[b, k] = scale + lf
-    return scale + lf, k
+        row.log_spectral[k] = -np.inf
+        row.log_frobenius[k] = -np.inf
+        return Pending(-1, last.scale)
+    row.log_frobenius[k] = last.scale + lf
+    return Pending(k, last.scale + lf)
 
 
 @njit(**JIT)
-def record_spectral(P, u, tol, maxit, Qb, scale, pending, ls, its, b):
-    """The spectral norm of P (`top_singular`), the product of column ``pending`` of row ``b`` with
-    log scale ``scale``, into ls[b, pending] and its Lanczos steps into its[b, pending]."""
-    theta, it = top_singular(P, u, tol, maxit, Qb)
-    _store_spectral(theta, it, scale, pending, ls, its, b)
+def record_spectral(P, last, lanczos, row):
+    """The spectral norm of P (`top_singular`), the product that ``last`` (`Pending`) describes,
+    into ``row`` (`NormRow`) at ``last.column``, with its Lanczos steps."""
+    theta, it = top_singular(P, lanczos)
+    _store_spectral(theta, it, last, row)
 
 
 @njit(**JIT)
-def _store_spectral(theta, it, scale, pending, ls, its, b):
-    """ls[b, pending] = the log spectral norm of a product with log scale ``scale`` whose
-    renormalised form has ``||.||_2^2 = theta``; its[b, pending] = ``it`` Lanczos steps."""
-    ls[b, pending] = scale + 0.5 * math.log(theta)
-    its[b, pending] = it
+def _store_spectral(theta, it, last, row):
+    """The log spectral norm of the product ``last`` (`Pending`) describes, whose renormalised
+    form has ``||.||_2^2 = theta``, and its ``it`` Lanczos steps, into ``row`` (`NormRow`)."""
+    row.log_spectral[last.column] = last.scale + 0.5 * math.log(theta)
+    row.iterations[last.column] = it
+
+
+@njit(**JIT)
+def _start(row, k0, m):
+    """Start a chain at column ``k0`` of ``row`` (`NormRow`) with the identity (m, m), whose norms
+    are known (ln 1 and ln sqrt(m)); returns its `Pending`, with nothing to record."""
+    row.log_spectral[k0] = 0.0
+    row.log_frobenius[k0] = 0.5 * math.log(m)
+    return Pending(-1, 0.0)
+
+
+@njit(**JIT)
+def _dead(row, k):
+    """Column ``k`` of a chain whose product became exactly 0: both log norms are -inf."""
+    row.log_spectral[k] = -np.inf
+    row.log_frobenius[k] = -np.inf
 
 
 @njit(**JIT)
@@ -268,32 +306,26 @@ def rnn_jacobian_norms(W, H, code, backward, u0, tol, maxit, routines):
     Pnew = np.empty((n, n))
     for b in range(B):
         P = np.eye(n)
-        u = u0.copy()
-        scale = 0.0
-        k0 = T if backward else 0
-        ls[b, k0] = 0.0
-        lfro[b, k0] = 0.5 * math.log(n)
-        pending = -1  # the identity's spectral norm is known
-        dead = False
+        lanczos = Lanczos(u0.copy(), Qb, tol, maxit)
+        row = NormRow(ls[b], lfro[b], its[b])
+        last = _start(row, T if backward else 0, n)
         for s in range(1, T + 1):
             t = T - s + 1 if backward else s  # the step whose Jacobian J_t joins the product
             k = t - 1 if backward else t
-            if dead:
-                ls[b, k] = -np.inf
-                lfro[b, k] = -np.inf
+            if s > 1 and last.column < 0:  # the product is exactly 0
+                _dead(row, k)
                 continue
             h[:] = H[t, b]
             step_factor(W, h, code, backward, At)
-            scale, pending = push_and_record(
-                P, At, Pnew, u, tol, maxit, Qb, scale, pending, ls, lfro, its, b, k, routines
-            )
-            dead = pending < 0
+            last = push_and_record(P, At, Pnew, last, k, lanczos, row, routines)
             P, Pnew = Pnew, P
-        if pending >= 0:
-            record_spectral(P, u, tol, maxit, Qb, scale, pending, ls, its, b)
+        if last.column >= 0:
+            record_spectral(P, last, lanczos, row)
     return ls, lfro, its
 
 
+# The arguments are the MLP's arrays as `rnnsim.models.JacobianChain.arrays` hands them over
+# (params, widths, d_out, Hbuf, B), then the same six as `rnn_jacobian_norms`.
 @njit(**JIT)
 def mlp_jacobian_norms(params, widths, d_out, Hbuf, B, code, backward, u0, tol, maxit, routines):
     """ln ||.||_2 and ln ||.||_F of dh_L/dh_l (backward) or dh_l/dh_0 (forward), every layer.
@@ -323,19 +355,14 @@ def mlp_jacobian_norms(params, widths, d_out, Hbuf, B, code, backward, u0, tol, 
     Qb = np.empty((maxit + 1, m))
     for b in range(B):
         P = np.eye(m)
-        u = u0.copy()
-        scale = 0.0
-        l0 = L if backward else 0
-        ls[b, l0] = 0.0
-        lfro[b, l0] = 0.5 * math.log(m)
-        pending = -1  # the identity's spectral norm is known
-        dead = False
+        lanczos = Lanczos(u0.copy(), Qb, tol, maxit)
+        row = NormRow(ls[b], lfro[b], its[b])
+        last = _start(row, L if backward else 0, m)
         for s in range(1, L + 1):
             t = L - s + 1 if backward else s  # layer whose Jacobian joins the product
             k = t - 1 if backward else t
-            if dead:
-                ls[b, k] = -np.inf
-                lfro[b, k] = -np.inf
+            if s > 1 and last.column < 0:  # the product is exactly 0
+                _dead(row, k)
                 continue
             n_out = widths[t]
             n_in = widths[t - 1]
@@ -344,11 +371,8 @@ def mlp_jacobian_norms(params, widths, d_out, Hbuf, B, code, backward, u0, tol, 
             At = np.empty((n_out, n_in)) if backward else np.empty((n_in, n_out))
             step_factor(Wl, h, code, backward, At)
             Pnew = np.empty((m, At.shape[1]))
-            scale, pending = push_and_record(
-                P, At, Pnew, u, tol, maxit, Qb, scale, pending, ls, lfro, its, b, k, routines
-            )
-            dead = pending < 0
+            last = push_and_record(P, At, Pnew, last, k, lanczos, row, routines)
             P = Pnew
-        if pending >= 0:
-            record_spectral(P, u, tol, maxit, Qb, scale, pending, ls, its, b)
+        if last.column >= 0:
+            record_spectral(P, last, lanczos, row)
     return ls, lfro, its

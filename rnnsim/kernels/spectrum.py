@@ -13,6 +13,7 @@ chosen steps; `spectrum_push` is one step; the public wrapper is
 """
 
 import math
+from collections import namedtuple
 
 import numpy as np
 from numba import njit, prange
@@ -28,6 +29,15 @@ from rnnsim.kernels.linalg import (
     step_factor,
 )
 from rnnsim.kernels.mlp import layer_offsets, state_offsets
+
+# The records a chain passes along (namedtuples: Numba reads their fields like a struct).
+QRProduct = namedtuple("QRProduct", ["Qt", "Y", "sigma", "Lpend"])
+QRProduct.__doc__ = """A product of step factors in QR form, with R = diag(exp(sigma)) Y: ``Qt``
+(k, n), orthonormal rows; ``Y`` (k, r), unit rows, and ``sigma`` (k,), log scales; ``Lpend``
+(k, k), the last step's factor, accumulated during the next step ((0, 0): none)."""
+Saved = namedtuple("Saved", ["want", "Ys", "sigmas"])
+Saved.__doc__ = """Where the chosen steps go: ``want`` (S+1,) int64, the slot of each step (-1: not
+saved); ``Ys`` (slots, m, m) and ``sigmas`` (slots, m), the outputs, written in place."""
 
 
 @njit(**JIT)
@@ -48,18 +58,8 @@ def rnn_spectrum(W, H, code, backward, sample, save_steps, routines):
     """
     T = H.shape[0] - 1
     n = W.shape[0]
-    ns = save_steps.size
-    Ys = np.zeros((ns, n, n))
-    sigmas = np.zeros((ns, n))
-    want = np.full(T + 1, -1, dtype=np.int64)
-    for i in range(ns):
-        want[save_steps[i]] = i
-    Qt = np.eye(n)
-    Y = np.eye(n)
-    sigma = np.zeros(n)
-    Lpend = np.empty((0, 0))  # the last step's factor, accumulated during the next step
     k_prev = T if backward else 0
-    _save(want, k_prev, Y, sigma, Ys, sigmas)
+    saved, state = _start(save_steps, T, n, 0.0, k_prev)
     At = np.empty((n, n))
     h = np.empty(n)
     for s in range(1, T + 1):
@@ -67,14 +67,14 @@ def rnn_spectrum(W, H, code, backward, sample, save_steps, routines):
         k = t - 1 if backward else t
         h[:] = H[t, sample]
         step_factor(W, h, code, backward, At)
-        Qt, Y, sigma, Lpend = _spectrum_step(
-            Qt, At, Y, sigma, Lpend, want, k_prev, k, Ys, sigmas, routines
-        )
+        state = _spectrum_step(state, At, k_prev, k, saved, routines)
         k_prev = k
-    _spectrum_finish(Y, sigma, Lpend, want, k_prev, Ys, sigmas, routines)
-    return Ys, sigmas
+    _spectrum_finish(state, k_prev, saved, routines)
+    return saved.Ys, saved.sigmas
 
 
+# The arguments are the MLP's arrays as `rnnsim.models.JacobianChain.arrays` hands them over
+# (params, widths, d_out, Hbuf, B), then the same five as `rnn_spectrum`.
 @njit(**JIT)
 def mlp_spectrum(params, widths, d_out, Hbuf, B, code, backward, sample, save_layers, routines):
     """QR-accumulated factors of dh_L/dh_l (backward) or dh_l/dh_0 (forward) at chosen layers.
@@ -91,18 +91,8 @@ def mlp_spectrum(params, widths, d_out, Hbuf, B, code, backward, sample, save_la
     w_off, _, _ = layer_offsets(widths, d_out)
     s_off, _ = state_offsets(widths, B)
     m = widths[L] if backward else widths[0]
-    ns = save_layers.size
-    Ys = np.zeros((ns, m, m))
-    sigmas = np.full((ns, m), -np.inf)
-    want = np.full(L + 1, -1, dtype=np.int64)
-    for i in range(ns):
-        want[save_layers[i]] = i
-    Qt = np.eye(m)
-    Y = np.eye(m)
-    sigma = np.zeros(m)
-    Lpend = np.empty((0, 0))  # the last layer's factor, accumulated during the next layer
     k_prev = L if backward else 0
-    _save(want, k_prev, Y, sigma, Ys, sigmas)
+    saved, state = _start(save_layers, L, m, -np.inf, k_prev)
     for s in range(1, L + 1):
         t = L - s + 1 if backward else s
         k = t - 1 if backward else t
@@ -112,49 +102,65 @@ def mlp_spectrum(params, widths, d_out, Hbuf, B, code, backward, sample, save_la
         h = Hbuf[s_off[t] + sample * n_out : s_off[t] + (sample + 1) * n_out]
         At = np.empty((n_out, n_in)) if backward else np.empty((n_in, n_out))
         step_factor(Wl, h, code, backward, At)
-        Qt, Y, sigma, Lpend = _spectrum_step(
-            Qt, At, Y, sigma, Lpend, want, k_prev, k, Ys, sigmas, routines
-        )
+        state = _spectrum_step(state, At, k_prev, k, saved, routines)
         k_prev = k
-    _spectrum_finish(Y, sigma, Lpend, want, k_prev, Ys, sigmas, routines)
-    return Ys, sigmas
+    _spectrum_finish(state, k_prev, saved, routines)
+    return saved.Ys, saved.sigmas
 
 
 @njit(**JIT)
-def _spectrum_step(Qt, At, Y, sigma, Lpend, want, k_prev, k, Ys, sigmas, routines):
+def _start(save, S, m, unset, k0):
+    """The `Saved` slots for steps ``save`` of a chain of S steps on m rows (sigmas ``unset``
+    until written), and the `QRProduct` of the identity at step ``k0``, saved at once."""
+    ns = save.size
+    want = np.full(S + 1, -1, dtype=np.int64)
+    for i in range(ns):
+        want[save[i]] = i
+    saved = Saved(want, np.zeros((ns, m, m)), np.full((ns, m), unset))
+    # Lpend: the last step's factor, accumulated during the next step
+    state = QRProduct(np.eye(m), np.eye(m), np.zeros(m), np.empty((0, 0)))
+    _save(saved, k0, state.Y, state.sigma)
+    return saved, state
+
+
+@njit(**JIT)
+def _spectrum_step(state, At, k_prev, k, saved, routines):
     """One step of `rnn_spectrum` and `mlp_spectrum`: `spectrum_push` with the pending factor
-    Lpend of step ``k_prev``, saving (`_save`) every product the step completes: that of k_prev,
+    of step ``k_prev``, saving (`_save`) every product the step completes: that of k_prev,
     and that of ``k`` itself when the product narrows (then accumulated at once, after the
-    pending factor). Returns (Qt, Y, sigma, Lpend)."""
+    pending factor). Returns the new `QRProduct`."""
+    Qt, Y, sigma, Lpend = state
     pending = Lpend.shape[0] > 0
     if pending and Qt.shape[0] > At.shape[1]:
-        _spectrum_finish(Y, sigma, Lpend, want, k_prev, Ys, sigmas, routines)
+        _spectrum_finish(state, k_prev, saved, routines)
         Lpend = np.empty((0, 0))
         pending = False
     Qt, Y, sigma, Lpend, _ = spectrum_push(Qt, At, Y, sigma, Lpend, 1e3, routines)
     if pending:
-        _save(want, k_prev, Y, sigma, Ys, sigmas)
+        _save(saved, k_prev, Y, sigma)
     if Lpend.shape[0] == 0:
-        _save(want, k, Y, sigma, Ys, sigmas)
-    return Qt, Y, sigma, Lpend
+        _save(saved, k, Y, sigma)
+    return QRProduct(Qt, Y, sigma, Lpend)
 
 
 @njit(**JIT)
-def _spectrum_finish(Y, sigma, Lpend, want, k_last, Ys, sigmas, routines):
-    """Accumulate the pending factor (if any) and save the product of its step ``k_last``: at
-    the end, and before a step that narrows the product."""
+def _spectrum_finish(state, k_last, saved, routines):
+    """Accumulate the pending factor of ``state`` (if any) and save the product of its step
+    ``k_last``: at the end, and before a step that narrows the product."""
+    Lpend, Y, sigma = state.Lpend, state.Y, state.sigma
     if Lpend.shape[0] > 0:
         accumulate_triangular(Lpend, Y, sigma, routines, column_chunks(Lpend.shape[0], Y.shape[1]))
-        _save(want, k_last, Y, sigma, Ys, sigmas)
+        _save(saved, k_last, Y, sigma)
 
 
 @njit(**JIT)
-def _save(want, k, Y, sigma, Ys, sigmas):
-    """Copy (Y, sigma) into slot want[k] of (Ys, sigmas) when step k is wanted (want[k] >= 0)."""
-    if want[k] >= 0:
+def _save(saved, k, Y, sigma):
+    """Copy (Y, sigma) into slot saved.want[k] when step k is wanted (saved.want[k] >= 0)."""
+    slot = saved.want[k]
+    if slot >= 0:
         r = Y.shape[0]
-        Ys[want[k], :r] = Y
-        sigmas[want[k], :r] = sigma
+        saved.Ys[slot, :r] = Y
+        saved.sigmas[slot, :r] = sigma
 
 
 @njit(**JIT)
