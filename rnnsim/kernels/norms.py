@@ -222,6 +222,9 @@ def push_and_record(P, At, Pnew, last, k, lanczos, row, routines):
     are then -inf from column ``k`` on.
     """
     run = last.column >= 0
+    # Meant to be the previous Lanczos run's steps, but this column's entry is only written below,
+    # so it reads 0 and the split is even; correcting it may change the products' rounding, which
+    # issue 17's re-housing must not do.
     last_its = row.iterations[last.column] if run else 0
     extra = Pnew.shape[1] if last_its < 0 else min(Pnew.shape[1], LANCZOS_STEP_COLUMNS * last_its)
     chunks = column_chunks(P.shape[0], At.shape[1])
