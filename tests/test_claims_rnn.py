@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from rnnsim.claims import NotApplicable
 from rnnsim.experiment import load_script
 
 EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
@@ -75,3 +76,57 @@ def test_rnn_time_summary_fits_slopes_and_bound_margins():
     assert row.slope == pytest.approx(-0.5) and row.lyapunov_max == -0.5
     assert row.ln_norm_T == pytest.approx(-4.0)
     assert row.bound_margin == pytest.approx(-0.5)  # lag 1: 0 - (-0.5 + 1)
+
+
+# -- lyapunov -------------------------------------------------------------------------------------
+
+
+def _lyapunov_summary(lam=(-0.2, -0.09, -0.001, 0.003, 0.04, 0.15), n=256):
+    gains = [0.8, 0.9, 1.1, 1.25, 1.5, 2.0]
+    s = pd.DataFrame(
+        {"gain": gains, "n": n, "steps": 1000, "transient": 250, "exponents": 8, "seeds": 3}
+    )
+    s["lambda_max"] = lam
+    s["mean_field"] = [-0.223, -0.105, 0.005, 0.024, 0.065, 0.155]
+    return s
+
+
+def test_lyapunov_transition_at_one():
+    check = script("lyapunov").transition_at_one
+    verdict = check(_lyapunov_summary())
+    assert verdict.passed and 1.1 < verdict.numbers["g_crossing"] < 1.25
+    late = check(_lyapunov_summary(lam=(-0.2, -0.09, -0.03, -0.02, -0.01, 0.15)))
+    assert not late.passed and late.numbers["g_crossing"] > 1.5  # crossing too far from 1
+    positive_below = check(_lyapunov_summary(lam=(-0.2, 0.01, 0.02, 0.03, 0.04, 0.15)))
+    assert not positive_below.passed
+    with pytest.raises(NotApplicable):
+        check(_lyapunov_summary().query("gain > 1"))
+
+
+def test_lyapunov_mean_field_above_one():
+    check = script("lyapunov").mean_field_above_one
+    assert check(_lyapunov_summary()).passed
+    verdict = check(_lyapunov_summary(lam=(-0.2, -0.09, -0.001, 0.003, 0.0, 0.15)))
+    assert not verdict.passed and verdict.numbers["max_gap"] == pytest.approx(0.065)
+    with pytest.raises(NotApplicable):  # no row at n >= 256
+        check(_lyapunov_summary(n=64))
+
+
+def test_lyapunov_summary_reports_lambda_max_per_gain_with_mean_field():
+    table = pd.DataFrame(
+        {
+            "gain": [2.0] * 6,
+            "n": 8,
+            "steps": 10,
+            "transient": 0,
+            "exponents": 2,
+            "seed": [0, 0, 1, 1, 2, 2],
+            "index": [1, 2] * 3,
+            "exponent": [0.1, -0.5, 0.2, -0.4, 0.3, -0.3],
+        }
+    )
+    s = script("lyapunov").summary(table)
+    assert len(s) == 1 and s["seeds"].iloc[0] == 3
+    assert s["lambda_max"].iloc[0] == pytest.approx(0.2)
+    assert s["lambda_max_low"].iloc[0] < 0.2 < s["lambda_max_high"].iloc[0]
+    assert s["mean_field"].iloc[0] == pytest.approx(0.1547, abs=1e-3)
