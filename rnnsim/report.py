@@ -2,8 +2,11 @@
 
 ``rnnsim report [--out DIR]`` reads ``DIR/*/manifest.json`` (written by every run) and writes
 ``DIR/index.html``: for each experiment its description and notes, the command that reproduces
-it, its claims (each a paper's statement, pass or fail with the numbers, as a badge beside the
+it, its stored runs (quick or full, seeds, date, claims tally; each linking to a page of its
+own, ``DIR/NAME/runs/LABEL/index.html``, with its figures and claims), and, for the latest run,
+its claims (each a paper's statement, pass or fail with the numbers, as a badge beside the
 figure that shows it), its figures, its summary table and the run's versions and timings.
+``rnnsim run`` rewrites the page after every run.
 
 Figures are referenced as relative ``<img src="NAME/figures/FIG.png">`` links by default: the
 page sits beside the files it shows, stays small enough to read and diff, and each image links to
@@ -24,6 +27,7 @@ from pathlib import Path
 import pandas as pd
 
 from rnnsim.experiment import _write_text
+from rnnsim.runs import stored_runs
 
 __all__ = ["write_report", "collect"]
 
@@ -52,33 +56,40 @@ nav ul { columns: 2; }
 """
 
 
+def _entry(folder: Path) -> dict | None:
+    """The manifest of the run in ``folder``, plus ``dir``, ``figure_files`` (the PNGs that
+    exist, in the experiment's order) and ``summary`` (DataFrame or None); None if unreadable."""
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+    manifest["dir"] = folder
+    pngs = sorted((folder / "figures").glob("*.png"))
+    order = {name: i for i, name in enumerate(manifest.get("figures", []))}
+    # the experiment's own order first, then any other PNG found there, by name
+    manifest["figure_files"] = sorted(pngs, key=lambda p: (order.get(p.stem, len(order)), p.stem))
+    summary = folder / "summary.parquet"
+    manifest["summary"] = pd.read_parquet(summary) if summary.exists() else None
+    return manifest
+
+
 def collect(out: str | os.PathLike = "results") -> list[dict]:
     """Every experiment under ``out`` that has a ``manifest.json``, sorted by name.
 
     Returns
     -------
     list of dict
-        The manifest of each, plus ``dir`` (its folder), ``figure_files`` (the PNGs that exist,
-        sorted) and ``summary`` (DataFrame or None).
+        The manifest of each (its latest run), plus ``dir`` (its folder), ``figure_files`` (the
+        PNGs that exist, sorted), ``summary`` (DataFrame or None) and ``runs`` (its stored runs,
+        as rows of `rnnsim.runs.stored_runs`).
     """
-    root = Path(out)
     entries = []
-    for manifest_path in sorted(root.glob("*/manifest.json")):
-        try:
-            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            continue
-        folder = manifest_path.parent
-        manifest["dir"] = folder
-        pngs = sorted((folder / "figures").glob("*.png"))
-        order = {name: i for i, name in enumerate(manifest.get("figures", []))}
-        # the experiment's own order first, then any other PNG found there, by name
-        manifest["figure_files"] = sorted(
-            pngs, key=lambda p: (order.get(p.stem, len(order)), p.stem)
-        )
-        summary = folder / "summary.parquet"
-        manifest["summary"] = pd.read_parquet(summary) if summary.exists() else None
-        entries.append(manifest)
+    for manifest_path in sorted(Path(out).glob("*/manifest.json")):
+        entry = _entry(manifest_path.parent)
+        if entry is not None:
+            name = entry["dir"].name
+            entry["runs"] = stored_runs(out, name).to_dict("records")
+            entries.append(entry)
     return entries
 
 
@@ -116,6 +127,42 @@ def _run_label(entry: dict) -> str:
     return f"{grid}, {seeds} seed{'s' if seeds != 1 else ''} per point"
 
 
+def _runs_table(runs: list[dict], root: Path) -> str:
+    """The stored runs of one experiment, each linking to its own page; the latest marked."""
+    esc = html.escape
+    rows = []
+    for run in runs:
+        page = Path(run["folder"]) / "index.html"
+        label = esc(run["label"])
+        if page.exists() or run["label"] != "latest":
+            label = f'<a href="{esc(page.relative_to(root).as_posix())}">{label}</a>'
+        tally = "".join(
+            f'<span class="badge {css}">{mark} {run[key]}</span>'
+            for key, css, mark in (("pass", "pass", "✓"), ("fail", "fail", "✗"))
+            if run[key]
+        )
+        cells = [
+            label + (" (latest, shown below)" if run["latest"] else ""),
+            "quick" if run["quick"] else "full",
+            esc(run["overrides"] or "-"),
+            str(run["points"]),
+            str(run["seeds"]),
+            esc(str(run["date"])),
+            tally,
+        ]
+        rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    head = "".join(
+        f"<th>{h}</th>"
+        for h in ("run", "grid", "overrides", "points", "seeds", "started", "claims")
+    )
+    return (
+        "<h3>Stored runs</h3>"
+        f'<table class="dataframe claims"><thead><tr>{head}</tr></thead>'
+        + "".join(rows)
+        + "</table>"
+    )
+
+
 def _section(entry: dict, root: Path, embed: bool) -> str:
     name = entry.get("experiment", entry["dir"].name)
     esc = html.escape
@@ -129,9 +176,12 @@ def _section(entry: dict, root: Path, embed: bool) -> str:
     )
     for what, message in (entry.get("errors") or {}).items():
         parts.append(f"<p><strong>{esc(what)} failed:</strong> <code>{esc(message)}</code></p>")
+    if entry.get("runs"):
+        parts.append(_runs_table(entry["runs"], root))
     claims = entry.get("claims") or []
     if claims:
-        parts.append(f"<h3>Claims ({esc(_run_label(entry))})</h3>")
+        label = f"run {entry['label']}, " if entry.get("label") else ""
+        parts.append(f"<h3>Claims ({esc(label + _run_label(entry))})</h3>")
         parts.append(_claims_table(claims))
     for png in entry["figure_files"]:
         svg = png.with_suffix(".svg")
@@ -226,13 +276,45 @@ def write_report(out: str | os.PathLike = "results", *, embed: bool = False) -> 
     else:
         body.append("<p>No results yet: run <code>rnnsim run all --quick</code>.</p>")
     body += [_section(e, root, embed) for e in entries]
-    page = (
-        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        f"<title>rnnsim results</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
-        + "\n".join(body)
-        + "\n</body>\n</html>\n"
-    )
+    for entry in entries:  # one page per stored run, beside its files
+        for run in entry["runs"]:
+            folder = Path(run["folder"])
+            if folder != entry["dir"]:
+                _write_run_page(folder, root, embed)
+    page = _page("rnnsim results", body)
     path = root / "index.html"
     _write_text(page, path)
     return path
+
+
+def _page(title: str, body: list[str]) -> str:
+    """A whole HTML page: the style inline, no scripts, no external resources."""
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{html.escape(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
+        + "\n".join(body)
+        + "\n</body>\n</html>\n"
+    )
+
+
+def _write_run_page(folder: Path, root: Path, embed: bool) -> None:
+    """``folder/index.html``: one stored run's section (claims, figures, summary), linking back."""
+    entry = _entry(folder)
+    if entry is None:
+        return
+    name = entry.get("experiment", folder.parent.parent.name)
+    back = os.path.relpath(root / "index.html", folder)
+    esc = html.escape
+    body = [
+        f'<p class="meta"><a href="{esc(Path(back).as_posix())}#{esc(name)}">'
+        "&larr; all results</a></p>",
+        _section(entry, folder, embed),
+    ]
+    plots = sorted((folder / "plots").glob("*.png"))
+    if plots:  # drawn by `rnnsim plot NAME:LABEL`
+        body.append("<h3>Plots</h3>")
+        for png in plots:
+            img = f'<img src="{esc(_img_src(png, folder, embed))}" alt="{esc(png.stem)}">'
+            body.append(f"<figure>{img}<figcaption>{esc(png.name)}</figcaption></figure>")
+    _write_text(_page(f"{name}:{entry.get('label', '')}", body), folder / "index.html")

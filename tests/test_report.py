@@ -2,6 +2,7 @@
 
 import base64
 import html.parser
+import shutil
 from pathlib import Path
 
 import pytest
@@ -80,8 +81,6 @@ def test_report_is_well_formed_and_references_every_figure(results):
 
 
 def test_report_picks_up_new_figures_and_drops_removed_ones(results, tmp_path):
-    import shutil
-
     out = tmp_path / "copy"
     shutil.copytree(results, out)
     figs = out / "toy" / "figures"
@@ -122,3 +121,28 @@ def test_report_links_each_table_of_a_multi_table_experiment(tmp_path):
     checker = parse(write_report(tmp_path))
     assert {"two/table_log.csv", "two/table_final.csv"} <= set(checker.links)
     assert "two/table.csv" not in checker.links
+
+
+def test_report_lists_the_stored_runs_each_with_its_own_page(tmp_path):
+    toy = load_experiment(TOY)
+    run_experiment(toy, quick=True, out=tmp_path, progress=False)
+    run_experiment(toy, quick=True, sets=["n=4"], name="long", out=tmp_path, progress=False)
+    (tmp_path / "toy" / "runs" / "long" / "plots").mkdir()
+    shutil.copy(  # as `rnnsim plot toy:long` would have left it
+        tmp_path / "toy" / "figures" / "value_by_i.png",
+        tmp_path / "toy" / "runs" / "long" / "plots" / "i_value.png",
+    )
+    checker = parse(write_report(tmp_path))
+    assert "toy/runs/quick/index.html" in checker.links
+    assert "toy/runs/long/index.html" in checker.links
+    text = " ".join(checker.text)
+    assert "Stored runs" in text and "(latest, shown below)" in text
+    assert "Claims (run long, quick grid, 2 seeds per point)" in text
+    for label in ("quick", "long"):
+        page = parse(tmp_path / "toy" / "runs" / label / "index.html")
+        assert "figures/value_by_i.png" in page.imgs  # its own figures, relative to its folder
+        assert "Mean values are finite." in " ".join(page.text)  # and its claims
+        assert "../../../index.html#toy" in page.links
+        for src in page.imgs:
+            assert (tmp_path / "toy" / "runs" / label / src).exists()
+    assert "plots/i_value.png" in parse(tmp_path / "toy" / "runs" / "long" / "index.html").imgs
