@@ -108,3 +108,67 @@ def test_ill_conditioning_summary_pools_seeds_per_condition():
     assert (row["penalty > gain steps"], row["of them predicted"]) == (4, 2)
     assert row["raised | penalty > gain"] == 0.5 and row["sign agreement"] == 22 / 24
     assert row["lambda_max eps / 2"] == 0.5 and row["||g|| end / start"] == 1.0
+
+
+def landscape_summary(monotone=(3, 3), rho=(-0.8, 0.4), n=(6, 6)):
+    """Two conditions' rows as `landscape.summary` writes them (3 seeds each)."""
+    rows = []
+    for model, mono, r, k in zip(("rnn", "mlp"), monotone, rho, n, strict=True):
+        rows.append(
+            {
+                "model": model,
+                "batch_size": 10,
+                "seeds": 3,
+                "monotone seeds": mono,
+                "largest rise / fall": 0.01 if mono == 3 else 0.4,
+                "model's minima": k,
+                "model's rho(sharpness, held-out loss)": r,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def test_landscape_line_rises_measures_the_largest_bump_against_the_fall():
+    ls = script("landscape")
+    alpha = np.linspace(-0.5, 1.5, 9)  # 0, 0.25, ..., 1 inside [0, 1]
+    runs = {
+        0: [9, 9, 4.0, 3.0, 2.0, 1.0, 0.5, 7, 7],  # falls all the way
+        1: [9, 9, 4.0, 1.0, 2.0, 1.5, 1.2, 7, 7],  # falls 3, then rises 1 (33 %)
+        2: [9, 9, 4.0, 3.0, 2.0, 1.0, 1.1, 7, 7],  # rises 0.1 of a fall of 3 (3.3 %)
+    }
+    table = pd.concat(pd.DataFrame({"seed": s, "alpha": alpha, "loss": v}) for s, v in runs.items())
+    out = ls.line_rises(table, ["seed"])
+    assert out["fall"].tolist() == [3.5, 3.0, 3.0]
+    assert np.allclose(out["rise"], [0.0, 1.0, 0.1])
+    assert out["monotone"].tolist() == [True, False, True]
+    flat = ls.line_rises(table.assign(loss=1.0), ["seed"])  # no fall at all: never monotone
+    assert np.isinf(flat["rise / fall"]).all() and not flat["monotone"].any()
+
+
+def test_landscape_claims_pass_and_fail():
+    ls = script("landscape")
+    v = ls.interpolation_is_monotone(landscape_summary())
+    assert v.passed and v.numbers["monotone runs"] == 6
+    v = ls.interpolation_is_monotone(landscape_summary(monotone=(3, 1)))
+    assert not v.passed and v.numbers["worst condition"] == "mlp, batch 10"
+    v = ls.sharpness_relation_reported(landscape_summary())
+    assert v.passed and v.numbers["rnn rho"] == -0.8 and v.numbers["mlp n"] == 6
+    assert "rnn: rho = -0.80 (strong, negative" in v.detail
+    assert "mlp: rho = +0.40 (moderate, positive" in v.detail
+    assert not ls.sharpness_relation_reported(landscape_summary(n=(6, 3))).passed  # too few
+    assert not ls.sharpness_relation_reported(landscape_summary(rho=(np.nan, 0.1))).passed
+
+
+def test_landscape_sharpness_relation_is_spearman_per_model():
+    ls = script("landscape")
+    minimum = pd.DataFrame(
+        {
+            "model": ["rnn"] * 4 + ["mlp"] * 2,
+            "sharpness": [1.0, 2.0, 3.0, 4.0, 1.0, 2.0],
+            "loss": [0.4, 0.3, 0.35, 0.1, 0.1, 0.2],
+        }
+    )
+    out = ls.sharpness_relation(minimum).set_index("model")
+    assert out.loc["rnn", "minima"] == 4 and out.loc["mlp", "minima"] == 2
+    assert out.loc["rnn", "rho(sharpness, held-out loss)"] == pytest.approx(-0.8)  # ranks 4 2 3 1
+    assert np.isnan(out.loc["mlp", "rho(sharpness, held-out loss)"])  # two minima: undefined

@@ -101,13 +101,15 @@ def test_landscape_figures_draw_every_table_and_one_slice_panel_per_condition():
     rows = []
     for model in ("rnn", "mlp"):
         for seed in (0, 1):
-            base = {"model": model, "batch_size": 10, "seed": seed}
+            base = {"model": model, "task": {"rnn": "adding", "mlp": "teacher"}[model], "T": 10}
+            base |= {"hidden": 4, "lr": 0.1, "batch_size": 10, "optimizer": "sgd", "steps": 8}
+            base |= {"seed": seed}
             rows += [
                 {**base, "kind": "interpolation", "alpha": a, "loss": 1 + a**2}
                 for a in (-0.5, 0.0, 1.0)
             ]
             rows += [{**base, "kind": "ravine", "step": s, "ravine_ratio": 2.0 + s} for s in (0, 5)]
-            rows += [{**base, "kind": "minimum", "sharpness": 3.0 + seed}]
+            rows += [{**base, "kind": "minimum", "sharpness": 3.0 + seed, "loss": 1.0 - seed / 4}]
             rows += [
                 {**base, "kind": "density", "eigenvalue": e, "density": d}
                 for e, d in ((0.0, 0.0), (1.0, 0.5))
@@ -120,10 +122,14 @@ def test_landscape_figures_draw_every_table_and_one_slice_panel_per_condition():
     landscape = script("landscape")
     stacked = pd.DataFrame(rows)
     tables = {k: landscape.part(stacked, k) for k in stacked["kind"].unique()}
-    assert list(tables["minimum"].columns) == ["model", "batch_size", "seed", "sharpness"]
+    assert list(tables["minimum"].columns) == [*landscape.AXES, "seed", "loss", "sharpness"]
     figs = landscape.figures(tables)
     assert list(figs) == ["interpolation", "ravine_ratio", "minima", "hessian_density", "slices"]
-    assert figs["minima"].axes[0].get_xlabel() == "batch size"
+    minima = figs["minima"].axes[0]  # one marker per minimum, against its held-out loss
+    assert minima.get_xlabel() == "sharpness lambda_max(H) at the solution"
+    assert sorted(map(tuple, minima.collections[0].get_offsets())) == [(3.0, 1.0), (4.0, 0.75)]
+    assert "rnn: rho undefined, n = 2" in figs["minima"].texts[0].get_text()  # n < 3
+    assert "monotone on [0, 1] in 0 of 4 runs" in figs["interpolation"].texts[0].get_text()
     dens = figs["hessian_density"].axes[0]
     assert dens.get_yscale() == "log" and dens.get_ylim()[0] == 1e-6  # zero density floored
     assert min(ln.get_ydata().min() for ln in dens.get_lines() if len(ln.get_ydata())) == 1e-6
