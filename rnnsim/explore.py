@@ -61,6 +61,20 @@ def _check(table: pd.DataFrame, columns: dict, what: str) -> None:
             )
 
 
+def _averaged(data: pd.DataFrame, axes, shown, by: str | None = None) -> str:
+    """Words for the grid ``axes`` that vary in ``data`` (within a ``by`` group: a run) but that
+    no option in ``shown`` draws, so that the line averages over them: "; mean over gain 0.9, 3"
+    (empty when there are none)."""
+    hidden = [a for a in axes if a in data.columns and a not in shown and a != "seed"]
+    groups = [data] if by is None else [part for _, part in data.groupby(by, sort=False)]
+    varying = [a for a in hidden if any(part[a].nunique() > 1 for part in groups)]
+    if not varying:
+        return ""
+    return "; mean over " + "; ".join(
+        f"{a} {', '.join(map(str, pd.unique(data[a])))}" for a in varying
+    )
+
+
 def _theory(name: str, table: pd.DataFrame, table_name, where, needed, experiments):
     """The experiment's theory curves for ``table`` (``Experiment.theory``), or None when it has
     none, or none with the ``needed`` columns."""
@@ -174,7 +188,7 @@ def plot(
         ``where`` that does not parse, or an unknown ``agg``/``band``.
     """
     name, label = runs.split_spec(run)
-    label, _ = runs.resolve(name, label, out)
+    label, folder = runs.resolve(name, label, out)
     what = f"{name}:{label}" + (f" (table {table})" if table else "")
     data = _where(runs.load(name, label, out, table), where, what)
     _check(data, {"x": x, "y": y, "hue": hue, "col": col, "row": row, "style": style}, what)
@@ -182,7 +196,9 @@ def plot(
     if theory:
         needed = [c for c in (x, y, hue, col, row) if c is not None]
         curves = _theory(name, data, table, where, needed, experiments)
-    title = what + (f", {where}" if where else "")
+    shown = {x, y, hue, col, row, style}
+    grid = runs.manifest(folder).get("grid", {})
+    title = what + (f", {where}" if where else "") + _averaged(data, grid, shown)
     return _draw(
         data,
         x,
@@ -197,6 +213,10 @@ def plot(
         theory=curves,
         title=title,
     )
+
+
+def _folder(spec: str, out) -> Path:
+    return runs.resolve(*runs.split_spec(spec), out)[1]
 
 
 def _tables(specs: Sequence[str], out, table) -> dict[str, pd.DataFrame]:
@@ -263,12 +283,15 @@ def compare(
                 f"--{option}: no column {column!r} in {spec}; columns every run has: "
                 f"{', '.join(sorted(shared))}"
             )
+    axes = {a: None for spec in loaded for a in runs.manifest(_folder(spec, out)).get("grid", {})}
     keep = wanted + (["seed"] if "seed" in shared else [])
+    keep += [a for a in axes if a in shared and a not in keep]  # to say what the lines average
     keep += [c for c in shared if c not in keep and where and c in where]
     frames = [t[keep].assign(run=spec) for spec, t in loaded.items()]
     data = _where(pd.concat(frames, ignore_index=True), where, "the runs")
     _check(data, used, "the runs")
     title = " vs ".join(loaded) + (f", {where}" if where else "")
+    title += _averaged(data, [a for a in axes if a in data.columns], set(used.values()), "run")
     return _draw(
         data,
         x,
@@ -334,9 +357,9 @@ def _claims_side_by_side(folders: dict[str, Path]) -> list[str]:
 def _summaries_side_by_side(folders: dict[str, Path]) -> tuple[pd.DataFrame | None, str]:
     """The summaries' shared numeric columns side by side, and a heading saying how.
 
-    Rows are matched on the shared parameter columns (grid axes and text), except those constant
-    within each run but different between runs (``T`` for quick vs ``--set T=1000``): those tell
-    the runs apart rather than the rows. Matched: one row per (quantity, key), one column per
+    Rows are matched on the shared parameter columns (grid axes and text) that vary within a
+    run; one constant within each run tells the runs apart (``T`` for quick vs ``--set T=1000``)
+    or nothing, not the rows. Matched: one row per (quantity, key), one column per
     run and one per difference from the first run. When the keys do not identify the rows of
     every summary (a parameter that varies in one run and is absent from another), the rows do
     not correspond: the summaries are stacked instead, with a ``run`` column.
@@ -360,14 +383,7 @@ def _summaries_side_by_side(folders: dict[str, Path]) -> tuple[pd.DataFrame | No
     values = [c for c in shared if c not in keys]
     if len(summaries) < 2 or not values:
         return None, "summaries: no shared numeric columns"
-    keys = [
-        k
-        for k in keys
-        if not (
-            all(f[k].nunique(dropna=False) == 1 for f in frames)
-            and len({str(f[k].iloc[0]) for f in frames}) > 1
-        )
-    ]
+    keys = [k for k in keys if any(f[k].nunique(dropna=False) > 1 for f in frames)]
     short = _short(list(summaries))
     if not keys or any(f.duplicated(keys).any() for f in frames):
         stacked = [f[keys + values].assign(run=short[s]) for s, f in summaries.items()]

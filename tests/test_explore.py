@@ -64,7 +64,7 @@ def test_plot_draws_panels_and_the_theory(out):
         "toy:quick", "i", "value", hue="flag", col="n", out=results, experiments=out / "experiments"
     )
     assert len(fig.axes) == 2 and not dashed(fig)  # the theory has no flag or n: not drawn
-    assert fig.texts[0].get_text() == "toy:quick"
+    assert fig.texts[0].get_text() == "toy:quick; mean over mode plain, cumsum"
     plt.close("all")
 
 
@@ -102,6 +102,9 @@ def test_compare_runs_of_one_experiment(out, capsys):
     fig = rnnsim.compare(["toy:quick", "toy:long"], "i", "value", col="mode", out=results)
     legend = [t.get_text() for t in fig.legends[0].texts]
     assert legend == ["toy:quick", "toy:long"]
+    assert fig.texts[0].get_text() == "toy:quick vs toy:long; mean over n 2, 3, 4"
+    fig = rnnsim.compare(["toy:short", "toy:long"], "i", "value", col="mode", out=results)
+    assert fig.texts[0].get_text() == "toy:short vs toy:long"  # n is the run: nothing averaged
     text = explore.compare_text(["toy:quick", "toy:long"], results)
     assert "1. Mean values are finite." in text and "toy:long   ✓ pass: max |mean|" in text
     assert "one run after another (their rows do not correspond)" in text  # n = 2, 3 vs 4
