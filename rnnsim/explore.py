@@ -261,7 +261,8 @@ def compare(
     specs : sequence of str
         Two or more runs, each ``"NAME:LABEL"`` (or ``"NAME"``, its latest run).
     x, y, hue, col, row, style, where, logy, agg, band : as for `plot`
-        ``where`` may also select on ``run``.
+        ``where`` may also select on ``run``. When ``hue`` is another column, ``run`` goes to
+        the first of ``style``, ``row`` and ``col`` left free.
     table : str, optional
         For runs of experiments with several tables: which one (runs with one table ignore it).
     out : path
@@ -273,6 +274,15 @@ def compare(
     """
     loaded = _tables(specs, out, table)
     used = {"x": x, "y": y, "hue": hue, "col": col, "row": row, "style": style}
+    if "run" not in used.values():  # the runs must stay apart: the first free option shows them
+        free = [option for option in ("style", "row", "col") if used[option] is None]
+        if not free:
+            raise UsageError(
+                "compare: --hue, --style, --row and --col are all taken; one of "
+                "them must be 'run' to tell the runs apart"
+            )
+        used[free[0]] = "run"
+        hue, col, row, style = (used[o] for o in ("hue", "col", "row", "style"))
     wanted = [c for c in dict.fromkeys(used.values()) if c not in (None, "run")]
     shared = set.intersection(*(set(t.columns) for t in loaded.values()))
     for spec, data in loaded.items():

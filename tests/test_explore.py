@@ -185,3 +185,53 @@ def test_too_many_panels_is_refused(out):
     big = pd.DataFrame({"x": np.arange(20), "y": 1.0, "c": np.arange(20)})
     with pytest.raises(UsageError, match="--col c: 20 values, more than 12 panels"):
         explore._check(big, {"x": "x", "y": "y", "col": "c"}, "a table")
+
+
+def test_compare_with_another_hue_keeps_the_runs_apart(out):
+    results = out / "results"
+    fig = explore.compare(["toy:short", "toy:long"], "i", "value", hue="mode", out=results)
+    legend = [t.get_text() for t in fig.legends[0].texts]
+    assert legend == ["mode", "plain", "cumsum", "run", "toy:short", "toy:long"]  # run: style
+    taken = {"hue": "mode", "style": "seed", "row": "n", "col": "flag"}
+    with pytest.raises(UsageError, match="all taken"):
+        explore.compare(["toy:short", "toy:long"], "i", "value", **taken, out=results)
+    plt.close("all")
+
+
+TWO = """
+import numpy as np
+import pandas as pd
+
+from rnnsim.experiment import Experiment
+
+
+def measure(point, seed):
+    steps = np.arange(point["n"])
+    log = pd.DataFrame({"step": steps, "loss": 1.0 / (1 + steps)})
+    return {"log": log, "final": pd.DataFrame({"loss": [0.5]})}
+
+
+def theory(tables):
+    return {"log": pd.DataFrame({"step": [0, 3], "loss": [1.0, 0.25]})}
+
+
+EXPERIMENT = Experiment(
+    name="two", description="Two tables.", grid={"n": [3, 4]}, quick=None, measure=measure,
+    tables=["log", "final"], theory=theory,
+)
+"""
+
+
+def test_plot_one_table_of_a_multi_table_experiment_with_its_theory(tmp_path):
+    scripts = tmp_path / "experiments"
+    scripts.mkdir()
+    (scripts / "two.py").write_text(TWO)
+    run_experiment(load_experiment(scripts / "two.py"), out=tmp_path, progress=False)
+    fig = explore.plot("two", "step", "loss", table="log", out=tmp_path, experiments=scripts)
+    assert len(fig.axes) == 1 and len(dashed(fig)) == 1
+    assert fig.texts[0].get_text() == "two:full (table log); mean over n 3, 4"
+    with pytest.raises(UsageError, match="has several tables; choose one .*: log, final"):
+        explore.plot("two", "step", "loss", out=tmp_path)
+    with pytest.raises(UsageError, match="has no table 'nope'"):
+        rnnsim.load("two", out=tmp_path, table="nope")
+    plt.close("all")
