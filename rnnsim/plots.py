@@ -868,7 +868,8 @@ def cliff_surface(
     Returns
     -------
     matplotlib.figure.Figure
-        One axes with the map and the curves, legend at the lower left, and the colour bar.
+        One axes with the map and the curves, the legend below it (off the map), and the colour
+        bar.
     """
     require_columns("surface", surface, ["w", "b", "loss"])
     require_columns("wall", wall, ["w", "b_cliff"])
@@ -894,7 +895,7 @@ def cliff_surface(
         end = f", ends at ({g['w'].iloc[-1]:.0f}, {g['b'].iloc[-1]:.0f})"
         ax.plot(g["w"], g["b"], ms=3, lw=1, **style, label=f"GD {start}, clip {clipping}{end}")
     ax.set(xlim=xlim, ylim=ylim)
-    ax.legend(fontsize="x-small", loc="lower left")
+    ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(0.0, -0.12), ncol=2)
     return fig
 
 
