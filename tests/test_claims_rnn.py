@@ -130,3 +130,74 @@ def test_lyapunov_summary_reports_lambda_max_per_gain_with_mean_field():
     assert s["lambda_max"].iloc[0] == pytest.approx(0.2)
     assert s["lambda_max_low"].iloc[0] < 0.2 < s["lambda_max_high"].iloc[0]
     assert s["mean_field"].iloc[0] == pytest.approx(0.1547, abs=1e-3)
+
+
+# -- cliff ----------------------------------------------------------------------------------------
+
+
+def _cliff_summary(offset=(np.nan, 1e-3, 1e-9), b_wall=(np.nan, -4.5, -9.0), steps=(9.5, 0.5)):
+    wall = pd.DataFrame(
+        {
+            "kind": "wall",
+            "T": 50,
+            "w": [4.0, 5.0, 12.0],
+            "wall": [False, True, True],
+            "b_wall": b_wall,
+            "offset": offset,
+        }
+    )
+    descent = pd.DataFrame(
+        {
+            "kind": "descent",
+            "T": 50,
+            "start": ["0", "0"],
+            "clipping": ["none", "norm 0.5"],
+            "longest_step": steps,
+            "loss_end": [0.09, 0.02],
+        }
+    )
+    return pd.concat([wall, descent], ignore_index=True)
+
+
+def test_cliff_wall_on_the_basin_boundary_and_drawn_only_there():
+    check = script("cliff").wall_on_boundary
+    verdict = check(_cliff_summary())
+    assert verdict.passed and verdict.numbers["w_onset"] == 5.0
+    assert not check(_cliff_summary(offset=(np.nan, 0.05, 1e-9))).passed  # 0.05 > 1/T
+    drawn_without = check(_cliff_summary(b_wall=(-2.0, -4.5, -9.0)))
+    assert not drawn_without.passed and drawn_without.numbers["drawn_without"] == 1
+    with pytest.raises(NotApplicable):
+        check(_cliff_summary().query("kind == 'descent'"))
+
+
+def test_cliff_clipping_keeps_descent_beside_the_wall():
+    check = script("cliff").clipping_keeps_descent
+    assert check(_cliff_summary()).passed
+    assert not check(_cliff_summary(steps=(2.0, 0.5))).passed  # unclipped not thrown
+    assert not check(_cliff_summary(steps=(9.5, 6.0))).passed  # clipped thrown too
+
+
+def test_cliff_summary_reports_the_wall_per_w_and_each_descent():
+    axes = {"T": 50, "n_grid": 10, "n_w": 2, "lr": 1.0, "clip": 0.5, "steps": 2, "seed": 0}
+    cliff = pd.DataFrame(
+        {"kind": "cliff", "w": [4.0, 5.0], "b_cliff": [-2.0, -4.5], "wall": [False, True]}
+    ).assign(b_basin_boundary=[np.nan, -4.501])
+    traj = pd.DataFrame(
+        {
+            "kind": "trajectory",
+            "start": "0",
+            "clipping": "none",
+            "step": [0, 1, 2],
+            "w": [5.0, 8.0, 8.0],
+            "b": [-4.0, 0.0, 0.0],
+            "loss": [0.4, 0.09, 0.09],
+            "step_length": [0.0, 5.0, 0.0],
+        }
+    )
+    s = script("cliff").summary(pd.concat([cliff, traj], ignore_index=True).assign(**axes))
+    wall = s[s["kind"] == "wall"]
+    assert wall["b_wall"].isna().tolist() == [True, False]
+    assert wall["offset"].iloc[1] == pytest.approx(0.001)
+    descent = s[s["kind"] == "descent"].iloc[0]
+    assert descent.longest_step == 5.0 and descent.final_distance == pytest.approx(5.0)
+    assert descent.loss_start == 0.4 and descent.loss_end == 0.09
