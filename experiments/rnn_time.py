@@ -167,7 +167,7 @@ def figures(table: pd.DataFrame) -> dict:
         "gradient_contributions": plots.facets(
             grad[np.isfinite(grad.log_grad_W)],
             y="log_grad_W",
-            band=False,  # one gradient per seed: 3 values make a t-band decades wide
+            units="seed",  # one gradient per seed: thin lines, not a t-band decades wide
             ylabel="ln ||dL/dW from step k||_F",
             title=_title(grad, "Where dL/dW comes from (mse_last)"),
             **kw,
