@@ -1456,8 +1456,9 @@ def failed_claims(experiment: Experiment, out: str | os.PathLike) -> int:
 def main(experiment: Experiment, argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python experiments/NAME.py [options]`` (same options as ``rnnsim run``).
 
-    Exits with status 2 and a one-line message on a usage error, and with status 1 when
-    ``--check`` is given and a checked claim failed.
+    Runs the experiment, then rewrites ``OUT/index.html`` as ``rnnsim run`` does. Exits with
+    status 2 and a one-line message on a usage error, and with status 1 when ``--check`` is
+    given and a checked claim failed.
     """
     parser = argparse.ArgumentParser(
         prog=f"python {Path(sys.argv[0]).name}" if argv is None else experiment.name,

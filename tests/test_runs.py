@@ -150,3 +150,18 @@ def test_errors_are_one_line_with_exit_2(capsys, tmp_path, argv, message):
     code, _, err = cmd(capsys, *argv, *extra)
     assert code == 2
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_load_plot_and_compare_are_imported_on_first_use():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, rnnsim\n"
+        "assert 'rnnsim.explore' not in sys.modules and 'rnnsim.runs' not in sys.modules\n"
+        "assert 'matplotlib' not in sys.modules\n"
+        "from rnnsim import load, plot, compare\n"
+        "assert plot.__module__ == compare.__module__ == 'rnnsim.explore'\n"
+        "assert load.__module__ == 'rnnsim.runs'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parent.parent)
