@@ -257,13 +257,13 @@ def slices_figure(slices: pd.DataFrame, setting: str):
 
 
 def _condition(row) -> str:
-    return f"{row['model']}, batch {row['batch_size']}"
+    return f"{row['model']}, batch {int(row['batch_size'])}"
 
 
 def interpolation_is_monotone(summary: pd.DataFrame) -> Verdict:
     """Every condition has the line monotone (`line_rises`) in more than half of its seeds."""
     fraction = summary["monotone seeds"] / summary["seeds"]
-    worst = summary.loc[fraction.idxmin()]
+    worst = summary.iloc[int(np.argmin(fraction))]
     numbers = {
         "monotone runs": int(summary["monotone seeds"].sum()),
         "runs": int(summary["seeds"].sum()),

@@ -56,6 +56,7 @@ def ill_summary(**changes):
     ):
         lo, hi = wilson_interval(np.array([k]), np.array([m]))
         row |= {name: k / m, f"{name}_lo": lo[0], f"{name}_hi": hi[0]}
+    row["steps with the sign right"] = n - raised - pen + 2 * both
     return pd.DataFrame([row])
 
 
@@ -71,6 +72,13 @@ def test_ill_conditioning_claims_pass_on_a_run_with_unlearning_steps():
     assert ic.penalty_steps_occur(s).numbers["penalty > gain steps"] == 45
     v = ic.penalty_steps_raise_the_loss(s)
     assert v.numbers["n"] == 45 and v.numbers["raised | penalty > gain"] == round(35 / 45, 3)
+    # pooled over conditions: 35 + 11 of 45 + 24 steps, although one condition has 11 of 24
+    two = pd.concat(
+        [s, ill_summary(lr=0.05, **{"penalty > gain steps": 24, "of them predicted": 11})]
+    )
+    v = ic.penalty_steps_raise_the_loss(two)
+    assert v.passed and v.numbers["n"] == 69 and v.numbers["raised | penalty > gain"] == 0.667
+    assert v.numbers["lowest condition"] == "T 10, lr 0.05" and v.numbers["its rate"] == 0.458
 
 
 def test_ill_conditioning_claims_fail_when_the_data_say_otherwise():
@@ -83,7 +91,7 @@ def test_ill_conditioning_claims_fail_when_the_data_say_otherwise():
     bad = ill_summary(**{"steps that raised the loss": 200, "of them predicted": 5})
     assert not ic.quadratic_model_predicts_the_sign(bad).passed
     # too few penalty > gain steps to judge the rate: not checked, never passed
-    with pytest.raises(NotApplicable, match="10 or more"):
+    with pytest.raises(NotApplicable, match="fewer than 10"):
         ic.penalty_steps_raise_the_loss(
             ill_summary(**{"penalty > gain steps": 4, "of them predicted": 3})
         )
