@@ -77,15 +77,18 @@ def explodes_and_vanishes(s: pd.DataFrame) -> Verdict:
 
 
 def slope_is_lyapunov(s: pd.DataFrame) -> Verdict:
-    s = rows(s.dropna(subset=["slope", "lyapunov_max"]))
+    finite = np.isfinite(s["slope"]) & np.isfinite(s["lyapunov_max"])
+    singular = int((~finite).sum())  # an exactly zero product (dead ReLUs): no exponent to fit
+    s = rows(s[finite])
     gap = (s["slope"] - s["lyapunov_max"]).abs()
     worst = s.loc[gap.idxmax()]
     return Verdict(
         bool(gap.max() <= SLOPE_TOL),
-        {"max_gap": gap.max(), "tolerance": SLOPE_TOL, "configs": len(s)},
+        {"max_gap": gap.max(), "tolerance": SLOPE_TOL, "configs": len(s), "singular": singular},
         f"max |slope - lambda_max| = {gap.max():.3f} per step over {len(s)} configurations "
-        f"(at {worst.init} g = {worst.gain:g}: slope {worst.slope:+.3f}, lambda_max "
-        f"{worst.lyapunov_max:+.3f}); tolerance {SLOPE_TOL}",
+        f"(at {worst.activation} {worst.init} g = {worst.gain:g}: slope {worst.slope:+.3f}, "
+        f"lambda_max {worst.lyapunov_max:+.3f}); tolerance {SLOPE_TOL}"
+        + (f"; {singular} with an exactly singular product left out" if singular else ""),
     )
 
 

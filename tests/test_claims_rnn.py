@@ -201,3 +201,11 @@ def test_cliff_summary_reports_the_wall_per_w_and_each_descent():
     descent = s[s["kind"] == "descent"].iloc[0]
     assert descent.longest_step == 5.0 and descent.final_distance == pytest.approx(5.0)
     assert descent.loss_start == 0.4 and descent.loss_end == 0.09
+
+
+def test_rnn_time_slope_claim_leaves_out_exactly_singular_products():
+    check = script("rnn_time").slope_is_lyapunov
+    verdict = check(_rnn_time_summary(lyapunov_max=[-0.47, -np.inf]))
+    assert verdict.passed and verdict.numbers["singular"] == 1 and verdict.numbers["configs"] == 1
+    with pytest.raises(NotApplicable):
+        check(_rnn_time_summary(lyapunov_max=[-np.inf, -np.inf]))
