@@ -163,8 +163,10 @@ def test_landscape_claims_pass_and_fail():
     assert v.passed and v.numbers["rnn rho"] == -0.8 and v.numbers["mlp n"] == 6
     assert "rnn: rho = -0.80 (strong, negative" in v.detail
     assert "mlp: rho = +0.40 (moderate, positive" in v.detail
-    assert not ls.sharpness_relation_reported(landscape_summary(n=(6, 3))).passed  # too few
-    assert not ls.sharpness_relation_reported(landscape_summary(rho=(np.nan, 0.1))).passed
+    v = ls.sharpness_relation_reported(landscape_summary(rho=(np.nan, 0.1)))  # constant sharpness
+    assert not v.passed and "rnn: rho undefined, n = 6" in v.detail
+    with pytest.raises(NotApplicable, match="fewer than 6 minima per model: mlp 3"):
+        ls.sharpness_relation_reported(landscape_summary(n=(6, 3)))
 
 
 def test_landscape_sharpness_relation_is_spearman_per_model():
