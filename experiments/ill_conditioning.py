@@ -120,28 +120,29 @@ def figures(table: pd.DataFrame) -> dict:
 
 
 def terms_figure(table: pd.DataFrame):
-    """Gain and penalty of every analysed step of the run's first seed; red crosses (on the
-    gain line) where the loss rose. The title counts both kinds of step."""
+    """Penalty over gain, 1/2 eps g^T H g / g^T g = eps / eps*, of every analysed step of the
+    run's first seed (steps with g^T H g <= 0 left out of the log axis); above the dashed line at
+    1 the quadratic model predicts a rise; red crosses where the loss rose. The title counts both."""
     first = table["seed"].min()
-    shown = table[table["seed"] == first]
-    terms = curvature.loss_change_terms(shown, ["T", "lr", "seed", "step"])
-    cb = shown.dropna(subset=["gTHg"])
+    cb = table[table["seed"] == first].dropna(subset=["gTHg"])
+    cb = cb.assign(ratio=cb["second_order"] / -cb["first_order"])
+    drawn = cb[cb["ratio"] > 0]
     penalty, raised = (int(cb[c].astype(bool).sum()) for c in ("predicts_increase", "raised_loss"))
     return plots.facets(
-        terms,
+        drawn,
         x="step",
-        y="value",
-        hue="term",
+        y="ratio",
         col="lr",
         row="T",
         logy=True,
         aspect=1.8,
         xlabel="SGD step",
-        ylabel="loss change term",
-        events=terms[terms["raised_loss"] & (terms["term"] == "eps g^T g")],
-        title=f"Gain eps g^T g vs penalty 1/2 eps^2 g^T H g, seed {first} of "
-        f"{table['seed'].nunique()} ({_setting(table)}):\npenalty > gain on {penalty} of "
-        f"{len(cb)} analysed steps; the loss rose on {raised} (red x, on the gain line)",
+        ylabel="penalty / gain\n= 1/2 eps g^T H g / g^T g",
+        hlines=[(1.0, "--", "black")],
+        events=drawn[drawn["raised_loss"].astype(bool)],
+        title=f"Penalty 1/2 eps^2 g^T H g over gain eps g^T g, seed {first} (first of "
+        f"{table['seed'].nunique()}; {_setting(table)}):\npenalty > gain (above the dashed "
+        f"line) on {penalty} of {len(cb)} analysed steps; the loss rose on {raised} (red x)",
     )
 
 
@@ -323,12 +324,12 @@ EXPERIMENT = Experiment(
         ),
     ],
     captions={
-        "loss_and_gradient": "Training loss and gradient norm (running means, mean and 95% band "
-        "over seeds): the title gives how much each changed; the DL book's Fig. 8.1 saw the "
-        "gradient norm rise while the error fell.",
-        "first_vs_second_order": "Gain and penalty of each analysed step of one seed: where the "
-        "penalty line rises above the gain line, the quadratic model predicts that the step "
-        "raises the loss; red crosses mark the steps on which it did.",
+        "loss_and_gradient": "Training loss and gradient norm (running means, one line per "
+        "seed): the title gives how much each changed; the DL book's Fig. 8.1 saw the gradient "
+        "norm rise while the error fell.",
+        "first_vs_second_order": "The quadratic model's penalty over its gain for each analysed "
+        "step of one seed: above the dashed line at 1 it predicts that the step raises the loss; "
+        "red crosses mark the steps on which the loss rose.",
         "safe_step": "The largest step that still lowers a quadratic along g, eps* = 2 g^T g / "
         "g^T H g, against the step taken (dashed): below the dashed line, steps unlearn.",
         "sharpness": "The top Hessian eigenvalue against 2/eps (dashed): plain gradient descent "
