@@ -33,7 +33,9 @@ def summary(table: pd.DataFrame) -> pd.DataFrame:
             "exponent_count": "seeds",
         }
     )
-    out["mean_field"] = [theory.rnn_max_lyapunov("tanh", g * g) for g in out["gain"]]
+    out["mean_field"] = [  # W = 0 at g = 0: every perturbation dies in one step
+        theory.rnn_max_lyapunov("tanh", g * g) if g > 0 else -np.inf for g in out["gain"]
+    ]
     return out[[*CONFIG, "seeds", "lambda_max", "lambda_max_low", "lambda_max_high", "mean_field"]]
 
 
@@ -62,8 +64,9 @@ def transition_at_one(s: pd.DataFrame) -> Verdict:
     return Verdict(
         passed,
         {"n": n, "max_lambda_below_1": worst, "g_crossing": g_c, "tolerance": CROSSING_TOL},
-        f"n = {n}: lambda_max <= {worst:+.3f} for g < 1; it turns positive at g = {g_c:.2f} "
-        f"(tolerance |g - 1| <= {CROSSING_TOL})",
+        f"n = {n}: lambda_max <= {worst:+.3f} for g < 1; "
+        + (f"it turns positive at g = {g_c:.2f}" if np.isfinite(g_c) else "it never turns positive")
+        + f" (tolerance |g - 1| <= {CROSSING_TOL})",
     )
 
 
