@@ -1,4 +1,4 @@
-"""The claims of rnn_time, lyapunov and cliff on constructed summary tables: each can pass and fail."""
+"""The claims of rnn_time, lyapunov and cliff on constructed summaries: each can pass and fail."""
 
 from pathlib import Path
 
