@@ -184,16 +184,8 @@ def test_spectrum_in_threads_matches_householder_reference(direction, rng):
         np.testing.assert_allclose(got, want[k], rtol=0, atol=PROD_RTOL)
 
 
-# CholQR2 returns L2 L1 where Zt = L1 L2 Qt: the same diagonal (all the Lyapunov kernel reads), a
-# factor off by O(eps kappa^2) for the spectra. Fixing it changes results, which issue 17's
-# re-housing must not, so it stays for a change of its own.
-CHOLQR2_ORDER = pytest.mark.xfail(
-    strict=True, reason="CholQR2 multiplies its factors in the wrong order"
-)
-
-
 @pytest.mark.parametrize(
-    ("spread", "method"), [(1.0, 1), pytest.param(1e-4, 2, marks=CHOLQR2_ORDER), (1e-10, 3)]
+    ("spread", "method"), [(1.0, 1), (1e-4, 2), (1e-10, 3)]
 )
 def test_orthonormalise_takes_the_passes_the_conditioning_needs(spread, method, rng):
     """Rows at angles of about ``spread`` to each other: one Cholesky pass, two (CholQR2), or

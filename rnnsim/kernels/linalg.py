@@ -466,7 +466,7 @@ def orthonormalise_factored(Zt, L1, smin, kappa_max, routines, chunks):
                 dev = max(dev, abs(L2[i, j] - (1.0 if i == j else 0.0)))
         if dev <= 1e-2 and _cholesky_in_place(routines, L2):
             solve_lower(L2, Q1, routines, chunks)
-            return Q1, np.dot(L2, L1), 2
+            return Q1, np.dot(L1, L2), 2  # Zt = L1 Q1t = L1 L2 Qt
     Q, R = np.linalg.qr(np.ascontiguousarray(Zt.T))
     Qt = np.ascontiguousarray(Q.T)
     Lt = np.ascontiguousarray(R.T)
