@@ -217,7 +217,9 @@ def lyapunov_spectrum(
         steps are not counted, the remaining ``T - transient`` are (or ``steps`` of them).
         Without x the map is autonomous, h_t = phi(W h_{t-1} + b).
     steps : int, counted steps; required without x (default: all of x after the transient).
-    transient : int >= 0, uncounted steps first (default 100).
+    transient : int >= 0, uncounted steps first (default 100): the state and the tangent basis
+        evolve (the basis re-orthonormalised, so that it has turned towards the leading
+        directions when the count starts), nothing is measured.
     h0 : array (n,) or (1, n), optional; zero by default. An autonomous tanh or ReLU network
         started at 0 with b = 0 stays at the fixed point 0 (the exponents are then those of
         the linearisation there, ln|eigenvalues of W| for tanh).

@@ -385,17 +385,21 @@ def scaled_jacobi_log_singular_values(Y, sigma, tol=1e-15, max_sweeps=60):
 
 def lyapunov_exponents(W, U, b, x, h0, activation, transient, steps, Q0):
     """Benettin's QR method with Householder QR every step; returns the exponents in the order of
-    the basis Q0 (n, k) (unsorted) and mean ln|det J_t|. x (transient + steps, d_in) or None."""
+    the basis Q0 (n, k) (unsorted) and mean ln|det J_t|. x (transient + steps, d_in) or None.
+
+    The basis rides along from the first step; the transient steps turn it towards the leading
+    directions but are not counted (a basis started fresh after the transient would bias the
+    exponents by O(1/steps))."""
     act = record(activation)
     h, Q = np.array(h0, dtype=np.float64), np.array(Q0, dtype=np.float64)
     acc, logdet = np.zeros(Q.shape[1]), 0.0
     for t in range(transient + steps):
         a = W @ h + b + (U @ x[t] if x is not None else 0.0)
         h = act.phi(a)
-        if t < transient:
-            continue
         J = act.dphi(a)[:, None] * W
         Q, R = np.linalg.qr(J @ Q)
+        if t < transient:
+            continue
         acc += np.log(np.abs(np.diag(R)))
         logdet += np.linalg.slogdet(J)[1]
     return acc / steps, logdet / steps

@@ -184,9 +184,7 @@ def test_spectrum_in_threads_matches_householder_reference(direction, rng):
         np.testing.assert_allclose(got, want[k], rtol=0, atol=PROD_RTOL)
 
 
-@pytest.mark.parametrize(
-    ("spread", "method"), [(1.0, 1), (1e-4, 2), (1e-10, 3)]
-)
+@pytest.mark.parametrize(("spread", "method"), [(1.0, 1), (1e-4, 2), (1e-10, 3)])
 def test_orthonormalise_takes_the_passes_the_conditioning_needs(spread, method, rng):
     """Rows at angles of about ``spread`` to each other: one Cholesky pass, two (CholQR2), or
     Householder when the Gram matrix is too ill-conditioned."""

@@ -33,10 +33,11 @@ RNNMap = namedtuple("RNNMap", ["W", "U", "b", "code"])
 RNNMap.__doc__ = """The RNN map h_t = phi(W h_{t-1} + U x_t + b): W (n, n), U (n, d_in), b (n,)
 float64 arrays and the activation code; with d_in = 0 it is autonomous, h_t = phi(W h_{t-1} + b)."""
 Schedule = namedtuple("Schedule", ["transient", "steps", "reorth_every", "kappa_max"])
-Schedule.__doc__ = """``transient`` uncounted steps first (the state evolves, the basis is not yet
-used), then ``steps`` counted ones, re-orthonormalising every ``reorth_every`` steps (and at the
-end); ``kappa_max``, the Cholesky-QR second-pass threshold
-(`rnnsim.kernels.linalg.orthonormalise`)."""
+Schedule.__doc__ = """``transient`` uncounted steps first (the state evolves and the basis with
+it, re-orthonormalised but not measured, so that it has turned towards the leading directions
+when the count starts), then ``steps`` counted ones, re-orthonormalising every ``reorth_every``
+steps (and at the end of the transient and of the run); ``kappa_max``, the Cholesky-QR
+second-pass threshold (`rnnsim.kernels.linalg.orthonormalise`)."""
 QRWork = namedtuple("QRWork", ["Wt", "L", "parts", "sine", "acc"])
 QRWork.__doc__ = """What a Benettin step works on besides the basis: ``Wt`` (n, n), W transposed;
 ``L`` (k, k), the last Cholesky factor, still to be applied; ``parts`` (chunks, k, k), the Gram
@@ -54,13 +55,15 @@ def lyapunov_qr(rnn_map, x, h0, Qt0, schedule, routines):
     x : float64 array (transient + steps, d_in), the driving input (shape (T, 0) for the
         autonomous map).
     h0 : float64 array (n,), initial state.
-    Qt0 : float64 array (k, n), orthonormal rows, the initial basis (k exponents).
+    Qt0 : float64 array (k, n), orthonormal rows, the initial basis (k exponents), carried
+        through the transient.
     schedule : `Schedule`.
     routines : int64 array, `rnnsim.kernels.linalg.routine_addresses()`.
 
     Returns
     -------
-    exponents : float64 array (k,), sum of ln|R_ii| / steps, in the basis order (unsorted).
+    exponents : float64 array (k,), sum of ln|R_ii| over the counted steps / steps, in the basis
+        order (unsorted).
     sum_logdet : float, sum over counted steps of ln|det J_t| (for the sum rule; -inf if some
         J_t is singular).
     n_householder : int, re-orthonormalisations that needed Householder.
@@ -96,23 +99,25 @@ def lyapunov_qr(rnn_map, x, h0, Qt0, schedule, routines):
     for t in range(end + 1):
         if t < end:
             _advance(rnn_map, x, t, h, a)
-            if t < schedule.transient:
-                continue
-            sum_ld = _derivatives(rnn_map.code, h, d, sum_ld)
+            ld = _derivatives(rnn_map.code, h, d, sum_ld)
+            sum_ld = ld if t >= schedule.transient else sum_ld
         elif not gram_ready:
             break
         last = t == end  # only the last factorisation is left
         _multiply_and_factor(Zt, Znew, work, gram_ready, not last, routines)
         pending = False
-        if gram_ready:
+        if gram_ready:  # the factor of the steps up to t - 1, counted when they are
             pending, householder = _take_factor(
-                Zt, Znew, work, not last, schedule.kappa_max, routines
+                Zt, Znew, work, not last, schedule.kappa_max, t > schedule.transient, routines
             )
             nh += householder
         if last:
             break
         since += 1
-        gram_ready = since == schedule.reorth_every or t == end - 1
+        # the basis is re-orthonormalised at the end of the transient too, so that every
+        # factor covers either transient steps only or counted steps only
+        boundary = t == end - 1 or t == schedule.transient - 1
+        gram_ready = since == schedule.reorth_every or boundary
         _finish(Znew, d, work, pending, gram_ready, routines)
         Zt, Znew = Znew, Zt
         if gram_ready:
@@ -158,8 +163,9 @@ def _multiply_and_factor(Zt, Znew, work, factor, multiply, routines):
 
 
 @njit(**JIT)
-def _take_factor(Zt, Znew, work, multiply, kappa_max, routines):
-    """Add the logs of the diagonal of the factored Gram matrix (work.parts[0]) to work.acc.
+def _take_factor(Zt, Znew, work, multiply, kappa_max, count, routines):
+    """Add the logs of the diagonal of the factored Gram matrix (work.parts[0]) to work.acc
+    (only when ``count``: during the transient the basis is re-orthonormalised, not measured).
 
     When one Cholesky pass is accurate (`one_pass`) the factor is kept in work.L, to be applied
     in `_finish`; otherwise Zt is orthonormalised afresh from it (CholQR2, or Householder) and,
@@ -174,14 +180,16 @@ def _take_factor(Zt, Znew, work, multiply, kappa_max, routines):
     if one_pass(work.sine[0], kappa_max):
         L = work.L
         L[:, :] = work.parts[0]  # parts are overwritten while L is applied
-        for i in range(k):
-            acc[i] += math.log(L[i, i])
+        if count:
+            for i in range(k):
+                acc[i] += math.log(L[i, i])
         return True, 0
     Qt, Lt, method = orthonormalise_factored(
         Zt, work.parts[0], work.sine[0], kappa_max, routines, work.parts.shape[0]
     )
-    for i in range(k):
-        acc[i] += math.log(Lt[i, i]) if Lt[i, i] > 0.0 else -np.inf
+    if count:
+        for i in range(k):
+            acc[i] += math.log(Lt[i, i]) if Lt[i, i] > 0.0 else -np.inf
     if multiply:
         product_columns(Qt, work.Wt, Znew, routines, 0, Znew.shape[1])
     return False, 1 if method == 3 else 0
