@@ -150,11 +150,16 @@ def jacobian_spectrum(model, x, direction="forward", steps=None, h0=None):
     (dynamical isometry). The product is accumulated in QR form, ``J_s ... J_1 = Q R``,
     ``J_s Q_{s-1} = Q_s R'_s``, ``R <- R'_s R`` (Benettin's re-orthonormalisation), with R stored
     as log row scales times unit rows, so no entry ever overflows. Precision: every re-
-    orthonormalisation is backward stable (Cholesky QR with a second pass, or Householder), so
-    each factor is perturbed by O(eps kappa(J_s)) relative; the singular values of diag(e^sigma) Y
-    are then computed with high relative accuracy (one-sided Jacobi, Demmel & Veselic 1992).
-    In the tests every singular value of products whose singular values span more than e^40
-    agrees with an independent NumPy Householder accumulation to 1e-8 relative, and exact cases
+    orthonormalisation is backward stable (two Cholesky QR passes, or Householder; one pass only
+    for a step whose estimated condition number is below 10, where its O(eps kappa^2) error is
+    below ~1e-13), so each factor is perturbed by O(eps) normwise and a singular value s of one
+    step by O(eps kappa) relative, kappa = s_max / s, as in LAPACK's SVD of the explicit product;
+    the singular values of diag(e^sigma) Y are then computed with high relative accuracy
+    (one-sided Jacobi, Demmel & Veselic 1992). In the tests the smallest singular value of a
+    256-wide tanh layer, and of two such layers, lies within 10 eps kappa of LAPACK's (measured:
+    8e-14 relative for one layer with kappa = 5e3, where a single pass erred by 9e-11); every
+    singular value of products whose singular values span more than e^40 agrees with an
+    independent NumPy Householder accumulation to 1e-8 relative, and exact cases
     (orthogonal factors; W = Q diag(s) Q^T with singular values of the product from e^-1000 to
     e^1000) to 1e-10 relative in the log. Singular values that are exactly zero (dead ReLU units) come out
     at rounding level of the product or as -inf.

@@ -30,6 +30,11 @@ from rnnsim.kernels.linalg import (
 )
 from rnnsim.kernels.mlp import layer_offsets, state_offsets
 
+# One Cholesky pass errs by O(eps kappa^2) in every singular value of its factor (the Gram
+# matrix's rounding), two passes (CholQR2) by O(eps) backward, as Householder does: a second pass
+# unless the step is this well conditioned (error then below ~1e-13).
+KAPPA_ONE_PASS = 10.0
+
 # The records a chain passes along (namedtuples: Numba reads their fields like a struct).
 QRProduct = namedtuple("QRProduct", ["Qt", "Y", "sigma", "Lpend"])
 QRProduct.__doc__ = """A product of step factors in QR form, with R = diag(exp(sigma)) Y: ``Qt``
@@ -135,7 +140,7 @@ def _spectrum_step(state, At, k_prev, k, saved, routines):
         _spectrum_finish(state, k_prev, saved, routines)
         Lpend = np.empty((0, 0))
         pending = False
-    Qt, Y, sigma, Lpend, _ = spectrum_push(Qt, At, Y, sigma, Lpend, 1e3, routines)
+    Qt, Y, sigma, Lpend, _ = spectrum_push(Qt, At, Y, sigma, Lpend, KAPPA_ONE_PASS, routines)
     if pending:
         _save(saved, k_prev, Y, sigma)
     if Lpend.shape[0] == 0:
