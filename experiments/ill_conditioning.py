@@ -226,8 +226,10 @@ def _condition(row) -> str:
 
 
 def penalty_steps_occur(summary: pd.DataFrame) -> Verdict:
-    """Some condition has steps with penalty > gain in every one of its seeds."""
-    best = summary.iloc[int(np.argmax(summary[f"seeds with {PENALTY}"] / summary["seeds"]))]
+    """Some condition has steps with penalty > gain in every one of its seeds (the condition
+    reported: the largest share of such seeds, then the most such steps)."""
+    share = summary[f"seeds with {PENALTY}"] / summary["seeds"]  # then the most such steps
+    best = summary.assign(share=share).sort_values(["share", f"{PENALTY} steps"]).iloc[-1]
     numbers = {
         "condition": _condition(best),
         f"{PENALTY} steps": int(best[f"{PENALTY} steps"]),

@@ -70,6 +70,10 @@ def test_ill_conditioning_claims_pass_on_a_run_with_unlearning_steps():
     ):
         assert check(s).passed, check(s).detail
     assert ic.penalty_steps_occur(s).numbers["penalty > gain steps"] == 45
+    fewer = pd.concat(
+        [ill_summary(lr=0.05, **{"penalty > gain steps": 12, "of them predicted": 9}), s]
+    )
+    assert ic.penalty_steps_occur(fewer).numbers["condition"] == "T 10, lr 0.15"  # the most
     v = ic.penalty_steps_raise_the_loss(s)
     assert v.numbers["n"] == 45 and v.numbers["raised | penalty > gain"] == round(35 / 45, 3)
     # pooled over conditions: 35 + 11 of 45 + 24 steps, although one condition has 11 of 24
