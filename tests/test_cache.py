@@ -39,12 +39,15 @@ def test_second_process_loads_kernels_from_cache():
 
 
 def test_changed_kernel_sources_empty_the_stale_cache(tmp_path):
-    """Numba keys a cached kernel on its own file only; after any kernel source changes, importing
-    the kernels removes this package's cache files (and only those) and stamps the new sources."""
+    """Numba keys a cached kernel on its own file only; after any kernel source changes,
+    `rnnsim.runtime.configure` removes this package's cache files (and only those) and stamps the
+    new sources. (Importing rnnsim does not: tests/test_runtime.py.)"""
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_DISABLE_JIT"}
     env["NUMBA_CACHE_DIR"] = str(tmp_path)
+    configure = "import rnnsim; rnnsim.runtime.configure()"
     where = (
-        "from rnnsim.kernels.cache import cache_dir, sources_digest as d; print(cache_dir(), d())"
+        f"{configure}; from rnnsim.kernels.cache import cache_dir, sources_digest as d; "
+        "print(cache_dir(), d())"
     )
     out = subprocess.run(
         [sys.executable, "-c", where], capture_output=True, text=True, env=env, timeout=300
@@ -54,15 +57,13 @@ def test_changed_kernel_sources_empty_the_stale_cache(tmp_path):
     assert path.startswith(str(tmp_path))
     stamp = os.path.join(path, "rnnsim-kernel-sources.sha256")
     with open(stamp) as f:
-        assert f.read() == digest  # the first import stamped the empty cache
+        assert f.read() == digest  # the first configure() stamped the empty cache
     stale = os.path.join(path, "rnn.rnn_forward-1.py311.nbi")
     foreign = os.path.join(path, "elsewhere.f-1.py311.nbi")
     for name, text in ((stale, "old"), (foreign, "x"), (stamp, "an older digest")):
         with open(name, "w") as f:
             f.write(text)
-    out = subprocess.run(
-        [sys.executable, "-c", "import rnnsim.kernels"], capture_output=True, text=True, env=env
-    )
+    out = subprocess.run([sys.executable, "-c", configure], capture_output=True, text=True, env=env)
     assert out.returncode == 0, out.stderr[-3000:]
     assert not os.path.exists(stale) and os.path.exists(foreign)
     with open(stamp) as f:
@@ -70,5 +71,5 @@ def test_changed_kernel_sources_empty_the_stale_cache(tmp_path):
     os.remove(foreign)  # with a current stamp nothing is removed
     with open(stale, "w") as f:
         f.write("current")
-    subprocess.run([sys.executable, "-c", "import rnnsim.kernels"], env=env, check=True)
+    subprocess.run([sys.executable, "-c", configure], env=env, check=True)
     assert os.path.exists(stale)
