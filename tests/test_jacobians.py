@@ -199,9 +199,9 @@ def test_orthonormalise_takes_the_passes_the_conditioning_needs(spread, method, 
 
 @pytest.mark.parametrize("depth", [1, 2])
 def test_smallest_singular_value_of_wide_tanh_layers_matches_lapack(depth):
-    """Every singular value of one or two 256-wide tanh layers (small inputs: well conditioned,
-    kappa 1e3 - 1e5) within 10 eps kappa relative of LAPACK's SVD of the explicit product, which
-    is as close as LAPACK itself can be sure of; one Cholesky pass per step erred by
+    """Every singular value s of one or two 256-wide tanh layers (small inputs: well conditioned,
+    kappa 1e3 - 1e5) within 10 eps (s_max / s + sqrt(n)) relative of LAPACK's SVD of the explicit
+    product, about as close as LAPACK itself can be sure of; one Cholesky pass per step erred by
     O(eps kappa^2), 9e-11 for one layer."""
     eps = np.finfo(float).eps
     for seed in range(2):
@@ -215,7 +215,7 @@ def test_smallest_singular_value_of_wide_tanh_layers_matches_lapack(depth):
         sv = np.linalg.svd(P, compute_uv=False)
         kappa = sv[0] / sv
         assert kappa[-1] < 1e6
-        assert (np.abs(got - sv) / sv <= 10 * eps * kappa).all()
+        assert (np.abs(got - sv) / sv <= 10 * eps * (kappa + 16.0)).all()
 
 
 def test_spectrum_top_and_sum_agree_with_norms(rng):
