@@ -7,6 +7,8 @@ once, runs a Numba kernel from `rnnsim.kernels` and returns a tidy DataFrame (or
 "Issue 4").
 """
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
@@ -30,6 +32,38 @@ def _chain(model, x, h0):
     if not isinstance(model, Model):
         raise TypeError(f"model must be an rnnsim model (RNN, MLP, ...); got {describe(model)}")
     return model.jacobian_chain(x, h0)
+
+
+def _overflowed_states(chain, function):
+    """The chain's arrays with RNN states that overflowed float64 set to 0 (so that the kernels
+    meet no NaN), and per sample the first step whose state is not finite (T + 1 where every
+    state is; None when all samples' are). Warns when some state overflowed."""
+    if chain.axis != "step":
+        return chain.arrays, None
+    W, H = chain.arrays
+    finite = np.isfinite(H)
+    bad = ~finite.all(axis=2)  # (T+1, B)
+    if not bad.any():
+        return chain.arrays, None
+    first = np.where(bad.any(axis=0), bad.argmax(axis=0), chain.length + 1)
+    warnings.warn(
+        f"{function}: the state overflowed float64 in {int((first <= chain.length).sum())} of "
+        f"{first.size} samples, first at step {int(first.min())} (an unbounded activation at a "
+        "large gain); the Jacobians of an overflowed state mean nothing, so every product that "
+        "contains one is NaN",
+        RuntimeWarning,
+        stacklevel=3,
+    )
+    return (W, np.ascontiguousarray(np.where(finite, H, 0.0))), first
+
+
+def _undefined(first, k, S, backward):
+    """Which products contain the step factor of an overflowed state: bool (B, len(k)) for
+    steps k, given the first overflowed step of each sample (`_overflowed_states`). Backward,
+    product k holds the factors of steps k+1..S; forward, those of steps 1..k."""
+    k = np.asarray(k)[None, :]
+    first = first[:, None]
+    return (k < S) & (S >= first) if backward else k >= first
 
 
 def _start_vector(m):
@@ -62,7 +96,9 @@ def jacobian_norms(model, x, direction="backward", h0=None):
     -----
     Pascanu, Mikolov & Bengio 2013, eq. 5 (product of step Jacobians diag(phi') W). The product is
     renormalised every step and its scale carried in logs (finite for T = 100,000 at any gain,
-    unless the product is exactly zero: then -inf). The spectral norm is exact to ~1e-11
+    unless the product is exactly zero: then -inf). Where the state itself overflows float64
+    (ReLU or linear at a large gain), every product that contains the Jacobian of an overflowed
+    state is NaN, with a RuntimeWarning naming the step. The spectral norm is exact to ~1e-11
     relative: Lanczos iteration on P P^T warm-started from the previous top singular vector, run
     until the relative residual is below 1e-11, else a LAPACK SVD.
     """
@@ -72,9 +108,14 @@ def jacobian_norms(model, x, direction="backward", h0=None):
     kernel = norms.rnn_jacobian_norms if chain.axis == "step" else norms.mlp_jacobian_norms
     start = _start_vector(chain.n_last if backward else chain.n_first)
     options = (start, LANCZOS_TOL, LANCZOS_MAXIT, routine_addresses())
+    arrays, first = _overflowed_states(chain, "jacobian_norms")
     with single_threaded_blas():  # the kernel splits the products over threads itself
-        ls, lf, its = kernel(*chain.arrays, chain.act_code, backward, *options)
+        ls, lf, its = kernel(*arrays, chain.act_code, backward, *options)
     B, S = ls.shape
+    if first is not None:
+        undefined = _undefined(first, np.arange(S), S - 1, backward)
+        ls[undefined] = np.nan
+        lf[undefined] = np.nan
     k = np.tile(np.arange(S), B)
     return pd.DataFrame(
         {
@@ -141,8 +182,9 @@ def jacobian_spectrum(model, x, direction="forward", steps=None, h0=None):
     -------
     DataFrame, one row per sample, step (layer) and singular value: ``sample``, ``step`` or
     ``layer``, ``lag``, ``rank`` (1 = largest), ``singular_value`` (float64; 0 or inf where the
-    value lies beyond float64), ``log_singular_value`` (natural log, always representable), and
-    the parameter columns of `jacobian_norms`.
+    value lies beyond float64), ``log_singular_value`` (natural log, always representable;
+    NaN where the state overflowed, as in `jacobian_norms`), and the parameter columns of
+    `jacobian_norms`.
 
     Notes
     -----
@@ -155,9 +197,10 @@ def jacobian_spectrum(model, x, direction="forward", steps=None, h0=None):
     below ~1e-13), so each factor is perturbed by O(eps) normwise and a singular value s of one
     step by O(eps kappa) relative, kappa = s_max / s, as in LAPACK's SVD of the explicit product;
     the singular values of diag(e^sigma) Y are then computed with high relative accuracy
-    (one-sided Jacobi, Demmel & Veselic 1992). In the tests the smallest singular value of a
-    256-wide tanh layer, and of two such layers, lies within 10 eps kappa of LAPACK's (measured:
-    8e-14 relative for one layer with kappa = 5e3, where a single pass erred by 9e-11); every
+    (one-sided Jacobi, Demmel & Veselic 1992). In the tests every singular value of a 256-wide
+    tanh layer, and of two such layers, lies within 10 eps (kappa + sqrt(n)) relative of
+    LAPACK's (the smallest: 8e-14 for one layer with kappa = 5e3, where a single pass erred by
+    9e-11); every
     singular value of products whose singular values span more than e^40 agrees with an
     independent NumPy Householder accumulation to 1e-8 relative, and exact cases
     (orthogonal factors; W = Q diag(s) Q^T with singular values of the product from e^-1000 to
@@ -178,15 +221,17 @@ def jacobian_spectrum(model, x, direction="forward", steps=None, h0=None):
         if chosen.size == 0 or chosen.min() < 0 or chosen.max() > S:
             raise ValueError(f"steps must lie in 0..{S}; got {chosen.tolist()}")
         chosen = np.unique(chosen).astype(np.int64)
+    arrays, first = _overflowed_states(chain, "jacobian_spectrum")
     frames = []
     for b in range(B):
         # The kernels split products over threads themselves; the SVD (LAPACK) runs single-
         # threaded too, so that no BLAS threads spin on the cores when the next kernel starts.
         with single_threaded_blas():
-            Ys, sigmas = kernel(
-                *chain.arrays, chain.act_code, backward, b, chosen, routine_addresses()
-            )
+            Ys, sigmas = kernel(*arrays, chain.act_code, backward, b, chosen, routine_addresses())
             logsvs = [log_singular_values(Ys[i], sigmas[i]) for i in range(chosen.size)]
+        if first is not None:
+            for i in np.flatnonzero(_undefined(first[b : b + 1], chosen, S, backward)[0]):
+                logsvs[i] = np.full(logsvs[i].size, np.nan)
         for k, logsv in zip(chosen, logsvs, strict=True):
             with np.errstate(over="ignore"):
                 sv = np.exp(logsv)
@@ -235,7 +280,8 @@ def lyapunov_spectrum(
     Returns
     -------
     float64 array (k,), the exponents per step (natural log), in descending order; -inf for
-    directions that a singular Jacobian annihilates (ReLU).
+    directions that a singular Jacobian annihilates (ReLU). All NaN, with a RuntimeWarning naming
+    the step, when the state itself overflows float64 (ReLU or linear at a large gain).
 
     Notes
     -----
@@ -249,8 +295,23 @@ def lyapunov_spectrum(
     rnn_map = lyapunov.RNNMap(W, U, b, rnn.act_code)
     schedule = lyapunov.Schedule(transient, steps, reorth_every, KAPPA_MAX)
     with single_threaded_blas():
-        exps, _, _ = lyapunov.lyapunov_qr(rnn_map, x, h, Qt0, schedule, routine_addresses())
+        exps, _, _, overflow = lyapunov.lyapunov_qr(
+            rnn_map, x, h, Qt0, schedule, routine_addresses()
+        )
+    _warn_lyapunov_overflow(overflow)
     return np.sort(exps)[::-1]
+
+
+def _warn_lyapunov_overflow(overflow):
+    """Warn that the map's state overflowed at step ``overflow`` (-1: it did not)."""
+    if overflow >= 0:
+        warnings.warn(
+            f"lyapunov_spectrum: the state overflowed float64 at step {overflow} (an unbounded "
+            "activation at a large gain); the Jacobians of an overflowed state mean nothing, so "
+            "the exponents are NaN",
+            RuntimeWarning,
+            stacklevel=3,
+        )
 
 
 def lyapunov_sum_rule(rnn, x=None, *, steps=None, transient=100, h0=None, seed=0):
@@ -265,7 +326,10 @@ def lyapunov_sum_rule(rnn, x=None, *, steps=None, transient=100, h0=None, seed=0
     rnn_map = lyapunov.RNNMap(W, U, b, rnn.act_code)
     schedule = lyapunov.Schedule(transient, steps, 1, KAPPA_MAX)
     with single_threaded_blas():
-        exps, sum_ld, _ = lyapunov.lyapunov_qr(rnn_map, x, h, Qt0, schedule, routine_addresses())
+        exps, sum_ld, _, overflow = lyapunov.lyapunov_qr(
+            rnn_map, x, h, Qt0, schedule, routine_addresses()
+        )
+    _warn_lyapunov_overflow(overflow)
     _, logdet_w = np.linalg.slogdet(W)
     return float(exps.sum()), float(sum_ld / steps + logdet_w)
 

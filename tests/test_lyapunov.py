@@ -4,7 +4,7 @@ import numba
 import numpy as np
 import pytest
 
-from rnnsim import RNN, lyapunov_spectrum
+from rnnsim import RNN, jacobian_norms, jacobian_spectrum, lyapunov_spectrum
 from rnnsim import reference as ref
 from rnnsim.jacobians import _lyapunov_args, lyapunov_sum_rule
 from rnnsim.kernels import lyapunov
@@ -85,7 +85,7 @@ def test_kernel_matches_householder_reference(reorth_every, rng):
     W, U, b, h, xk, transient, steps, Qt0, every = args
     rnn_map = lyapunov.RNNMap(W, U, b, model.act_code)
     schedule = lyapunov.Schedule(transient, steps, every, 1e3)
-    exps, _, _ = lyapunov.lyapunov_qr(rnn_map, xk, h, Qt0, schedule, routine_addresses())
+    exps, _, _, _ = lyapunov.lyapunov_qr(rnn_map, xk, h, Qt0, schedule, routine_addresses())
     want, _ = ref.lyapunov_exponents(W, U, b, xk, h, "tanh", transient, steps, Qt0.T)
     # products over a few steps between re-orthonormalisations change only rounding
     np.testing.assert_allclose(exps, want, rtol=1e-10 if reorth_every == 1 else 1e-8)
@@ -106,7 +106,7 @@ def test_kernel_in_threads_matches_householder_reference(reorth_every, rng):
     W, U, b, h, xk, transient, steps, Qt0, every = args
     schedule = lyapunov.Schedule(transient, steps, every, 1e3)
     rnn_map = lyapunov.RNNMap(W, U, b, model.act_code)
-    exps, _, _ = lyapunov.lyapunov_qr(rnn_map, xk, h, Qt0, schedule, routine_addresses())
+    exps, _, _, _ = lyapunov.lyapunov_qr(rnn_map, xk, h, Qt0, schedule, routine_addresses())
     want, _ = ref.lyapunov_exponents(W, U, b, xk, h, "tanh", transient, steps, Qt0.T)
     # products over a few steps between re-orthonormalisations change only rounding
     np.testing.assert_allclose(exps, want, rtol=1e-9 if reorth_every == 1 else 1e-8, atol=1e-12)
@@ -128,6 +128,36 @@ def test_hundred_thousand_steps_are_finite():
     exps = lyapunov_spectrum(model, steps=100_000, h0=h0, k=8)
     assert np.isfinite(exps).all()
     assert exps[0] > 0
+
+
+@pytest.mark.skipif(numba.config.DISABLE_JIT, reason=SLOW_WITHOUT_JIT)
+def test_an_overflowing_relu_state_gives_marked_rows_not_linalg_errors():
+    """ReLU at gain 10: the state overflows float64 after about 300 steps (issue 18). Products
+    and exponents that rest on an overflowed state are NaN, with a warning naming the step;
+    everything before it is finite."""
+    rnn = RNN.random(1, 8, 1, activation="relu", gain=10.0, seed=0)
+    x = np.random.default_rng(0).normal(size=(100_000, 1, 1))
+    with pytest.warns(RuntimeWarning, match="overflowed float64"):
+        H, _ = rnn.forward(x)
+    first = int(np.argmax(~np.isfinite(H).all(axis=(1, 2))))
+    assert 0 < first < 1000
+    with pytest.warns(RuntimeWarning, match=f"jacobian_norms: .* first at step {first}"):
+        forward = jacobian_norms(rnn, x, direction="forward")
+    finite = np.isfinite(forward["log_spectral"]) & np.isfinite(forward["log_frobenius"])
+    np.testing.assert_array_equal(finite, forward["step"] < first)
+    assert forward["log_spectral"].iloc[first - 1] > 100.0  # exploding up to there
+    with pytest.warns(RuntimeWarning, match="overflowed"):
+        backward = jacobian_norms(rnn, x[:2000])
+    assert np.isnan(backward["log_spectral"].iloc[:-1]).all()  # every product holds J_T
+    assert backward["log_spectral"].iloc[-1] == 0.0  # dh_T/dh_T = I
+    with pytest.warns(RuntimeWarning, match="overflowed"):
+        spec = jacobian_spectrum(rnn, x[:2000], steps=[first - 1, first])
+    before = spec[spec["step"] == first - 1]["log_singular_value"]
+    assert np.isfinite(before.iloc[0]) and not np.isnan(before).any()  # dead units give -inf
+    assert np.isnan(spec[spec["step"] == first]["log_singular_value"]).all()
+    with pytest.warns(RuntimeWarning, match=f"lyapunov_spectrum: .* at step {first}"):
+        exponents = lyapunov_spectrum(rnn, x[:, 0], transient=0)
+    assert exponents.shape == (8,) and np.isnan(exponents).all()
 
 
 def test_relu_dead_directions_and_errors(rng):

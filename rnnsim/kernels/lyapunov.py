@@ -67,6 +67,9 @@ def lyapunov_qr(rnn_map, x, h0, Qt0, schedule, routines):
     sum_logdet : float, sum over counted steps of ln|det J_t| (for the sum rule; -inf if some
         J_t is singular).
     n_householder : int, re-orthonormalisations that needed Householder.
+    overflow : int, the first step t whose state h_t is not finite (the map overflowed float64,
+        as an unbounded ReLU map at a large gain does), at which the kernel stopped, with NaN
+        exponents and sum; -1 when every state is finite.
 
     Notes
     -----
@@ -99,6 +102,8 @@ def lyapunov_qr(rnn_map, x, h0, Qt0, schedule, routines):
     for t in range(end + 1):
         if t < end:
             _advance(rnn_map, x, t, h, a)
+            if not np.isfinite(h).all():  # the state overflowed: its Jacobians mean nothing
+                return np.full(k, np.nan), np.nan, nh, t + 1
             ld = _derivatives(rnn_map.code, h, d, sum_ld)
             sum_ld = ld if t >= schedule.transient else sum_ld
         elif not gram_ready:
@@ -122,7 +127,7 @@ def lyapunov_qr(rnn_map, x, h0, Qt0, schedule, routines):
         Zt, Znew = Znew, Zt
         if gram_ready:
             since = 0
-    return work.acc / schedule.steps, sum_ld, nh
+    return work.acc / schedule.steps, sum_ld, nh, -1
 
 
 @njit(**JIT)
