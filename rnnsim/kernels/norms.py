@@ -175,10 +175,12 @@ workspace for the Lanczos vectors; ``tol`` and ``maxit``, the stopping rule."""
 NormRow = namedtuple("NormRow", ["log_spectral", "log_frobenius", "iterations"])
 NormRow.__doc__ = """One sample's row of the outputs, written in place: float64 (S,), float64 (S,)
 and int64 (S,), one column per step (layer)."""
-Pending = namedtuple("Pending", ["column", "scale"])
+Pending = namedtuple("Pending", ["column", "scale", "iterations"])
 Pending.__doc__ = """The newest product P of a chain, whose spectral norm is still to be recorded:
-its ``column`` of the outputs (-1: none, P is the identity or has become exactly 0) and its log
-scale ``scale`` (P is stored renormalised)."""
+its ``column`` of the outputs (-1: none, P is the identity or has become exactly 0), its log
+scale ``scale`` (P is stored renormalised) and ``iterations``, the Lanczos steps of the last
+norm recorded (0: none yet; -1: the SVD fallback), by which the next run's share of the work
+is guessed."""
 
 
 @njit(**JIT, parallel=True)
@@ -222,10 +224,8 @@ def push_and_record(P, At, Pnew, last, k, lanczos, row, routines):
     are then -inf from column ``k`` on.
     """
     run = last.column >= 0
-    # Meant to be the previous Lanczos run's steps, but this column's entry is only written below,
-    # so it reads 0 and the split is even; correcting it may change the products' rounding, which
-    # issue 17's re-housing must not do.
-    last_its = row.iterations[last.column] if run else 0
+    # the Lanczos run beside this product takes about as many steps as the last one did
+    last_its = last.iterations if run else 0
     extra = Pnew.shape[1] if last_its < 0 else min(Pnew.shape[1], LANCZOS_STEP_COLUMNS * last_its)
     chunks = column_chunks(P.shape[0], At.shape[1])
     if chunks == 1:
@@ -236,13 +236,14 @@ def push_and_record(P, At, Pnew, last, k, lanczos, row, routines):
         result = _lanczos_and_product(P, At, Pnew, lanczos, run, extra, chunks, routines)
         if run:
             _store_spectral(result[0], int(result[1]), last, row)
+    its = row.iterations[last.column] if run else last.iterations
     lf = renormalise(Pnew)
     if lf == -np.inf:
         row.log_spectral[k] = -np.inf
         row.log_frobenius[k] = -np.inf
-        return Pending(-1, last.scale)
+        return Pending(-1, last.scale, its)
     row.log_frobenius[k] = last.scale + lf
-    return Pending(k, last.scale + lf)
+    return Pending(k, last.scale + lf, its)
 
 
 @njit(**JIT)
@@ -267,7 +268,7 @@ def _start(row, k0, m):
     are known (ln 1 and ln sqrt(m)); returns its `Pending`, with nothing to record."""
     row.log_spectral[k0] = 0.0
     row.log_frobenius[k0] = 0.5 * math.log(m)
-    return Pending(-1, 0.0)
+    return Pending(-1, 0.0, 0)
 
 
 @njit(**JIT)
