@@ -160,6 +160,17 @@ def test_an_overflowing_relu_state_gives_marked_rows_not_linalg_errors():
     assert exponents.shape == (8,) and np.isnan(exponents).all()
 
 
+def test_a_state_that_overflows_at_once_is_marked_from_its_step():
+    """A linear map that multiplies the state by 1e150 a step overflows at step 3."""
+    model = _model(1e150 * np.eye(3), "linear")
+    with pytest.warns(RuntimeWarning, match="lyapunov_spectrum: .* at step 3"):
+        exponents = lyapunov_spectrum(model, steps=10, transient=0, h0=np.ones(3))
+    assert np.isnan(exponents).all()
+    with pytest.warns(RuntimeWarning, match="overflowed"):
+        table = jacobian_norms(model, np.ones((10, 1, 1)), direction="forward", h0=np.ones(3))
+    np.testing.assert_array_equal(np.isnan(table["log_spectral"]), table["step"] >= 3)
+
+
 def test_relu_dead_directions_and_errors(rng):
     n = 5
     W = np.eye(n)
