@@ -283,7 +283,8 @@ def traces_figure(table: pd.DataFrame):
 EXPERIMENT = Experiment(
     name="clipping",
     description="Success and divergence rates vs T of SGD with no / norm / value clipping on "
-    "adding and temporal order (Pascanu 2013); quick ~30 s, full grid (240 runs) ~3-4 min of compute",
+    "adding and temporal order (Pascanu 2013); quick ~30 s, full grid (240 runs) ~3-4 min of "
+    "compute",
     grid={
         "task": ["temporal_order", "adding"],
         "T": [10, 20, 40, 80],
