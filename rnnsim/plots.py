@@ -376,6 +376,7 @@ def facets(
     events: pd.DataFrame | None = None,
     units: str | None = None,
     estimator: str = "mean",
+    markers: bool = False,
 ):
     """A grid of :func:`line_with_band` panels, one per value of ``col`` (and ``row``).
 
@@ -416,6 +417,9 @@ def facets(
     estimator : {"mean", "median"}
         The line drawn and its band (:func:`summarize`): the mean and its Student-t interval,
         or the median and its order-statistic interval.
+    markers : bool
+        Tell the ``style`` levels apart by marker on solid lines instead of by dash pattern, so
+        that dashed lines keep one meaning (theory).
 
     Returns
     -------
@@ -459,6 +463,8 @@ def facets(
         kind="line",
         units=units,
         linewidth=None if units is None else 0.8,
+        markers=markers if style else False,
+        dashes=not (markers and style),
         estimator=None,
         height=height,
         aspect=aspect,
