@@ -100,7 +100,8 @@ def gradient_theory(table, by=("activation", "init", "sigma_w")):
     table : pandas.DataFrame
         Concatenated `layer_statistics` tables of networks of one depth L: columns ``layer``,
         ``grad_h_norm`` and ``activation``, ``init`` (a name of :func:`rnnsim.theory.init_sigma_w2`)
-        and ``sigma_w`` (its gain), which must be among ``by``.
+        and ``sigma_w`` (its gain), which must be among ``by``; optionally ``sigma_b`` (the bias
+        std) and ``input_scale`` (the inputs' std), when among ``by``.
     by : sequence of str
         The columns of a condition.
 
@@ -109,8 +110,9 @@ def gradient_theory(table, by=("activation", "init", "sigma_w")):
     pandas.DataFrame
         One row per condition and layer l = 0..L, conditions in order of first appearance: the
         ``by`` columns, ``layer`` and ``grad_h_norm``, the prediction ``top * r_l`` with ``r_l``
-        from :func:`rnnsim.theory.gradient_ratios` (zero bias variance, unit input variance) and
-        ``top`` the geometric mean of the measured ``grad_h_norm`` in layer L.
+        from :func:`rnnsim.theory.gradient_ratios` (bias variance ``sigma_b^2`` and input variance
+        ``input_scale^2``; 0 and 1 without those columns) and ``top`` the geometric mean of the
+        measured ``grad_h_norm`` in layer L.
 
     Notes
     -----
@@ -126,7 +128,13 @@ def gradient_theory(table, by=("activation", "init", "sigma_w")):
         level = dict(zip(by, key, strict=True))
         top = np.exp(np.log(part.grad_h_norm[part.layer == depth]).mean())
         sw2 = init_sigma_w2(level["init"], level["sigma_w"])
-        ratio = gradient_ratios(level["activation"], sw2, depth)
+        ratio = gradient_ratios(
+            level["activation"],
+            sw2,
+            depth,
+            sigma_b2=level.get("sigma_b", 0.0) ** 2,
+            q_in=level.get("input_scale", 1.0) ** 2,
+        )
         parts.append(
             pd.DataFrame({**level, "layer": np.arange(depth + 1), "grad_h_norm": top * ratio})
         )

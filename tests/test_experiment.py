@@ -376,7 +376,8 @@ def mlp_depth():
 
 
 def _point(**kw):
-    return {"activation": "tanh", "init": "uniform", "sigma_w": 1.0, "depth": 20, "width": 32, **kw}
+    return {"activation": "tanh", "init": "uniform", "sigma_w": 1.0, "depth": 20, "width": 32,
+            "batch": 64, "input_scale": 1.0, "sigma_b": 0.0, **kw}  # fmt: skip
 
 
 def test_mlp_depth_linear_orthogonal_preserves_gradient_norms_exactly(mlp_depth):
@@ -402,7 +403,7 @@ def test_mlp_depth_quick_figures_and_summary(mlp_depth, tmp_path):
     t = run_experiment(
         mlp_depth,
         quick=True,
-        sets=["activation=tanh,linear", "init=uniform,he", "depth=10"],
+        sets=["activation=tanh,linear", "init=uniform,he", "depth=10", "input_scale=1.0"],
         seeds=2,
         out=tmp_path,
         progress=False,
