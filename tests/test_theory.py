@@ -553,7 +553,8 @@ def test_phase_diagram_experiment_measures_ln_chi1():
     from rnnsim.experiment import load_experiment
 
     exp = load_experiment(Path(__file__).parents[1] / "experiments" / "phase_diagram.py")
-    point = {"activation": "tanh", "width": 256, "depth": 12, "sigma_w2": 2.0, "sigma_b2": 0.3}
+    point = {"activation": "tanh", "width": 256, "depth": 12, "batch": 16, "sigma_w2": 2.0,
+             "sigma_b2": 0.3}  # fmt: skip
     table = pd.concat([exp.measure(point, seed).assign(seed=seed, **point) for seed in (0, 1)])
     assert list(table.columns[:4]) == ["layer", "log_sq_grad", "log_chi1_theory", "q_star"]
     s = exp.summary(table)
