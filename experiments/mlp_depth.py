@@ -76,10 +76,11 @@ def figures(table: pd.DataFrame) -> dict:
             title=f"Gradient at the input over gradient at the top, {_tag(wide, depth=False)}",
             **{**kw, "x": "depth"},
         )
-    for fig in figs.values():  # a marker every few layers keeps the lines readable
-        for ax in fig.axes:
-            for line in ax.get_lines():
-                line.set_markevery(max(1, len(line.get_xdata()) // 10))
+    for fig in figs.values():  # a marker every few layers, staggered so that lines which
+        for ax in fig.axes:  # coincide (Glorot and orthogonal) still show both markers
+            for i, line in enumerate(ax.get_lines()):
+                every = max(1, len(line.get_xdata()) // 10)
+                line.set_markevery((i * max(1, every // 3) % every, every))
                 line.set_markersize(5)
     return figs
 
