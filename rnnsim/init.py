@@ -7,7 +7,7 @@ for Gaussian ones, the half-width for uniform ones, the radius for ``spectral``)
 
 import numpy as np
 
-from rnnsim.validation import choice
+from rnnsim.validation import choice, finite_float, positive_int
 
 
 def gaussian(fan_out, fan_in, gain, rng):
@@ -79,7 +79,7 @@ def matrix(name, fan_out, fan_in, *, gain=1.0, rng):
     ----------
     name : str, one of `INITIALISERS`.
     fan_out, fan_in : int
-    gain : float, scale (see the module docstring).
+    gain : float >= 0, scale (see the module docstring).
     rng : numpy.random.Generator
 
     Returns
@@ -87,4 +87,7 @@ def matrix(name, fan_out, fan_in, *, gain=1.0, rng):
     float64 array (fan_out, fan_in)
     """
     choice("init", name, INITIALISERS)
-    return np.ascontiguousarray(INITIALISERS[name](fan_out, fan_in, float(gain), rng))
+    fan_out = positive_int("fan_out", fan_out)
+    fan_in = positive_int("fan_in", fan_in)
+    gain = finite_float("gain", gain, minimum=0.0)
+    return np.ascontiguousarray(INITIALISERS[name](fan_out, fan_in, gain, rng))

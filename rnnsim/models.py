@@ -17,7 +17,15 @@ from rnnsim.kernels.activations import ACTIVATIONS
 from rnnsim.kernels.blas import single_threaded_blas
 from rnnsim.kernels.mlp import mlp_forward, mlp_loss_grad, state_offsets
 from rnnsim.kernels.rnn import rnn_forward, rnn_loss_grad
-from rnnsim.validation import choice, describe, finite_float, float_array, positive_int
+from rnnsim.validation import (
+    choice,
+    describe,
+    finite_float,
+    float_array,
+    generator,
+    positive_int,
+    real_array,
+)
 
 LOSSES = {"mse_last": 0, "mse_all": 1, "xent_last": 2, "xent_all": 3}
 
@@ -111,8 +119,12 @@ class Model(Protocol):
 
 
 def _warn_if_overflowed(states, what):
-    """Warn (not raise) when a forward pass overflowed: the mathematics gives values beyond float64."""
-    if not np.isfinite(states).all():
+    """Warn (not raise) when a forward pass overflowed: the mathematics gives values beyond float64.
+
+    Returns True when every state is finite (no warning).
+    """
+    finite = bool(np.isfinite(states).all())
+    if not finite:
         first = int(np.argwhere(~np.isfinite(states))[0][0])
         warnings.warn(
             f"{what} overflowed float64 at index {first} along the first axis; values from there "
@@ -121,6 +133,35 @@ def _warn_if_overflowed(states, what):
             RuntimeWarning,
             stacklevel=3,
         )
+    return finite
+
+
+def _warn_if_gradient_overflowed(grads, adjoints, axis, states_finite):
+    """Warn (not raise) when a backward pass overflowed although the forward pass did not.
+
+    ``grads`` are the parameter gradients, checked first (cheap: the size of the parameters);
+    only when one is not finite are the ``adjoints`` searched, ``adjoints[k]`` = dL/dh_k for
+    k = 0..S (a sequence of arrays). The backward chain runs from k = S down to 0, so the step
+    where it first went non-finite is the largest k whose adjoint is not finite. ``axis`` names
+    k ("step" or "layer"). Nothing is said when the forward states overflowed already
+    (`_warn_if_overflowed` has said it).
+    """
+    if not states_finite or all(np.isfinite(g).all() for g in grads):
+        return
+    S = len(adjoints) - 1
+    bad = [k for k in range(S, -1, -1) if not np.isfinite(adjoints[k]).all()]
+    where = (
+        f"at {axis} {bad[0]} (dL/dh_{bad[0]}, {S - bad[0]} {axis}s back from {axis} {S})"
+        if bad
+        else "while summing the parameter gradient (every dL/dh is finite)"
+    )
+    warnings.warn(
+        f"the gradient overflowed float64 in the backward pass {where}; the gradient is inf or "
+        "nan from there on. Use a smaller gain or shorter sequences; rnnsim.jacobian_norms "
+        "carries the growth as logs.",
+        RuntimeWarning,
+        stacklevel=3,
+    )
 
 
 @dataclass(frozen=True, eq=False)
@@ -208,9 +249,11 @@ class RNN:
         n_in = positive_int("n_in", n_in)
         n_hidden = positive_int("n_hidden", n_hidden)
         n_out = positive_int("n_out", n_out)
-        gain = finite_float("gain", gain)
+        gain = finite_float("gain", gain, minimum=0.0)
+        input_gain = finite_float("input_gain", input_gain, minimum=0.0)
+        output_gain = finite_float("output_gain", output_gain, minimum=0.0)
         bias_std = finite_float("bias_std", bias_std, minimum=0.0)
-        rng = np.random.default_rng(seed)
+        rng = generator("seed", seed)
         W = initialisers.matrix(init, n_hidden, n_hidden, gain=gain, rng=rng)
         U = initialisers.matrix(input_init, n_hidden, n_in, gain=input_gain, rng=rng)
         V = initialisers.matrix(output_init, n_out, n_hidden, gain=output_gain, rng=rng)
@@ -227,7 +270,7 @@ class RNN:
         if h0 is None:
             h0 = np.zeros((B, self.n_hidden))
         else:
-            h0 = np.asarray(h0, dtype=np.float64)
+            h0 = real_array("h0", h0)
             if h0.shape == (self.n_hidden,):
                 h0 = np.broadcast_to(h0, (B, self.n_hidden))
             h0 = float_array("h0", h0, ndim=2, shape=(B, self.n_hidden))
@@ -243,12 +286,12 @@ class RNN:
             y = float_array("target", target, ndim=len(shape), shape=shape)
             return (y[None] if last else y), np.zeros((1, 1), dtype=np.int64)
         shape = (B,) if last else (T, B)
-        labels = np.asarray(target)
+        labels = real_array("target", target)
         if labels.shape != shape:
             raise ValueError(
                 f"target for loss {loss!r} must have shape {shape}; got {labels.shape}"
             )
-        if not np.issubdtype(labels.dtype, np.integer) and not np.all(labels == np.round(labels)):
+        if not (np.isfinite(labels) & (labels == np.round(labels))).all():
             raise ValueError(f"target for loss {loss!r} must hold integer class labels")
         labels = labels.astype(np.int64)
         if labels.min() < 0 or labels.max() >= self.n_out:
@@ -320,8 +363,10 @@ class RNN:
             value, gW, gU, gb, gV, gc, H, G = rnn_loss_grad(
                 self.W, self.U, self.b, self.V, self.c, x, h0, self.act_code, target, labels, code
             )
-        _warn_if_overflowed(H, "the hidden state")
-        return float(value), {"W": gW, "U": gU, "b": gb, "V": gV, "c": gc, "h": G}
+        finite = _warn_if_overflowed(H, "the hidden state")
+        grads = {"W": gW, "U": gU, "b": gb, "V": gV, "c": gc}
+        _warn_if_gradient_overflowed(grads.values(), G, "step", finite)
+        return float(value), {**grads, "h": G}
 
     def loss_and_grad_vector(self, x, target, loss=None, h0=None):
         """`loss_and_grad` with the gradient as one flat vector in `params_vector` order."""
@@ -391,7 +436,7 @@ class RNN:
 
     def with_params(self, vector):
         """A new RNN of the same shapes and activation from a flat vector (`params_vector` order)."""
-        vector = float_array("vector", vector, ndim=1, shape=(self.n_params,), finite=False)
+        vector = float_array("vector", vector, ndim=1, shape=(self.n_params,))
         parts, pos = [], 0
         for p in (self.W, self.U, self.b, self.V, self.c):
             parts.append(vector[pos : pos + p.size].reshape(p.shape))
@@ -422,7 +467,7 @@ class MLP:
         choice("activation", self.activation, ACTIVATIONS)
         if not isinstance(self.weights, list | tuple) or len(self.weights) == 0:
             raise ValueError(
-                f"weights must be a non-empty list of 2-D arrays; got {self.weights!r}"
+                f"weights must be a non-empty list of 2-D arrays; got {describe(self.weights)}"
             )
         if not isinstance(self.biases, list | tuple) or len(self.biases) != len(self.weights):
             raise ValueError(
@@ -442,7 +487,9 @@ class MLP:
         readout = None
         if self.readout is not None:
             if not isinstance(self.readout, tuple | list) or len(self.readout) != 2:
-                raise ValueError(f"readout must be a pair (V, c) or None; got {self.readout!r}")
+                raise ValueError(
+                    f"readout must be a pair (V, c) or None; got {describe(self.readout)}"
+                )
             V = float_array("readout V", self.readout[0], ndim=2, shape=(None, n_prev))
             c = float_array("readout c", self.readout[1], ndim=1, shape=(V.shape[0],))
             readout = (V, c)
@@ -511,9 +558,9 @@ class MLP:
             if len(widths) != depth:
                 raise ValueError(f"width must be an int or {depth} ints; got {len(widths)} values")
         n_in = widths[0] if n_in is None else positive_int("n_in", n_in)
-        sigma_w = finite_float("sigma_w", sigma_w)
+        sigma_w = finite_float("sigma_w", sigma_w, minimum=0.0)
         sigma_b = finite_float("sigma_b", sigma_b, minimum=0.0)
-        rng = np.random.default_rng(seed)
+        rng = generator("seed", seed)
         sizes = [n_in, *widths]
         weights, biases = [], []
         for l in range(depth):
@@ -526,7 +573,11 @@ class MLP:
         return cls(weights, biases, activation, readout)
 
     def check_input(self, x):
-        return float_array("x", x, ndim=2, shape=(None, int(self.widths[0])))
+        """Validate ``x`` (B, n_in) with B >= 1; return it as a kernel array."""
+        x = float_array("x", x, ndim=2, shape=(None, int(self.widths[0])))
+        if x.shape[0] < 1:
+            raise ValueError(f"x must have B >= 1 samples; got shape {x.shape}")
+        return x
 
     @property
     def sequential(self):
@@ -601,7 +652,9 @@ class MLP:
         value, grad, Hbuf, Gbuf = mlp_loss_grad(
             self.flat, self.widths, self.d_out, self.act_code, x, target
         )
-        _warn_if_overflowed(Hbuf, "a layer state")
+        finite = _warn_if_overflowed(Hbuf, "a layer state")
+        adjoints = split_states(Gbuf, self.widths, x.shape[0])
+        _warn_if_gradient_overflowed([grad], adjoints, "layer", finite)
         return float(value), grad, Gbuf
 
     def hvp(self, x, target, v, loss=None, h0=None):
@@ -670,7 +723,7 @@ class MLP:
 
     def with_params(self, vector):
         """A new MLP of the same shapes from a flat vector (`params_vector` order)."""
-        vector = float_array("vector", vector, ndim=1, shape=(self.n_params,), finite=False)
+        vector = float_array("vector", vector, ndim=1, shape=(self.n_params,))
         weights, biases, readout = unflatten(vector, self.widths, self.d_out)
         return MLP(weights, biases, self.activation, readout)
 

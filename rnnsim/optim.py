@@ -18,6 +18,8 @@ import math
 
 import numpy as np
 
+from rnnsim.validation import describe, finite_float, positive_int
+
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "rmsprop", "adam")
 CLIP_KINDS = ("norm", "value")
 SCHEDULES = ("constant", "step", "cosine")
@@ -41,14 +43,15 @@ def check_clip(clip):
     if (
         not isinstance(clip, (tuple, list))
         or len(clip) != 2
+        or not isinstance(clip[0], str)
         or clip[0] not in CLIP_KINDS
-        or isinstance(clip[1], bool)
+        or isinstance(clip[1], (bool, np.bool_))
         or not isinstance(clip[1], (int, float, np.integer, np.floating))
-        or not (float(clip[1]) > 0.0)
+        or not (0.0 < float(clip[1]) < math.inf)
     ):
         raise ValueError(
-            f"clip must be None, ('norm', threshold) or ('value', threshold) with threshold > 0, "
-            f"got {clip!r}"
+            "clip must be None, ('norm', threshold) or ('value', threshold) with a finite "
+            f"threshold > 0, got {describe(clip)}"
         )
     return (clip[0], float(clip[1]))
 
@@ -111,29 +114,49 @@ def check_schedule(schedule):
     ``("cosine", total_steps, lr_min)``: cosine annealing from ``lr`` to ``lr_min`` (default 0)
     over ``total_steps`` (``"cosine"`` alone needs ``total_steps`` from the caller).
     """
-    if schedule is None or schedule == "constant":
+    if schedule is None or (isinstance(schedule, str) and schedule == "constant"):
         return ("constant",)
-    if schedule == "cosine":
+    if isinstance(schedule, str) and schedule == "cosine":
         return ("cosine", None, 0.0)
-    if isinstance(schedule, (tuple, list)) and schedule and schedule[0] in SCHEDULES:
+    if (
+        isinstance(schedule, (tuple, list))
+        and schedule
+        and isinstance(schedule[0], str)
+        and schedule[0] in SCHEDULES
+    ):
         kind = schedule[0]
         if kind == "constant" and len(schedule) == 1:
             return ("constant",)
         if kind == "step" and len(schedule) == 3:
-            every, factor = schedule[1], schedule[2]
-            if isinstance(every, (int, np.integer)) and every >= 1 and float(factor) > 0:
-                return ("step", int(every), float(factor))
+            every, factor = schedule[1], _real(schedule[2])
+            if _count(every) and factor is not None and factor > 0:
+                return ("step", int(every), factor)
         if kind == "cosine" and len(schedule) in (2, 3):
             total = schedule[1]
-            lr_min = float(schedule[2]) if len(schedule) == 3 else 0.0
-            if (total is None or (isinstance(total, (int, np.integer)) and total >= 1)) and (
-                lr_min >= 0
-            ):
+            lr_min = _real(schedule[2]) if len(schedule) == 3 else 0.0
+            if (total is None or _count(total)) and lr_min is not None and lr_min >= 0:
                 return ("cosine", None if total is None else int(total), lr_min)
     raise ValueError(
         "schedule must be 'constant', ('step', every >= 1, factor > 0), 'cosine', "
-        f"('cosine', total_steps >= 1) or ('cosine', total_steps, lr_min >= 0), got {schedule!r}"
+        f"('cosine', total_steps >= 1) or ('cosine', total_steps, lr_min >= 0), "
+        f"got {describe(schedule)}"
     )
+
+
+def _count(value):
+    """True for an integer >= 1 (not a bool)."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1
+
+
+def _real(value):
+    """``value`` as a finite float, or None when it is no finite real number (or a bool)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
+        return None
+    try:
+        value = float(value)
+    except (OverflowError, TypeError):  # an int beyond float64; a complex number
+        return None
+    return value if math.isfinite(value) else None
 
 
 def learning_rate(schedule, lr, step, total_steps=None):
@@ -232,18 +255,20 @@ class Optimizer:
         eps=1e-8,
         accumulator_init=0.0,
     ):
-        if name not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {name!r}")
-        lr_f = float(lr)
-        if not (lr_f > 0.0 and math.isfinite(lr_f)):
+        if not isinstance(name, str) or name not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {describe(name)}")
+        lr_f = finite_float("lr", lr)
+        if not lr_f > 0.0:
             raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
         for arg, val in (("momentum", momentum), ("decay", decay), ("beta1", beta1)):
-            if not 0.0 <= float(val) < 1.0:
+            if not 0.0 <= finite_float(arg, val) < 1.0:
                 raise ValueError(f"{arg} must be in [0, 1), got {val!r}")
-        if not 0.0 <= float(beta2) < 1.0:
+        if not 0.0 <= finite_float("beta2", beta2) < 1.0:
             raise ValueError(f"beta2 must be in [0, 1), got {beta2!r}")
-        if not float(eps) >= 0.0:
-            raise ValueError(f"eps must be >= 0, got {eps!r}")
+        finite_float("eps", eps, minimum=0.0)
+        finite_float("accumulator_init", accumulator_init, minimum=0.0)
+        if total_steps is not None:
+            positive_int("total_steps", total_steps)
         self.name, self.lr = name, lr_f
         self.clip = check_clip(clip)
         self.schedule = check_schedule(schedule)

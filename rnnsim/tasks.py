@@ -31,7 +31,7 @@ from functools import partial
 import numpy as np
 
 from rnnsim.reference import output_loss
-from rnnsim.validation import generator, positive_float, positive_int
+from rnnsim.validation import describe, finite_float, generator, positive_float, positive_int
 
 
 class Task:
@@ -342,7 +342,7 @@ class TemporalOrderPascanu2013(Task):
 
     def __init__(self, T, symbols=2):
         self.name, self.variant, self.T = "temporal_order", "pascanu2013", positive_int("T", T, 10)
-        if symbols not in (2, 3):
+        if positive_int("symbols", symbols) not in (2, 3):
             raise ValueError(f"symbols must be 2 or 3, got {symbols!r}")
         self.symbols = symbols
         K = 2**symbols
@@ -398,7 +398,7 @@ class TemporalOrderHochreiter1997(Task):
     def __init__(self, T, symbols=2):
         self.name, self.variant = "temporal_order", "hochreiter1997"
         self.T = positive_int("T", T, 10)
-        if symbols not in (2, 3):
+        if positive_int("symbols", symbols) not in (2, 3):
             raise ValueError(f"symbols must be 2 or 3, got {symbols!r}")
         self.symbols = symbols
         K = 2**symbols
@@ -459,9 +459,7 @@ class LatchingBengio1994(Task):
         self.L = positive_int("L", L, 1)
         if self.L > self.T:
             raise ValueError(f"L must be <= T = {self.T}, got {L!r}")
-        self.noise_var = float(noise_var)
-        if not (self.noise_var >= 0.0 and math.isfinite(self.noise_var)):
-            raise ValueError(f"noise_var must be a finite number >= 0, got {noise_var!r}")
+        self.noise_var = finite_float("noise_var", noise_var, minimum=0.0)
         self.target = positive_float("target", target)
         self.d_in, self.d_out, self.loss = 1, 1, "mse_last"
         self.baseline = 0.5 * self.target**2
@@ -522,11 +520,9 @@ class Teacher(Task):
         self.width = positive_int("width", width, 1)
         self.depth = positive_int("depth", depth, 1)
         self.sigma_w = positive_float("sigma_w", sigma_w)
-        self.noise_std = float(noise_std)
-        if not (self.noise_std >= 0.0 and math.isfinite(self.noise_std)):
-            raise ValueError(f"noise_std must be a finite number >= 0, got {noise_std!r}")
+        self.noise_std = finite_float("noise_std", noise_std, minimum=0.0)
         self.loss = "mse_last"
-        rng = np.random.default_rng(teacher_seed)
+        rng = generator("teacher_seed", teacher_seed)
         sizes = [self.d_in] + [self.width] * self.depth
         self.weights = [
             rng.normal(0.0, self.sigma_w / math.sqrt(sizes[i]), size=(sizes[i + 1], sizes[i]))
@@ -622,13 +618,15 @@ def make(name, T=None, *, variant=None, **options):
     if name == "temporal_order3":
         name = "temporal_order"
         options.setdefault("symbols", 3)
-    if name not in VARIANTS:
-        raise ValueError(f"name must be one of {NAMES + ('temporal_order3',)}, got {name!r}")
+    if not isinstance(name, str) or name not in VARIANTS:
+        raise ValueError(
+            f"name must be one of {NAMES + ('temporal_order3',)}, got {describe(name)}"
+        )
     if variant is None:
         variant = VARIANTS[name][0]
-    if variant not in VARIANTS[name]:
+    if not isinstance(variant, str) or variant not in VARIANTS[name]:
         raise ValueError(
-            f"variant for task {name!r} must be one of {VARIANTS[name]}, got {variant!r}"
+            f"variant for task {name!r} must be one of {VARIANTS[name]}, got {describe(variant)}"
         )
     cls, allowed = _TASKS[(name, variant)]
     bad = sorted(set(options) - set(allowed))

@@ -104,6 +104,9 @@ __all__ = [
 DENSITY = 8.0
 #: Density of the 2-D grids of the correlation map (c*, chi_c within ~1e-14 of density 8: tested).
 DENSITY_2D = 4.0
+#: Largest variance (sigma_w2, sigma_b2, q) accepted: the trapezoid grid has ~20 DENSITY sqrt(q)
+#: points, 160,000 at 1e8 (seconds per expectation); beyond, it would not fit in memory.
+MAX_VARIANCE = 1e8
 _Z_MAX = 10.0
 _H_MAX = 0.25
 EULER_GAMMA = 0.57721566490153286061
@@ -184,7 +187,7 @@ def gaussian_expectation(f, q, *, density=DENSITY, quadrature="trapezoid", n_nod
     The Gaussian integrals ``Int Dz`` of Poole et al. 2016, §2-3. Convergence of both rules is
     tested in ``tests/test_theory.py``.
     """
-    q = finite_float("q", q, minimum=0.0)
+    q = finite_float("q", q, minimum=0.0, maximum=MAX_VARIANCE)
     if quadrature == "hermite" and not 2 <= positive_int("n_nodes", n_nodes, 2) <= 350:
         raise ValueError(
             f"n_nodes must be in [2, 350] (NumPy's Hermite weights overflow); got {n_nodes}"
@@ -269,8 +272,8 @@ def mlp_scales(sigma_w2, sigma_b2):
     -----
     REFERENCES §0: theory takes variances, the model layer takes scales; this is the one conversion.
     """
-    sw2 = finite_float("sigma_w2", sigma_w2, minimum=0.0)
-    sb2 = finite_float("sigma_b2", sigma_b2, minimum=0.0)
+    sw2 = finite_float("sigma_w2", sigma_w2, minimum=0.0, maximum=MAX_VARIANCE)
+    sb2 = finite_float("sigma_b2", sigma_b2, minimum=0.0, maximum=MAX_VARIANCE)
     return {"sigma_w": math.sqrt(sw2), "sigma_b": math.sqrt(sb2)}
 
 
@@ -299,8 +302,8 @@ def length_map(activation, q, sigma_w2, sigma_b2, *, density=DENSITY):
     ``q^l = sigma_w^2 Int Dz phi(sqrt(q^{l-1}) z)^2 + sigma_b^2`` (REFERENCES §4).
     """
     name = choice("activation", activation, _ACTIVATION_NAMES)
-    sw2 = finite_float("sigma_w2", sigma_w2, minimum=0.0)
-    sb2 = finite_float("sigma_b2", sigma_b2, minimum=0.0)
+    sw2 = finite_float("sigma_w2", sigma_w2, minimum=0.0, maximum=MAX_VARIANCE)
+    sb2 = finite_float("sigma_b2", sigma_b2, minimum=0.0, maximum=MAX_VARIANCE)
     qa = np.asarray(q, dtype=np.float64)
     if np.any(~np.isfinite(qa)) or np.any(qa < 0):
         raise ValueError(f"q must be finite and >= 0; got {q!r}")
@@ -390,8 +393,8 @@ def q_star(activation, sigma_w2, sigma_b2, *, density=DENSITY):
     bracket, to a residual at rounding level (tested at 1e-12). The root is unique for these maps.
     """
     name = choice("activation", activation, _ACTIVATION_NAMES)
-    sw2 = finite_float("sigma_w2", sigma_w2, minimum=0.0)
-    sb2 = finite_float("sigma_b2", sigma_b2, minimum=0.0)
+    sw2 = finite_float("sigma_w2", sigma_w2, minimum=0.0, maximum=MAX_VARIANCE)
+    sb2 = finite_float("sigma_b2", sigma_b2, minimum=0.0, maximum=MAX_VARIANCE)
     return float(_q_star(name, sw2, sb2, density))
 
 
@@ -416,8 +419,8 @@ def chi1(activation, sigma_w2, sigma_b2, *, density=DENSITY):
     ``E[(delta^l)^2] = chi1 E[(delta^{l+1})^2]``.
     """
     name = choice("activation", activation, _ACTIVATION_NAMES)
-    sw2 = finite_float("sigma_w2", sigma_w2, minimum=0.0)
-    sb2 = finite_float("sigma_b2", sigma_b2, minimum=0.0)
+    sw2 = finite_float("sigma_w2", sigma_w2, minimum=0.0, maximum=MAX_VARIANCE)
+    sb2 = finite_float("sigma_b2", sigma_b2, minimum=0.0, maximum=MAX_VARIANCE)
     return _chi1(name, sw2, _q_star(name, sw2, sb2, density), density)
 
 
@@ -460,8 +463,8 @@ def correlation_map(activation, c, sigma_w2, sigma_b2, *, q=None, density=DENSIT
     relu by the arc-cosine kernel (Cho & Saul 2009).
     """
     name = choice("activation", activation, _ACTIVATION_NAMES)
-    sw2 = finite_float("sigma_w2", sigma_w2, minimum=0.0)
-    sb2 = finite_float("sigma_b2", sigma_b2, minimum=0.0)
+    sw2 = finite_float("sigma_w2", sigma_w2, minimum=0.0, maximum=MAX_VARIANCE)
+    sb2 = finite_float("sigma_b2", sigma_b2, minimum=0.0, maximum=MAX_VARIANCE)
     c = float(c)
     if not -1.0 <= c <= 1.0:
         raise ValueError(f"c must be in [-1, 1]; got {c!r}")
@@ -587,8 +590,8 @@ def mean_field(activation, sigma_w2, sigma_b2, *, density=DENSITY, density_2d=DE
     ``chi_c``, ``xi_q`` and ``xi_c`` are ``nan`` (``chi1`` stays defined for linear and relu).
     """
     name = choice("activation", activation, _ACTIVATION_NAMES)
-    sw2 = finite_float("sigma_w2", sigma_w2, minimum=0.0)
-    sb2 = finite_float("sigma_b2", sigma_b2, minimum=0.0)
+    sw2 = finite_float("sigma_w2", sigma_w2, minimum=0.0, maximum=MAX_VARIANCE)
+    sb2 = finite_float("sigma_b2", sigma_b2, minimum=0.0, maximum=MAX_VARIANCE)
     qs = _q_star(name, sw2, sb2, density)
     x1 = _chi1(name, sw2, qs, density)
     if np.isfinite(qs):
@@ -654,8 +657,8 @@ def gradient_ratios(activation, sigma_w2, depth, *, sigma_b2=0.0, q_in=1.0, dens
     (``sigma_w2 / 2`` and ``sigma_w2``) at any variance.
     """
     name = choice("activation", activation, _ACTIVATION_NAMES)
-    sw2 = finite_float("sigma_w2", sigma_w2, minimum=0.0)
-    sb2 = finite_float("sigma_b2", sigma_b2, minimum=0.0)
+    sw2 = finite_float("sigma_w2", sigma_w2, minimum=0.0, maximum=MAX_VARIANCE)
+    sb2 = finite_float("sigma_b2", sigma_b2, minimum=0.0, maximum=MAX_VARIANCE)
     depth = positive_int("depth", depth)
     q = sw2 * finite_float("q_in", q_in, minimum=0.0) + sb2
     logs = []
@@ -726,7 +729,7 @@ def critical_sigma_w2(activation, sigma_b2, *, density=DENSITY):
     Poole et al. 2016, Fig. 2; Schoenholz et al. 2017, §3 and Fig. 1 (the line ``chi1 = 1``).
     """
     name = choice("activation", activation, _ACTIVATION_NAMES)
-    sb2 = finite_float("sigma_b2", sigma_b2, minimum=0.0)
+    sb2 = finite_float("sigma_b2", sigma_b2, minimum=0.0, maximum=MAX_VARIANCE)
     forms = record(name).closed_forms
     if forms is not None:
         return 1.0 / forms.dphi2  # linear 1, relu 2
@@ -1151,8 +1154,8 @@ def pennington_moments(activation, L, sigma_w2, sigma_b2, weights="gaussian"):
     name = choice("activation", activation, _ACTIVATION_NAMES)
     L = positive_int("L", L)
     choice("weights", weights, ("gaussian", "orthogonal"))
-    sw2 = finite_float("sigma_w2", sigma_w2, minimum=0.0)
-    sb2 = finite_float("sigma_b2", sigma_b2, minimum=0.0)
+    sw2 = finite_float("sigma_w2", sigma_w2, minimum=0.0, maximum=MAX_VARIANCE)
+    sb2 = finite_float("sigma_b2", sigma_b2, minimum=0.0, maximum=MAX_VARIANCE)
     qs = _q_star(name, sw2, sb2, DENSITY)
     if record(name).closed_forms is None:  # tanh, sigmoid: at q*; linear, relu: any q
         mu1 = _expect(name, "dphi2", qs, DENSITY)

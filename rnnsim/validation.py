@@ -6,6 +6,8 @@ import numbers
 import numpy as np
 import pandas as pd
 
+INT64_MAX = 2**63 - 1  # the kernels take integers as int64
+
 
 def describe(value):
     """A short description of a value for an error message."""
@@ -21,20 +23,30 @@ def choice(name, value, allowed):
     Raises TypeError when the names are strings and ``value`` is not one, else ValueError.
     """
     allowed = list(allowed)
-    if value not in allowed:
-        message = f"{name} must be one of {', '.join(map(str, allowed))}; got {value!r}"
+    if not any(_same_option(value, a) for a in allowed):
+        message = f"{name} must be one of {', '.join(map(str, allowed))}; got {describe(value)}"
         if not isinstance(value, str) and all(isinstance(a, str) for a in allowed):
             raise TypeError(message)
         raise ValueError(message)
     return value
 
 
+def _same_option(value, option):
+    """``value == option`` for a name or number of the same kind (an array, a list or a bool is
+    never an option, and ``True`` does not stand for 1)."""
+    if isinstance(value, bool | np.bool_) != isinstance(option, bool | np.bool_):
+        return False
+    return isinstance(value, str | numbers.Number) and bool(value == option)
+
+
 def positive_int(name, value, minimum=1):
-    """Return ``value`` as an int if it is an integer >= ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+    """Return ``value`` as an int if it is an integer >= ``minimum`` (and within int64)."""
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer >= {minimum}; got {describe(value)}")
     if value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}; got {value}")
+    if value > INT64_MAX:
+        raise ValueError(f"{name} must be an integer <= 2**63 - 1; got {value}")
     return int(value)
 
 
@@ -43,7 +55,11 @@ def generator(name, value):
     (None: fresh entropy)."""
     if isinstance(value, np.random.Generator):
         return value
-    if value is None or (isinstance(value, numbers.Integral) and not isinstance(value, bool)):
+    if value is None:
+        return np.random.default_rng()
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool | np.bool_):
+        if value < 0:
+            raise ValueError(f"{name} must be a non-negative int seed or a Generator; got {value}")
         return np.random.default_rng(value)
     raise TypeError(
         f"{name} must be an int seed or a numpy.random.Generator; got {describe(value)}"
@@ -63,15 +79,20 @@ def require_columns(name, frame, columns, source=None):
         )
 
 
-def finite_float(name, value, minimum=None):
-    """Return ``value`` as a finite float (and >= ``minimum`` when given)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+def finite_float(name, value, minimum=None, maximum=None):
+    """Return ``value`` as a finite float (and >= ``minimum``, <= ``maximum`` when given)."""
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number; got {describe(value)}")
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError as err:  # an int beyond float64
+        raise ValueError(f"{name} must be finite; got {describe(value)}") from err
     if not np.isfinite(value):
         raise ValueError(f"{name} must be finite; got {value}")
     if minimum is not None and value < minimum:
         raise ValueError(f"{name} must be >= {minimum}; got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be <= {maximum:g}; got {value}")
     return value
 
 
@@ -83,16 +104,39 @@ def positive_float(name, value):
     return value
 
 
+def real_array(name, value):
+    """``value`` as a float64 array if it holds real numbers only (any shape; not copied when it
+    is one already); TypeError for booleans, complex numbers, strings, None and other objects,
+    which a conversion to float would silently turn into numbers or drop the imaginary part of."""
+    if value is None or isinstance(value, str | bytes):
+        raise TypeError(f"{name} must be an array of real numbers; got {describe(value)}")
+    try:
+        raw = np.asarray(value)
+    except (TypeError, ValueError, OverflowError) as err:  # ragged nested lists
+        raise TypeError(f"{name} must be an array of real numbers; got {describe(value)}") from err
+    if raw.dtype == object:
+        reals = all(
+            isinstance(v, numbers.Real) and not isinstance(v, bool | np.bool_) for v in raw.flat
+        )
+    else:
+        reals = raw.dtype.kind in "iuf"
+    if not reals:
+        raise TypeError(
+            f"{name} must be an array of real numbers (int or float); got {describe(raw)}"
+        )
+    try:
+        return raw.astype(np.float64, copy=False)
+    except OverflowError as err:  # Python ints beyond float64
+        raise ValueError(f"{name} must be finite; got {describe(value)}") from err
+
+
 def float_array(name, value, ndim=None, shape=None, finite=True):
     """Convert ``value`` to a C-contiguous float64 array that the caller may hand to a kernel.
 
     A read-only or non-contiguous input is copied (kernels and callers must never write to arrays
     they were handed). ``shape`` may contain None for free dimensions.
     """
-    try:
-        arr = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError) as err:
-        raise TypeError(f"{name} must be an array of real numbers; got {describe(value)}") from err
+    arr = real_array(name, value)
     if ndim is not None and arr.ndim != ndim:
         want = "x".join("?" if s is None else str(s) for s in shape) if shape else f"{ndim}-D"
         raise ValueError(f"{name} must be a {ndim}-D array ({want}); got shape {arr.shape}")
