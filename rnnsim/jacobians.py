@@ -17,7 +17,7 @@ from rnnsim.kernels.activations import times_dphi
 from rnnsim.kernels.blas import single_threaded_blas
 from rnnsim.kernels.linalg import routine_addresses
 from rnnsim.models import RNN, Model
-from rnnsim.validation import choice, describe, float_array, positive_int
+from rnnsim.validation import choice, describe, float_array, generator, positive_int, real_array
 
 LANCZOS_TOL = 1e-11  # relative residual of the top Ritz pair: ||P||_2 to ~5e-12 relative
 LANCZOS_MAXIT = 60  # Lanczos steps before the SVD fallback
@@ -350,7 +350,7 @@ def _lyapunov_args(rnn, x, steps, transient, h0, k, reorth_every, seed):
         xk = np.zeros((transient + steps, 0))
         U = np.zeros((n, 0))
     else:
-        xa = np.asarray(x, dtype=np.float64)
+        xa = real_array("x", x)
         if xa.ndim == 3:
             if xa.shape[1] != 1:
                 raise ValueError(
@@ -372,8 +372,8 @@ def _lyapunov_args(rnn, x, steps, transient, h0, k, reorth_every, seed):
     if h0 is None:
         h = np.zeros(n)
     else:
-        h = float_array("h0", np.asarray(h0, dtype=np.float64).reshape(-1), ndim=1, shape=(n,))
-    rng = np.random.default_rng(seed)
+        h = float_array("h0", real_array("h0", h0).reshape(-1), ndim=1, shape=(n,))
+    rng = generator("seed", seed)
     # orthonormalised by the kernels' QR, not NumPy's: NumPy's BLAS threads would spin on a core
     # for a while after the call, while the kernel needs both
     Qt0, _, _ = linalg.orthonormalise(rng.normal(size=(k, n)), KAPPA_MAX, routine_addresses(), 1)
