@@ -23,6 +23,7 @@ import pandas as pd
 from rnnsim import optim as _optim
 from rnnsim.jacobians import gradient_contributions
 from rnnsim.models import Model
+from rnnsim.tasks import Task
 from rnnsim.validation import describe, generator, positive_float, positive_int, require_columns
 
 __all__ = ["train", "evaluate", "success_rates", "wilson_interval"]
@@ -180,7 +181,8 @@ def train(
     table : pandas.DataFrame
         One row per update: ``step``, ``loss``, ``grad_norm`` (before clipping),
         ``grad_norm_clipped``, ``clipped``, ``lr_step`` (scheduled), ``param_norm``,
-        ``diverged``, ``eval_loss``, ``error_rate``, ``accuracy``, ``success`` (held-out batch,
+        ``diverged``, ``grad_finite`` (False where the gradient overflowed to inf or nan),
+        ``eval_loss``, ``error_rate``, ``accuracy``, ``success`` (held-out batch,
         NaN / NA off evaluation steps), ``solved`` (confirmed success), the optional long-lag and
         callback columns, and the parameters ``task``, ``variant``, ``T``, ``optimizer``,
         ``lr``, ``clip``, ``clip_threshold``, ``batch_size``, ``train_seed``. ``table.attrs``
@@ -258,8 +260,8 @@ def _plan(model, task, *, optimizer, lr, clip, schedule, optimizer_options, step
     callback, max_loss = options["callback"], options["max_loss"]
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable or None, got {callback!r}")
-    if max_loss is not None and not float(max_loss) > 0:
-        raise ValueError(f"max_loss must be > 0 or None, got {max_loss!r}")
+    if max_loss is not None:
+        positive_float("max_loss", max_loss)
     if isinstance(optimizer, _optim.Optimizer):
         opt = optimizer
     else:
@@ -273,6 +275,8 @@ def _plan(model, task, *, optimizer, lr, clip, schedule, optimizer_options, step
         )
     if not isinstance(model, Model):
         raise TypeError(f"model must be an rnnsim model (RNN, MLP, ...); got {describe(model)}")
+    if not isinstance(task, Task):
+        raise TypeError(f"task must be an rnnsim task (rnnsim.tasks.make); got {describe(task)}")
     if not model.sequential and task.T is not None:
         raise ValueError(
             f"task {task.name!r} is a sequence task; model must take sequences (an RNN), "
@@ -311,6 +315,8 @@ class _Streams(NamedTuple):
 def _streams(task, seed, eval_batch):
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise TypeError(f"seed must be an int, got {seed!r}")
+    if seed < 0:
+        raise ValueError(f"seed must be an int >= 0, got {seed}")
     rng = np.random.default_rng([int(seed), 0])
     held_x, held_t = task.batch(eval_batch, np.random.default_rng([int(seed), 1]))
     return _Streams(rng, held_x, held_t, np.random.default_rng([int(seed), 2]))
@@ -338,8 +344,10 @@ def _loop(model, task, plan, data, bar):
         x, target = task.batch(plan.batch_size, data.rng)
         theta = model.params_vector()
         loss, g = model.loss_and_grad_vector(x, target, task.loss)
+        grad_finite = bool(np.isfinite(g).all())
         row = {"step": step, "loss": float(loss), "param_norm": float(np.linalg.norm(theta))}
-        finite = math.isfinite(loss) and np.isfinite(g).all() and np.isfinite(theta).all()
+        row["grad_finite"] = grad_finite
+        finite = math.isfinite(loss) and grad_finite and np.isfinite(theta).all()
         if finite:
             good_model = model
         if not finite or (plan.max_loss is not None and loss > plan.max_loss):
@@ -428,6 +436,7 @@ _FIRST_COLUMNS = [
     "lr_step",
     "param_norm",
     "diverged",
+    "grad_finite",
     "eval_loss",
     "error_rate",
     "accuracy",
