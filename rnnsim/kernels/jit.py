@@ -3,8 +3,11 @@
 ``error_model="numpy"``: a float division by zero gives inf/nan as in NumPy instead of raising, which
 removes a branch from every division and lets LLVM vectorise loops that divide (the exp-based
 activations). ``cache=True`` keeps compiled kernels on disk so that a new process does not recompile.
-No fastmath: kernels are compared with their NumPy twins at tight tolerances.
+No fastmath: kernels are compared with their NumPy twins at tight tolerances. When no directory is
+writable for the cache, ``cache`` is False with a one-line warning (`rnnsim.kernels.cache`).
 """
 
-JIT = {"cache": True, "error_model": "numpy"}
+from rnnsim.kernels.cache import cacheable
+
+JIT = {"cache": cacheable(), "error_model": "numpy"}
 JIT_INLINE = {**JIT, "inline": "always"}
