@@ -142,18 +142,14 @@ def figures(table: pd.DataFrame) -> dict:
     # from the second evaluation on: untrained IRNNs start up to 1e4 x chance, which would
     # squash the curves
     ev = table[table["step"] > 0].dropna(subset=["eval_over_chance"])
+    # one line per model (colour and style), one panel per T, log axes, geometric means
+    per_model = {"hue": "model", "style": "model", "col": "T", "logy": True, "band": False}
+    per_model |= {"height": 3.5, "aspect": 1.6, "xlabel": "update"}
     f1 = plots.facets(
         ev,
         x="step",
         y="eval_over_chance",
-        hue="model",
-        style="model",
-        col="T",
-        logy=True,
-        band=False,
-        height=3.5,
-        aspect=1.6,
-        xlabel="update",
+        **per_model,
         ylabel="held-out MSE / chance (predict 1)",
         hlines=[(1.0, "--", "black"), (0.1, ":", "grey")],
         title=f"Adding (Le et al. 2015), geometric mean over seeds, from update 100;\n"
@@ -169,14 +165,7 @@ def figures(table: pd.DataFrame) -> dict:
         tr,
         x="window",
         y="grad_norm",
-        hue="model",
-        style="model",
-        col="T",
-        logy=True,
-        band=False,
-        height=3.5,
-        aspect=1.6,
-        xlabel="update",
+        **per_model,
         ylabel="gradient norm",
         hlines=[(t, ":", "black") for t in sorted(table["clip_norm"].unique())],
         title="Gradient norm before clipping (median of 50 updates, geometric mean over seeds);\n"
