@@ -193,7 +193,9 @@ def test_two_thread_speedup_sees_a_single_core(monkeypatch):
             return matmul(*args, **kwargs)
 
     monkeypatch.setattr(bench.np, "matmul", serialised)
-    assert bench.two_thread_speedup(calls=50) < 1.3
+    # the least of three probes: a busy machine can slow one probe's single-thread timing, never
+    # make serialised threads overlap (a probe that sees two cores reads near 2)
+    assert min(bench.two_thread_speedup(calls=50) for _ in range(3)) < 1.3
 
 
 def test_bench_parts_suite_times_each_part_and_their_sum():
