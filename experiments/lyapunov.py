@@ -39,6 +39,16 @@ def summary(table: pd.DataFrame) -> pd.DataFrame:
     return out[[*CONFIG, "seeds", "lambda_max", "lambda_max_low", "lambda_max_high", "mean_field"]]
 
 
+def theory_curves(table: pd.DataFrame) -> pd.DataFrame:
+    """The mean-field lambda_max = (1/2) ln chi1 against the gain, for every configuration of the
+    table (drawn dashed by `rnnsim plot lyapunov --x gain --y exponent --where 'index == 1'`)."""
+    gains = np.linspace(max(table["gain"].min(), 1e-3), table["gain"].max(), 80)
+    curve = pd.DataFrame({"gain": gains, "index": 1})
+    curve["exponent"] = [theory.rnn_max_lyapunov("tanh", g * g) for g in gains]
+    configs = table[[c for c in CONFIG if c != "gain"]].drop_duplicates()
+    return configs.merge(curve, how="cross")
+
+
 def _crossing(curve: pd.DataFrame) -> float:
     """The gain where the mean lambda_max(g) curve last turns from <= 0 to > 0 (interpolated)."""
     g, lam = curve["gain"].to_numpy(), curve["lambda_max"].to_numpy()
@@ -168,6 +178,7 @@ EXPERIMENT = Experiment(
     seeds=3,
     quick_seeds=3,
     version="2",
+    theory=theory_curves,
     claims=[
         Claim(
             "The largest Lyapunov exponent is negative below the transition and positive above "

@@ -209,3 +209,20 @@ def test_rnn_time_slope_claim_leaves_out_exactly_singular_products():
     assert verdict.passed and verdict.numbers["singular"] == 1 and verdict.numbers["configs"] == 1
     with pytest.raises(NotApplicable):
         check(_rnn_time_summary(lyapunov_max=[-np.inf, -np.inf]))
+
+
+def test_lyapunov_theory_curves_follow_the_mean_field_for_every_configuration():
+    from rnnsim import theory
+
+    lyap = script("lyapunov")
+    table = pd.DataFrame(
+        {"gain": [0.5, 2.0, 0.5, 2.0], "n": [64, 64, 256, 256], "steps": 1000}
+        | {"transient": 250, "exponents": 8, "index": 1, "exponent": 0.0}
+    )
+    curves = lyap.theory_curves(table)
+    assert sorted(curves["n"].unique()) == [64, 256] and (curves["index"] == 1).all()
+    g = curves["gain"].to_numpy()
+    assert g.min() == 0.5 and g.max() == 2.0
+    want = [theory.rnn_max_lyapunov("tanh", v * v) for v in g]
+    np.testing.assert_allclose(curves["exponent"], want, rtol=0, atol=0)
+    assert lyap.EXPERIMENT.theory is lyap.theory_curves
