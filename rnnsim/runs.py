@@ -184,7 +184,8 @@ def stored_runs(out: str | os.PathLike = "results", name: str | None = None) -> 
         Columns `COLUMNS`: ``experiment``, ``label``, ``latest`` (the run shown at
         ``OUT/NAME/``), ``quick``, ``overrides`` (the ``--set`` options), ``points``, ``seeds``
         (how many), ``date`` (when it started), ``pass``/``fail``/``not_checked`` (claims) and
-        ``folder``; sorted by experiment, then date.
+        ``folder``; sorted by experiment, then date (runs of the same second in the order they
+        were written).
     """
     out = Path(out)
     if name is not None:
@@ -198,4 +199,8 @@ def stored_runs(out: str | os.PathLike = "results", name: str | None = None) -> 
             folders.append(out / experiment)
         rows += [_row(experiment, folder, latest) for folder in folders]
     table = pd.DataFrame(rows, columns=COLUMNS)
-    return table.sort_values(["experiment", "date", "label"], ignore_index=True)
+    # "date" has whole seconds: runs started within one second keep the order they were written in
+    written = [(Path(f) / "manifest.json").stat().st_mtime_ns for f in table["folder"]]
+    table = table.assign(_written=written)
+    order = ["experiment", "date", "_written", "label"]
+    return table.sort_values(order, ignore_index=True).drop(columns="_written")
