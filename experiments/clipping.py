@@ -10,6 +10,8 @@ loss, or training loss > 100 x chance). Every knob is an axis: ``lr``, ``clip_no
 ``batch_size``, ``updates``, ``optimizer``, ``T`` and ``task``.
 """
 
+from functools import partial
+
 import pandas as pd
 from matplotlib import pyplot as plt
 
@@ -204,9 +206,7 @@ def figures(table: pd.DataFrame) -> dict:
 
 def _setting(table: pd.DataFrame) -> str:
     """The knobs of a table as a title fragment ("n = 32, sgd lr = 0.1, gain 1.6, ...")."""
-
-    def values(col):
-        return ",".join(str(v) for v in sorted(table[col].unique()))
+    values = partial(plots.levels, table, sep=",")
 
     return (
         f"n = {values('n_hidden')}, {values('optimizer')} lr = {values('lr')}, "
@@ -221,7 +221,7 @@ def rates_figure(table: pd.DataFrame):
     names = list(dict.fromkeys(s["task"]))
     thresholds = {"none": "", "norm": "", "value": ""}
     for kind in ("norm", "value"):
-        thresholds[kind] = " " + ",".join(str(v) for v in sorted(s[f"clip_{kind}"].unique()))
+        thresholds[kind] = " " + plots.levels(s, f"clip_{kind}", ",")
     labels = {clip: CLIP_LABELS[clip] + thresholds[clip] for clip in s["clip"].unique()}
     fig, axes = plt.subplots(
         2, len(names), figsize=(5.5 * len(names), 7), layout="constrained", squeeze=False

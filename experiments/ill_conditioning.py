@@ -6,6 +6,8 @@ and the penalty 1/2 eps^2 g^T H g of the plain gradient step w -> w - eps g on t
 whether that step raised the loss, and the top Hessian eigenvalue (12 Lanczos steps).
 """
 
+from functools import partial
+
 import numpy as np
 import pandas as pd
 
@@ -47,9 +49,7 @@ def measure(point: dict, seed: int) -> pd.DataFrame:
 
 def _setting(table: pd.DataFrame) -> str:
     """The run's setting for a title: task, T, n, batch, optimiser (every value of each)."""
-
-    def values(col):
-        return ", ".join(str(v) for v in sorted(table[col].unique()))
+    values = partial(plots.levels, table)
 
     return (
         f"{values('task')} task, T = {values('T')}, n = {values('hidden')}, "

@@ -11,6 +11,8 @@ Held-out MSE every 100 updates on 500 sequences; success (an rnnsim convention) 
 ``batch_size``, ``updates``, ``optimizer`` and ``T``.
 """
 
+from functools import partial
+
 import numpy as np
 import pandas as pd
 
@@ -126,9 +128,7 @@ CLAIMS = [
 
 def _setting(table: pd.DataFrame) -> str:
     """The knobs of a table as a title fragment."""
-
-    def values(col):
-        return ",".join(str(v) for v in sorted(table[col].unique()))
+    values = partial(plots.levels, table, sep=",")
 
     return (
         f"n = {values('n_hidden')}, {values('optimizer')} lr = {values('lr')}, norm clip "

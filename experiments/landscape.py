@@ -9,6 +9,8 @@ sharpness (top Hessian eigenvalue, Lanczos on exact Hessian-vector products) and
 density (stochastic Lanczos quadrature, as in PyHessian). Each measurement is its own tidy table.
 """
 
+from functools import partial
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -120,9 +122,7 @@ def summary(tables: dict) -> pd.DataFrame:
 
 def _setting(table: pd.DataFrame) -> str:
     """Networks, tasks and the training setting for a title (every value of each)."""
-
-    def values(col):
-        return ", ".join(str(v) for v in sorted(table[col].unique()))
+    values = partial(plots.levels, table)
 
     nets = "; ".join(
         f"{m.upper()} on {t}" + (f" T = {values('T')}" if m == "rnn" else "")

@@ -905,6 +905,11 @@ def cliff_surface(
     return fig
 
 
+def levels(table: pd.DataFrame, column: str, sep: str = ", ") -> str:
+    """Every value of ``column``, sorted and joined, for a title ("0.1, 0.5")."""
+    return sep.join(str(v) for v in sorted(table[column].unique()))
+
+
 def legend_outside(ax, title: str | None = None) -> None:
     """Move the legend of ``ax`` to the right of it (for figures with many hue levels)."""
     sns.move_legend(ax, "upper left", bbox_to_anchor=(1.02, 1.0), title=title)
