@@ -1,10 +1,10 @@
-"""Experiments: parameter grids, a cache that makes every sweep resumable, and three executors.
+"""Experiments: parameter grids, a cache that makes every sweep resumable, and the run's steps.
 
 An experiment is one short script in ``experiments/`` that builds an :class:`Experiment` and ends
 with ``if __name__ == "__main__": main(EXPERIMENT)``. The framework expands the grid, runs
 ``measure(point, seed)`` for every point and seed (serially, in local processes or on a Dask
-cluster), writes each finished point to ``results/NAME/points/<hash>.parquet`` at once, and then
-assembles ``table.parquet``/``table.csv``, ``manifest.json``, ``summary.parquet`` and the figures.
+cluster: `rnnsim.executors`), writes each finished point to ``results/NAME/points/<hash>.parquet``
+at once, and then assembles ``table.parquet``/``table.csv``, ``manifest.json``, ``summary.parquet`` and the figures.
 An experiment whose ``measure`` returns several tidy tables by name (``Experiment.tables``) gets
 one file per table instead: ``points/<hash>.NAME.parquet`` and ``table_NAME.parquet``/``.csv``.
 
@@ -46,14 +46,14 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from rnnsim import runtime
+from rnnsim import executors, runtime
 from rnnsim.claims import Claim
+from rnnsim.executors import UsageError, progress
 from rnnsim.validation import positive_int
 
 __all__ = [
@@ -89,17 +89,8 @@ PRODUCTS = (
     "figures/*.png",
     "figures/*.svg",
 )
-#: Environment variables that size the BLAS/OpenMP thread pools of a worker process.
-THREAD_ENV_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
-
-
-class UsageError(ValueError):
-    """A mistake on the command line (unknown experiment or axis, bad value, ...).
-
-    The CLI prints its message and exits with status 2, without a traceback.
-    """
 
 
 # --------------------------------------------------------------------------------------------
@@ -550,180 +541,6 @@ def _find_in_module(module, filename, name=None) -> Experiment:
     raise UsageError(f"{filename} defines no Experiment" + (f" named {name!r}" if name else ""))
 
 
-def _set_threads(threads: int | None) -> None:
-    if threads is None:
-        return
-    try:
-        import numba
-
-        numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
-    except ImportError:  # pragma: no cover - numba is a dependency
-        pass
-
-
-def _worker_init(threads: int) -> None:
-    """Initializer of local worker processes: size the BLAS and Numba thread pools."""
-    for var in THREAD_ENV_VARS:
-        os.environ[var] = str(threads)
-    runtime.configure()
-    _set_threads(threads)
-
-
-_IN_WORKER = False
-
-
-def progress(iterable, desc: str | None = None, total: int | None = None):
-    """A nested progress bar for long loops inside ``measure`` (e.g. training steps).
-
-    Shown under the run's bar when points run in this process; a plain iterator in worker
-    processes (whose output would interleave). Usage: ``for step in progress(range(n), "train")``.
-    """
-    if _IN_WORKER:
-        return iterable
-    from tqdm.auto import tqdm
-
-    return tqdm(iterable, desc=desc, total=total, position=1, leave=False, disable=None)
-
-
-def _point_task(source, filename, name, point, seed, threads):
-    """What a worker runs: load the script (cached), measure the point, time it."""
-    global _IN_WORKER
-    _IN_WORKER = True
-    runtime.configure()  # once per process (Dask workers have no initializer)
-    _set_threads(
-        threads
-    )  # per call: Numba's thread count is per thread (Dask runs tasks in threads)
-    experiment = _experiment_from_source(source, filename, name)
-    start = time.perf_counter()
-    tables = _point_tables(experiment, point, seed)
-    return tables, time.perf_counter() - start
-
-
-# --------------------------------------------------------------------------------------------
-# Executors
-# --------------------------------------------------------------------------------------------
-
-
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
-
-
-@contextmanager
-def _env(values: Mapping[str, str]):
-    old = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
-def _run_serial(experiment, jobs):
-    for job in jobs:
-        start = time.perf_counter()
-        try:
-            tables = _point_tables(experiment, job["point"], job["seed"])
-        except Exception as exc:  # noqa: BLE001 - reported by the caller
-            yield job, None, None, exc
-            continue
-        yield job, tables, time.perf_counter() - start, None
-
-
-def _run_processes(experiment, jobs, workers, source, filename):
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    threads = max(1, _cores() // workers)
-    # Children are spawned (no fork of a process holding threads) and inherit these variables
-    # before they import NumPy, so their BLAS pools start at the right size.
-    with _env({v: str(threads) for v in THREAD_ENV_VARS}):
-        pool = ProcessPoolExecutor(
-            max_workers=workers,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_worker_init,
-            initargs=(threads,),
-        )
-        try:
-            futures = {
-                pool.submit(
-                    _point_task, source, filename, experiment.name, j["point"], j["seed"], threads
-                ): j
-                for j in jobs
-            }
-            for fut in as_completed(futures):
-                job = futures[fut]
-                try:
-                    tables, seconds = fut.result()
-                except Exception as exc:  # noqa: BLE001
-                    yield job, None, None, exc
-                    continue
-                yield job, tables, seconds, None
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _run_dask(experiment, jobs, workers, scheduler, source, filename):
-    try:
-        from distributed import Client, LocalCluster, as_completed
-    except ImportError as exc:  # pragma: no cover - depends on the install
-        raise UsageError("--scheduler needs Dask distributed: pip install 'rnnsim[dask]'") from exc
-
-    cluster = None
-    if scheduler == "local":
-        n = workers if workers and workers > 0 else _cores()
-        cluster = LocalCluster(
-            n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None
-        )
-        client = Client(cluster)
-        threads = max(1, _cores() // n)
-    else:
-        try:
-            client = Client(scheduler, timeout="20s")
-        except OSError as exc:
-            raise UsageError(
-                f"--scheduler: cannot reach Dask scheduler {scheduler!r}: {exc}"
-            ) from exc
-        threads = 1
-    run_id = uuid.uuid4().hex[:8]
-    try:
-        futures, by_key = [], {}
-        for j in jobs:
-            fut = client.submit(
-                _point_task,
-                source,
-                filename,
-                experiment.name,
-                j["point"],
-                j["seed"],
-                threads,
-                pure=False,
-                key=f"{experiment.name}-{j['hash']}-{run_id}",
-            )
-            futures.append(fut)
-            by_key[fut.key] = j
-        for fut in as_completed(futures):
-            job = by_key[fut.key]
-            try:
-                tables, seconds = fut.result()
-            except Exception as exc:  # noqa: BLE001
-                yield job, None, None, exc
-                continue
-            finally:
-                fut.release()
-            yield job, tables, seconds, None
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
-
-
 # --------------------------------------------------------------------------------------------
 # A whole run
 # --------------------------------------------------------------------------------------------
@@ -979,17 +796,26 @@ def _pending(jobs: list[dict], force: bool) -> list[dict]:
     return [j for j in jobs if force or not all(p.exists() for p in j["paths"].values())]
 
 
+def _measure_script(source: str, filename: str, name: str, point: dict, seed: int):
+    """What a worker computes for one job: the experiment ``name`` rebuilt from its script's
+    ``source`` (once per process), then its point's tables (`_point_tables`)."""
+    return _point_tables(_experiment_from_source(source, filename, name), point, seed)
+
+
 def _executor(experiment: Experiment, todo: list[dict], workers, scheduler):
     """The generator of ``(job, tables, seconds, exception)``, in completion order, that runs
-    ``todo`` serially, in local processes or on Dask."""
-    if not todo:
-        return iter(())
-    if scheduler is not None:
-        return _run_dask(experiment, todo, workers, scheduler, *_script_of(experiment))
-    if (workers or 1) > 1:
-        n = min(workers, len(todo))
-        return _run_processes(experiment, todo, n, *_script_of(experiment))
-    return _run_serial(experiment, todo)
+    ``todo`` serially, in local processes or on Dask (`rnnsim.executors.executor`)."""
+    script = []  # the script's source and file name, read once, when a worker needs them
+
+    def remote(job):
+        if not script:
+            script.extend(_script_of(experiment))
+        return _measure_script, (*script, experiment.name, job["point"], job["seed"])
+
+    def local(job):
+        return _point_tables(experiment, job["point"], job["seed"])
+
+    return executors.executor(todo, local, remote, workers, scheduler, experiment.name)
 
 
 def _execute(run: _Run, workers, scheduler, progress: bool) -> None:

@@ -15,6 +15,7 @@ LAYERS = [
     {"models", "init"},
     {"jacobians", "theory", "curvature", "landscape", "layers", "cliff"},
     {"tasks", "optim", "train"},
+    {"executors"},
     {"experiment", "plots", "report", "cli", "bench", "claims", "runs", "explore"},
 ]
 MAX_LINES = 80
