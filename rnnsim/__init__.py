@@ -3,6 +3,7 @@
 __version__ = "0.1.0"
 
 from rnnsim import init, runtime, tasks, theory  # noqa: E402
+from rnnsim.ensemble import Ensemble  # noqa: E402
 from rnnsim.jacobians import (  # noqa: E402
     gradient_contributions,
     jacobian_norms,
@@ -39,6 +40,7 @@ def warmup():
 
 
 __all__ = [
+    "Ensemble",
     "MLP",
     "RNN",
     "__version__",

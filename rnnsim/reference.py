@@ -426,3 +426,49 @@ def rnn_gradient_contributions(W, U, b, V, c, x, h0, activation, target):
         parts_b[k - 1] = delta.sum(axis=0)
         gh[k - 1] = delta @ W
     return parts_W, parts_U, parts_b, np.array(gh)
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 16: ensembles of RNNs, parameters stacked on a first axis E (kernels/ensemble.py)
+# ---------------------------------------------------------------------------------------------
+
+
+def ensemble_forward(W, U, b, V, c, x, h0, activation):
+    """Every member at once by stacked matrix products: W (E, n, n), U (E, n, d_in), b (E, n),
+    V (E, d_out, n), c (E, d_out), x (E, T, B, d_in), h0 (E, B, n); returns H (E, T+1, B, n)
+    and Y (E, T, B, d_out)."""
+    act = record(activation)
+    E, T, B, _ = x.shape
+    WT, UT, VT = (np.swapaxes(M, 1, 2) for M in (W, U, V))
+    H = np.zeros((E, T + 1, B, W.shape[1]))
+    H[:, 0] = h0
+    Y = np.zeros((E, T, B, V.shape[1]))
+    for t in range(1, T + 1):
+        H[:, t] = act.phi(H[:, t - 1] @ WT + x[:, t - 1] @ UT + b[:, None])
+        Y[:, t - 1] = H[:, t] @ VT + c[:, None]
+    return H, Y
+
+
+def ensemble_loss_and_grad(W, U, b, V, c, x, h0, activation, target, loss):
+    """Every member's loss (E,) and gradients (dict of arrays stacked like W, U, b, V, c) by
+    backpropagation through time with stacked products; arrays as for `ensemble_forward`,
+    ``target`` one member's target (as for `rnn_loss_and_grad`) per member, stacked on axis 0."""
+    act = record(activation)
+    T = x.shape[1]
+    H, Y = ensemble_forward(W, U, b, V, c, x, h0, activation)
+    losses, dY = zip(*(output_loss(Y[e], target[e], loss) for e in range(len(W))), strict=True)
+    dY = np.stack(dY)
+    grads = {k: np.zeros_like(p) for k, p in dict(W=W, U=U, b=b, V=V, c=c).items()}
+    WT, UT = np.swapaxes(W, 1, 2), np.swapaxes(U, 1, 2)
+    from_future = np.zeros_like(H[:, 0])  # W^T dL/da_{t+1}, (E, B, n)
+    for t in range(T, 0, -1):
+        grads["V"] += np.swapaxes(dY[:, t - 1], 1, 2) @ H[:, t]
+        grads["c"] += dY[:, t - 1].sum(axis=1)
+        G = dY[:, t - 1] @ V + from_future
+        dA = G * act.dphi(H[:, t - 1] @ WT + x[:, t - 1] @ UT + b[:, None])
+        dAT = np.swapaxes(dA, 1, 2)
+        grads["W"] += dAT @ H[:, t - 1]
+        grads["U"] += dAT @ x[:, t - 1]
+        grads["b"] += dA.sum(axis=1)
+        from_future = dA @ W
+    return np.array(losses), grads

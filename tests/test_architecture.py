@@ -13,7 +13,7 @@ LAYERS = [
     {"kernels", "validation"},
     {"reference", "runtime"},
     {"models", "init"},
-    {"jacobians", "theory", "curvature", "landscape", "layers", "cliff"},
+    {"jacobians", "theory", "curvature", "landscape", "layers", "cliff", "ensemble"},
     {"tasks", "optim", "train"},
     {"executors"},
     {"experiment", "plots", "report", "cli", "bench", "claims", "runs", "explore"},
