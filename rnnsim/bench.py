@@ -394,6 +394,118 @@ def jacobians_suite(quick, repeats):
     return rows
 
 
+# ---------------------------------------------------------------------------------------------
+# Issue 16: ensembles of networks in one call (rnnsim/ensemble.py)
+# ---------------------------------------------------------------------------------------------
+
+# The cases of the "ensemble" suite, each ``fn(quick, repeats) -> list of row dicts``; a module
+# that benchmarks ensemble work (training, ...) adds its own with `ensemble_case`.
+ENSEMBLE_CASES = []
+
+
+def ensemble_case(fn):
+    """Register a case of ``rnnsim bench --suite ensemble``."""
+    ENSEMBLE_CASES.append(fn)
+    return fn
+
+
+@suite("ensemble")
+def ensemble_suite(quick, repeats):
+    """Ensembles of small networks in one call, against the NumPy twin with stacked products,
+    the same members as separate single-model calls, and PyTorch ``torch.func.vmap`` when it is
+    installed."""
+    return [r for case in ENSEMBLE_CASES for r in case(quick, repeats)]
+
+
+def member_grad_norms(grads):
+    """Each member's global gradient norm (over all of its parameters, as norm clipping takes
+    it), from gradients stacked on a first axis E: (E,)."""
+    return np.sqrt(sum(np.einsum("ei,ei->e", g, g) for g in (v.reshape(len(v), -1) for v in grads)))
+
+
+def _torch_vmap_seconds(params, x, target, repeats):
+    """Median seconds of PyTorch ``vmap(grad_and_value)`` over stacked float64 tanh RNNs (loss
+    mse_last), with each member's global gradient norm."""
+    import torch
+    from torch.func import grad_and_value, vmap
+
+    torch.set_num_threads(2)
+    p = {k: torch.tensor(v) for k, v in params.items()}
+    xt, yt = torch.tensor(x), torch.tensor(target)
+
+    def loss(q):
+        h = torch.zeros(xt.shape[1], q["W"].shape[0], dtype=torch.float64)
+        for t in range(xt.shape[0]):
+            h = torch.tanh(h @ q["W"].T + xt[t] @ q["U"].T + q["b"])
+        return 0.5 * ((h @ q["V"].T + q["c"] - yt) ** 2).sum() / xt.shape[1]
+
+    def run():
+        grads, _ = vmap(grad_and_value(loss))(p)
+        torch.sqrt(sum((g.reshape(g.shape[0], -1) ** 2).sum(1) for g in grads.values()))
+
+    return timeit(run, repeats)[1]
+
+
+def torch_vmap_peer(ens, x, target):
+    """A peer timing for `row` (``repeats -> median seconds``) of `_torch_vmap_seconds` in a
+    separate process (see `torch_rnn_peer`), or None without torch."""
+    import importlib.util
+    import multiprocessing
+
+    if importlib.util.find_spec("torch") is None:
+        return None
+    params = {k: getattr(ens, k) for k in "WUbVc"}
+
+    def seconds(repeats):
+        with multiprocessing.get_context("spawn").Pool(1) as pool:
+            return pool.apply(_torch_vmap_seconds, (params, x, target, repeats))
+
+    return seconds
+
+
+@ensemble_case
+def ensemble_gradnorm(quick, repeats):
+    """The workload ``ensemble_gradnorm``: 512 tanh RNNs (n 16, d_in 1, d_out 1), one shared
+    batch (B 8, T 100), each member's loss and global gradient norm."""
+    from rnnsim import Ensemble
+    from rnnsim import reference as ref
+
+    E, n, B, T = 512, 16, 8, 100
+    ens = Ensemble.random(E, 1, n, 1, seeds=range(E))
+    singles = [ens[e] for e in range(E)]
+    rng = np.random.default_rng(0)
+    x, target = rng.normal(size=(T, B, 1)), rng.normal(size=(B, 1))
+    xs, targets, h0 = (
+        np.broadcast_to(x, (E, T, B, 1)),
+        np.broadcast_to(target, (E, B, 1)),
+        np.zeros((E, B, n)),
+    )
+
+    def separate(count):
+        def run():
+            out = [m.loss_and_grad(x, target) for m in singles]
+            return [v for v, _ in out], [
+                member_grad_norms([g[k][None] for k in "WUbVc"]) for _, g in out
+            ]
+
+        return timeit(run, count)[1]
+
+    peers = {"separate_calls": separate}
+    torch_run = torch_vmap_peer(ens, x, target)
+    if torch_run is not None:
+        peers["torch_vmap"] = torch_run
+    return [
+        row(
+            "ensemble", "ensemble_gradnorm: per-member loss and global gradient norm (tanh)",
+            lambda: member_grad_norms(ens.loss_and_grad(x, target)[1].values()),
+            lambda: member_grad_norms(ref.ensemble_loss_and_grad(
+                ens.W, ens.U, ens.b, ens.V, ens.c, xs, h0, "tanh", targets, "mse_last"
+            )[1].values()),
+            repeats, flops=6.0 * E * T * B * n * n, peers=peers, E=E, n=n, B=B, T=T,
+        )
+    ]  # fmt: skip
+
+
 def main(argv=None):
     """Entry point of ``rnnsim bench``."""
     parser = argparse.ArgumentParser(prog="rnnsim bench", description=__doc__.splitlines()[0])
