@@ -22,7 +22,9 @@ import pandas as pd
 
 from rnnsim import optim as _optim
 from rnnsim.jacobians import gradient_contributions
-from rnnsim.models import Model
+from rnnsim.kernels import train as _kt
+from rnnsim.kernels.blas import single_threaded_blas
+from rnnsim.models import LOSSES, RNN, Model
 from rnnsim.tasks import Task
 from rnnsim.validation import describe, generator, positive_float, positive_int, require_columns
 
@@ -130,7 +132,7 @@ def train(
         From `rnnsim.tasks.make`; its ``loss`` is the training loss.
     optimizer : str or `rnnsim.optim.Optimizer`
         ``sgd``, ``momentum``, ``nesterov``, ``rmsprop`` or ``adam`` (or a ready optimiser, whose
-        own lr, clip and schedule are then used).
+        own lr, clip and schedule are then used, and whose state the run advances).
     lr : float
         Base learning rate.
     clip : None, ("norm", threshold) or ("value", threshold)
@@ -192,6 +194,10 @@ def train(
     -----
     Clipping: Pascanu, Mikolov & Bengio 2013, Algorithm 1; success: ibid. §4 (fewer than 1 % of
     10,000 fresh sequences wrong) or the task's own rule (`rnnsim.tasks`).
+
+    An RNN's updates run in compiled code (`rnnsim.kernels.train`) in chunks between the steps
+    where Python has work (evaluations, callbacks, long-lag records); any other model runs the
+    same loop in Python (`_ModelSteps`). Both give the same table, bit for bit.
     """
     plan = _plan(
         model,
@@ -212,11 +218,14 @@ def train(
         callback=callback,
         callback_every=callback_every,
     )
-    data = _streams(task, seed, positive_int("eval_batch", eval_batch))
+    data = [_streams(task, seed, positive_int("eval_batch", eval_batch))]
     bar = _progress_bar(progress, plan.steps, task)
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)
-        model, rows, solved_step, diverged_step = _loop(model, task, plan, data, bar)
+        stepper = _KernelSteps([model], task, plan) if isinstance(model, RNN) else None
+        stepper = stepper or _ModelSteps(model, task, plan)
+        rows, solved = _drive(stepper, task, plan, data, bar)
+        stepper.finish()
     if bar is not None:
         bar.close()
     columns = {
@@ -230,7 +239,8 @@ def train(
         "batch_size": plan.batch_size,
         "train_seed": int(seed),
     }
-    return model, _table(rows, columns, solved_step, diverged_step)
+    table = _table(stepper, 0, rows[0], solved[0], plan, columns)
+    return stepper.final(0), table
 
 
 @dataclass(frozen=True)
@@ -297,7 +307,7 @@ def _plan(model, task, *, optimizer, lr, clip, schedule, optimizer_options, step
         early_stop=options["early_stop"],
         max_loss=None if max_loss is None else float(max_loss),
         long_lag=max(1, (task.T or 2) // 2) if long_lag is None else long_lag,
-        lag_every=lag_every,
+        lag_every=lag_every if model.sequential else 0,
         callback=callback,
         callback_every=callback_every,
     )
@@ -333,46 +343,78 @@ def _progress_bar(progress, steps, task):
     return tqdm(total=steps, desc=f"train {task.name} T={task.T}", leave=False)
 
 
-def _loop(model, task, plan, data, bar):
-    """Run the updates; return (final model, rows, solved step, diverged step).
+# ----------------------------------------------------------------------------------------------
+# the update loop: chunks of compiled (or Python) updates between the steps where Python works
+# ----------------------------------------------------------------------------------------------
 
-    After divergence the final model is the last one with finite loss, gradient and parameters.
+
+def _next_stop(first, plan):
+    """The first step >= ``first`` at which Python has work between the gradient and the update
+    (an evaluation, the callback, a long-lag record), or None when there is none left."""
+    periods = [plan.eval_every, plan.lag_every, plan.callback_every if plan.callback else 0]
+    stops = [-(-first // p) * p for p in periods if p]
+    stop = min(stops, default=plan.steps)
+    return stop if stop < plan.steps else None
+
+
+def _drive(steps, task, plan, data, bar):
+    """Run the updates of every member; return, per member, the Python-side entries of its rows
+    (``{step: dict}``: evaluations, callbacks, long-lag records) and its solved step (or None).
+
+    The batches of a chunk are drawn before it runs, each member's from its own stream as a
+    single run draws them; the chunk ends with the gradient of the next step where Python has work.
     """
-    rows, good_model = [], model
-    solved_step = diverged_step = None
-    for step in range(plan.steps):
-        x, target = task.batch(plan.batch_size, data.rng)
-        theta = model.params_vector()
-        loss, g = model.loss_and_grad_vector(x, target, task.loss)
-        grad_finite = bool(np.isfinite(g).all())
-        row = {"step": step, "loss": float(loss), "param_norm": float(np.linalg.norm(theta))}
-        row["grad_finite"] = grad_finite
-        finite = math.isfinite(loss) and grad_finite and np.isfinite(theta).all()
-        if finite:
-            good_model = model
-        if not finite or (plan.max_loss is not None and loss > plan.max_loss):
-            rows.append(_diverged(row, g, plan))
-            diverged_step = step
-            break
-        if plan.eval_every and step % plan.eval_every == 0:
-            if _evaluation(row, model, task, plan, data) and solved_step is None:
-                solved_step = step
-        _records(row, step, model, x, target, g, task, plan)
-        if solved_step is not None and plan.early_stop:
-            rows.append(_stopped(row, g))
-            break
-        model = _update(row, model, theta, g, plan.opt)
-        rows.append(row)
+    E = len(data)
+    rows, solved = [{} for _ in range(E)], [None] * E
+    k, resume = 0, False
+    while k < plan.steps and (steps.status == _kt.RUNNING).any():
+        first = k + resume
+        stop = _next_stop(first, plan)
+        end = plan.steps if stop is None else stop + 1
+        batches = [
+            [task.batch(plan.batch_size, data[m].rng) for _ in range(first, end)]
+            if steps.status[m] == _kt.RUNNING
+            else None
+            for m in range(E)
+        ]
+        steps.advance(k, end, resume, stop is not None, batches)
         if bar is not None:
-            bar.update(1)
-            if step % 100 == 0:
-                bar.set_postfix(loss=f"{loss:.4g}", gnorm=f"{row['grad_norm']:.3g}")
-    return (model if diverged_step is None else good_model), rows, solved_step, diverged_step
+            bar.update(end - k - (stop is not None))
+            bar.set_postfix(loss=f"{steps.records[0, end - 1 - resume, _kt.LOSS]:.4g}")
+        if stop is None:
+            break
+        for m in np.flatnonzero(steps.status == _kt.RUNNING):
+            row = _at_stop(steps, m, stop, batches[m][-1], task, plan, data[m])
+            if row.get("solved") and solved[m] is None:
+                solved[m] = stop
+            if row:
+                rows[m][stop] = row
+            if solved[m] is not None and plan.early_stop:
+                steps.stop(m, stop)
+        k, resume = stop, True
+    return rows, solved
+
+
+def _at_stop(steps, m, step, batch, task, plan, data):
+    """Python's work at ``step`` of member ``m``, after its gradient: the evaluation, the
+    callback and the long-lag record, as the entries of that step's row."""
+    model, row = steps.model(m), {}
+    if plan.eval_every and step % plan.eval_every == 0:
+        _evaluation(row, model, task, plan, data)
+    x, target = batch
+    if plan.callback is not None and step % plan.callback_every == 0:
+        row.update(plan.callback(step, model, x, target, steps.grad(m)))
+    if plan.lag_every and step % plan.lag_every == 0:
+        rec = _long_lag_norm(model, x, target, task.loss, plan.long_lag)
+        if rec is not None:
+            row.update(rec)
+    return row
 
 
 def _evaluation(row, model, task, plan, data):
-    """Score the held-out batch into ``row``; True when it meets the task's criterion and the
-    confirmation on ``task.eval_size`` fresh sequences (when ``plan.confirm``) agrees."""
+    """Score the held-out batch into ``row``; when it meets the task's criterion, ``solved``:
+    whether the confirmation on ``task.eval_size`` fresh sequences (when ``plan.confirm``)
+    agrees."""
     ev = task.evaluate(model.predict(data.held_x), data.held_t)
     row.update(
         eval_loss=ev["loss"],
@@ -380,51 +422,213 @@ def _evaluation(row, model, task, plan, data):
         accuracy=ev["accuracy"],
         success=ev["success"],
     )
-    if not ev["success"]:
+    if ev["success"]:
+        ok = not plan.confirm or evaluate(model, task, task.eval_size, data.confirm_rng)["success"]
+        row["solved"] = ok
+
+
+class _ModelSteps:
+    """The update loop of one model of any kind, in Python: the twin of `rnnsim.kernels.train`
+    (same records, same divergence and stopping rules), on `Model.loss_and_grad_vector` and
+    `rnnsim.optim.Optimizer.step`. Its attributes and methods are those of `_KernelSteps`."""
+
+    def __init__(self, model, task, plan):
+        self.model_, self.good, self.loss, self.opt, self.steps = (
+            model,
+            model,
+            task.loss,
+            plan.opt,
+            plan.steps,
+        )
+        self.max_loss = math.inf if plan.max_loss is None else plan.max_loss
+        self.records = np.full((1, plan.steps, len(_kt.RECORDS)), np.nan)
+        self.status = np.zeros(1, dtype=np.int64)
+        self.t0 = plan.opt.t
+
+    def advance(self, k0, k1, resume, hold, batches):
+        """Steps ``k0 .. k1 - 1`` (see `rnnsim.kernels.train.advance_member`)."""
+        first = k0 + 1 if resume else k0
+        for k in range(k0, k1):
+            if self.status[0] != _kt.RUNNING:
+                return
+            if k >= first and not self._gradient(k, *batches[0][k - first]):
+                return
+            if hold and k == k1 - 1:
+                return
+            self._update(k)
+
+    def _gradient(self, k, x, target):
+        theta = self.model_.params_vector()
+        loss, g = self.model_.loss_and_grad_vector(x, target, self.loss)
+        self.theta, self.g = theta, g
+        rec = self.records[0, k]
+        grad_finite = bool(np.isfinite(g).all())
+        rec[_kt.LOSS], rec[_kt.PARAM_NORM] = loss, np.linalg.norm(theta)
+        rec[_kt.GRAD_FINITE] = grad_finite
+        finite = math.isfinite(loss) and grad_finite and np.isfinite(theta).all()
+        if finite:
+            self.good = self.model_
+        if finite and not loss > self.max_loss:
+            return True
+        rec[_kt.GRAD_NORM] = rec[_kt.GRAD_NORM_CLIPPED] = np.linalg.norm(g)
+        rec[_kt.CLIPPED], rec[_kt.DIVERGED] = 0.0, 1.0
+        self.status[0] = _kt.STOPPED_DIVERGED
         return False
-    ok = not plan.confirm or evaluate(model, task, task.eval_size, data.confirm_rng)["success"]
-    row["solved"] = ok
-    return ok
+
+    def _update(self, k):
+        new, info = self.opt.step(self.theta, self.g)
+        rec = self.records[0, k]
+        rec[_kt.GRAD_NORM], rec[_kt.GRAD_NORM_CLIPPED] = (
+            info["grad_norm"],
+            info["grad_norm_clipped"],
+        )
+        rec[_kt.CLIPPED], rec[_kt.LR_STEP], rec[_kt.DIVERGED] = info["clipped"], info["lr"], 0.0
+        self.model_ = self.model_.with_params(new)
+
+    def model(self, m):
+        """The model of member ``m`` at its current parameters."""
+        return self.model_
+
+    def grad(self, m):
+        """The gradient last computed for member ``m`` (unclipped when read between chunks)."""
+        return self.g.copy()
+
+    def stop(self, m, step):
+        """Stop member ``m`` at ``step`` before its update (solved): its row says so."""
+        _stopped(self.records[m, step], self.g)
+        self.status[m] = _kt.STOPPED_EARLY
+
+    def finish(self):
+        """Nothing to do: `rnnsim.optim.Optimizer.step` has advanced the optimiser."""
+
+    def final(self, m):
+        """The model after the last update (after divergence: the last finite one)."""
+        return self.good if self.status[m] == _kt.STOPPED_DIVERGED else self.model_
 
 
-def _records(row, step, model, x, target, g, task, plan):
-    """The optional records of a step: the callback's dict and the long-lag gradient norms."""
-    if plan.callback is not None and step % plan.callback_every == 0:
-        row.update(plan.callback(step, model, x, target, g))
-    if plan.lag_every and model.sequential and step % plan.lag_every == 0:
-        rec = _long_lag_norm(model, x, target, task.loss, plan.long_lag)
-        if rec is not None:
-            row.update(rec)
+class _KernelSteps:
+    """The update loop of E RNNs of one shape in compiled code (`rnnsim.kernels.train`).
+
+    ``records`` (E, steps, 8) and ``status`` (E,) are the kernel's (`rnnsim.kernels.train.State`);
+    ``model(m)``, ``grad(m)``, ``stop(m, step)`` and ``final(m)`` give Python the members."""
+
+    def __init__(self, models, task, plan):
+        self.template, opt = models[0], plan.opt
+        x, target = task.batch(1, np.random.default_rng(0))  # a mismatched task fails here
+        x, _ = self.template.check_input(x)
+        self.template.check_target(target, task.loss, x.shape[0], 1)
+        self.setup = _kt.Setup(
+            *(self.template.n_hidden, self.template.n_in, self.template.n_out),
+            self.template.act_code,
+            LOSSES[task.loss],
+            _optim.OPTIMIZERS.index(opt.name),
+            0 if opt.clip is None else _optim.CLIP_KINDS.index(opt.clip[0]) + 1,
+            0.0 if opt.clip is None else opt.clip[1],
+            *(opt.momentum, opt.decay, opt.beta1, opt.beta2, opt.eps),
+            math.inf if plan.max_loss is None else plan.max_loss,
+            *_schedule(opt, plan.steps),
+        )
+        theta = np.stack([m.params_vector() for m in models])
+        E, P = theta.shape
+        s1, s2 = _optimizer_state(opt, P)
+        self.state = _kt.State(
+            theta,
+            theta.copy(),
+            np.repeat(s1[None], E, axis=0),
+            np.repeat(s2[None], E, axis=0),
+            np.zeros((E, P)),
+            np.zeros(E, dtype=np.int64),
+            np.full((E, plan.steps, len(_kt.RECORDS)), np.nan),
+        )
+        self.records, self.status, self.t0 = self.state.records, self.state.status, opt.t
+        self.opt, self.batch_size = opt, plan.batch_size
+
+    def advance(self, k0, k1, resume, hold, batches):
+        """Steps ``k0 .. k1 - 1`` of every running member (`rnnsim.kernels.train.advance`)."""
+        s = self.setup
+        packed, T = _pack(batches, s, self.batch_size)
+        parallel = _kt.members_in_parallel(len(batches), T, self.batch_size, s.n, s.d_in, s.d_out)
+        with single_threaded_blas():
+            _kt.advance(s, self.state, packed, k0, k1, resume, hold, parallel)
+
+    def finish(self):
+        """Leave a ready `rnnsim.optim.Optimizer` of a single model as a loop of its own
+        ``step`` would: its step count and state advanced by the updates made."""
+        updates = int(np.count_nonzero(~np.isnan(self.records[0, :, _kt.LR_STEP])))
+        if self.status.shape[0] != 1 or updates == 0:
+            return
+        self.opt.t = self.t0 + updates
+        names = {"momentum": ("v",), "nesterov": ("v",), "rmsprop": ("r",), "adam": ("m", "v")}
+        for name, arr in zip(names.get(self.opt.name, ()), self.state[2:4], strict=False):
+            self.opt.state[name] = arr[0].copy()
+
+    def model(self, m):
+        return self.template.with_params(self.state.theta[m])
+
+    def grad(self, m):
+        return self.state.grad[m].copy()
+
+    def stop(self, m, step):
+        _stopped(self.records[m, step], self.state.grad[m])
+        self.status[m] = _kt.STOPPED_EARLY
+
+    def final(self, m):
+        diverged = self.status[m] == _kt.STOPPED_DIVERGED
+        return self.template.with_params((self.state.good if diverged else self.state.theta)[m])
 
 
-def _diverged(row, g, plan):
-    """``row`` completed for a step that diverged (no update)."""
-    gn = float(np.linalg.norm(g))
-    row.update(grad_norm=gn, grad_norm_clipped=gn, clipped=False, diverged=True)
-    opt = plan.opt
-    row["lr_step"] = _optim.learning_rate(opt.schedule, opt.lr, opt.t, plan.steps)
-    return row
+def _schedule(opt, steps):
+    """The learning rate and Adam's bias corrections ``1 - beta**t`` of the next ``steps``
+    updates of ``opt``, as `rnnsim.optim.Optimizer.step` computes them: three arrays (steps,)."""
+    t = range(opt.t, opt.t + steps)
+    lr = [_optim.learning_rate(opt.schedule, opt.lr, i, opt.total_steps) for i in t]
+    bc1 = [1.0 - opt.beta1 ** (i + 1) for i in t]
+    bc2 = [1.0 - opt.beta2 ** (i + 1) for i in t]
+    return np.array(lr), np.array(bc1), np.array(bc2)
 
 
-def _stopped(row, g):
-    """``row`` completed for the solved step that stops the run early (no update)."""
-    row.update(
-        grad_norm=float(np.linalg.norm(g)),
-        grad_norm_clipped=np.nan,
-        clipped=False,
-        diverged=False,
-        lr_step=np.nan,
-    )
-    return row
+def _optimizer_state(opt, P):
+    """The state arrays (P,) of ``opt`` as the kernels take them: v, r or m, and Adam's v."""
+    first = {"rmsprop": "r", "adam": "m"}.get(opt.name, "v")
+    fill = opt.accumulator_init if opt.name == "rmsprop" else 0.0
+    s1 = np.array(np.broadcast_to(opt.state.get(first, fill), (P,)), dtype=np.float64)
+    s2 = opt.state.get("v", 0.0) if opt.name == "adam" else 0.0
+    return s1, np.array(np.broadcast_to(s2, (P,)), dtype=np.float64)
 
 
-def _update(row, model, theta, g, opt):
-    """One optimiser step: its records into ``row``, and the updated model."""
-    new, info = opt.step(theta, g)
-    row.update(info)
-    row["lr_step"] = row.pop("lr")
-    row["diverged"] = False
-    return model.with_params(new)
+def _pack(batches, setup, B):
+    """A chunk's batches (per member: a list of ``(x, target)`` or None) as the kernel takes them
+    (`rnnsim.kernels.train.Batches`), and the longest sequence among them."""
+    E = len(batches)
+    K = max((len(b) for b in batches if b is not None), default=0)
+    xoff = np.zeros((E, K + 1), dtype=np.int64)
+    toff = np.zeros((E, K + 1), dtype=np.int64)
+    xs, ts, nx, nt = [], [], 0, 0
+    last = setup.loss in (LOSSES["mse_last"], LOSSES["xent_last"])
+    for m, member in enumerate(batches):
+        xoff[m, 0], toff[m, 0] = nx, nt
+        for j, (x, target) in enumerate(member or ()):
+            xs.append(x)
+            ts.append(target[None] if last else target)
+            nx, nt = nx + x.shape[0], nt + ts[-1].shape[0]
+            xoff[m, j + 1], toff[m, j + 1] = nx, nt
+    x = np.concatenate(xs) if xs else np.zeros((0, B, setup.d_in))
+    mse = setup.loss < LOSSES["xent_last"]
+    if mse:
+        target = np.concatenate(ts).astype(np.float64) if ts else np.zeros((0, B, setup.d_out))
+        labels = np.zeros((1, 1), dtype=np.int64)
+    else:
+        target = np.zeros((1, 1, 1))
+        labels = np.concatenate(ts).astype(np.int64) if ts else np.zeros((0, B), np.int64)
+    T = max((x.shape[0] for x in xs), default=1)
+    return _kt.Batches(x, target, labels, xoff, toff, np.zeros((B, setup.n))), T
+
+
+def _stopped(rec, g):
+    """The records ``rec`` (8,) of the solved step that stops a run early (no update)."""
+    rec[_kt.GRAD_NORM] = np.linalg.norm(g)
+    rec[_kt.GRAD_NORM_CLIPPED] = rec[_kt.LR_STEP] = np.nan
+    rec[_kt.CLIPPED] = rec[_kt.DIVERGED] = 0.0
 
 
 _FIRST_COLUMNS = [
@@ -445,10 +649,25 @@ _FIRST_COLUMNS = [
 ]
 
 
-def _table(rows, columns, solved_step, diverged_step):
-    """The rows as `train`'s table: fixed columns first, then the optional records, then the
-    run's parameter ``columns``; the outcome in ``attrs``."""
-    table = pd.DataFrame(rows)
+def _table(steps, m, rows, solved_step, plan, columns):
+    """Member ``m``'s records as `train`'s table: fixed columns first, then the optional
+    records (``rows``: the Python-side entries by step), then the run's parameter ``columns``;
+    the outcome in ``attrs``."""
+    rec = steps.records[m]
+    diverged = np.flatnonzero(rec[:, _kt.DIVERGED] == 1.0)
+    diverged_step = int(diverged[0]) if diverged.size else None
+    stopped = steps.status[m] == _kt.STOPPED_EARLY
+    last = diverged_step if diverged.size else (solved_step if stopped else plan.steps - 1)
+    rec = rec[: last + 1].copy()
+    if diverged_step is not None:  # the learning rate the update would have had
+        opt = plan.opt
+        t = steps.t0 + diverged_step
+        rec[diverged_step, _kt.LR_STEP] = _optim.learning_rate(opt.schedule, opt.lr, t, plan.steps)
+    table = pd.DataFrame({name: rec[:, i] for i, name in enumerate(_kt.RECORDS)})
+    table.insert(0, "step", np.arange(len(rec)))
+    for col in ("clipped", "diverged", "grad_finite"):
+        table[col] = table[col] == 1.0
+    table = pd.concat([table, pd.DataFrame([rows.get(s, {}) for s in range(len(rec))])], axis=1)
     for col in ("eval_loss", "error_rate", "accuracy"):
         if col not in table:
             table[col] = np.nan
@@ -458,8 +677,6 @@ def _table(rows, columns, solved_step, diverged_step):
             if col in table
             else pd.array([pd.NA] * len(table), "boolean")
         )
-    table["clipped"] = table["clipped"].astype(bool)
-    table["diverged"] = table["diverged"].astype(bool)
     table = table[_FIRST_COLUMNS + [c for c in table.columns if c not in _FIRST_COLUMNS]]
     for k, v in columns.items():
         table[k] = v
