@@ -222,8 +222,10 @@ def train(
     bar = _progress_bar(progress, plan.steps, task)
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)
-        stepper = _KernelSteps([model], task, plan) if isinstance(model, RNN) else None
-        stepper = stepper or _ModelSteps(model, task, plan)
+        if _compiled(model):
+            stepper = _KernelSteps([model], task, plan)
+        else:
+            stepper = _ModelSteps(model, task, plan)
         rows, solved = _drive(stepper, task, plan, data, bar)
         stepper.finish()
     if bar is not None:
@@ -346,6 +348,11 @@ def _progress_bar(progress, steps, task):
 # ----------------------------------------------------------------------------------------------
 # the update loop: chunks of compiled (or Python) updates between the steps where Python works
 # ----------------------------------------------------------------------------------------------
+
+
+def _compiled(model):
+    """Whether ``model``'s updates run in compiled code (`rnnsim.kernels.train`): RNNs."""
+    return isinstance(model, RNN)
 
 
 def _next_stop(first, plan):
@@ -649,6 +656,10 @@ _FIRST_COLUMNS = [
 ]
 
 
+#: the records of a step written after its callback is called (by the update)
+_AFTER_CALLBACK = ("grad_norm", "grad_norm_clipped", "clipped", "lr_step", "diverged")
+
+
 def _table(steps, m, rows, solved_step, plan, columns):
     """Member ``m``'s records as `train`'s table: fixed columns first, then the optional
     records (``rows``: the Python-side entries by step), then the run's parameter ``columns``;
@@ -667,7 +678,13 @@ def _table(steps, m, rows, solved_step, plan, columns):
     table.insert(0, "step", np.arange(len(rec)))
     for col in ("clipped", "diverged", "grad_finite"):
         table[col] = table[col] == 1.0
-    table = pd.concat([table, pd.DataFrame([rows.get(s, {}) for s in range(len(rec))])], axis=1)
+    extra = pd.DataFrame([rows.get(s, {}) for s in range(len(rec))])
+    # a callback's entry for a record that the update writes after it is overwritten; for one
+    # written before, it wins (as a row dict updated in that order would have it)
+    extra = extra.drop(columns=[c for c in _AFTER_CALLBACK if c in extra])
+    for col in [c for c in extra.columns if c in table.columns]:
+        table[col] = extra.pop(col).combine_first(table[col])
+    table = pd.concat([table, extra], axis=1)
     for col in ("eval_loss", "error_rate", "accuracy"):
         if col not in table:
             table[col] = np.nan
