@@ -11,7 +11,9 @@ one file per table instead: ``points/<hash>.NAME.parquet`` and ``table_NAME.parq
 Layout of ``OUT/NAME/`` after runs::
 
     points/<hash>.parquet   one file per (grid point, seed): the cache every run shares, so a
-                            point computed once is never computed again
+                            point computed once is never computed again; each is checked when
+                            read (`rnnsim.store`), and one that fails goes to points/corrupt/
+    run.lock                while a run writes the folder (`rnnsim.store.run_lock`)
     runs/LABEL/             one folder per stored run (``--name LABEL``, default `run_label`):
         table.parquet table.csv the run's tidy table: its points, rows in grid order then seed order
         table_NAME.parquet .csv each named table instead, for an experiment with ``tables``
@@ -44,14 +46,13 @@ import shlex
 import sys
 import time
 import traceback
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from rnnsim import executors, runtime
+from rnnsim import executors, runtime, store
 from rnnsim.claims import Claim
 from rnnsim.executors import UsageError, progress
 from rnnsim.validation import positive_int
@@ -424,25 +425,12 @@ def point_hash(name: str, point: Mapping[str, Any], seed: int, version: str = "1
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Call ``write(tmp)`` on a temporary name beside ``path``, then rename it onto ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def _write_parquet(df: pd.DataFrame, path: Path) -> None:
-    _atomic_write(path, lambda tmp: df.to_parquet(tmp, index=False))
+    store.atomic_write(path, lambda tmp: df.to_parquet(tmp, index=False))
 
 
 def _write_text(text: str, path: Path) -> None:
-    _atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    store.atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 # --------------------------------------------------------------------------------------------
@@ -672,7 +660,7 @@ def _publish(run: _Run) -> None:
             except OSError:
                 shutil.copyfile(source, tmp)
 
-        _atomic_write(run.root / rel, link)
+        store.atomic_write(run.root / rel, link)
 
 
 def _default_summary(table: pd.DataFrame, grid: Mapping) -> pd.DataFrame:
@@ -791,9 +779,37 @@ def _reproduce(run: _Run) -> str:
     )
 
 
-def _pending(jobs: list[dict], force: bool) -> list[dict]:
-    """Step 2, the cache: the jobs to compute (all with ``force``, else those missing a file)."""
-    return [j for j in jobs if force or not all(p.exists() for p in j["paths"].values())]
+def _pending(run: _Run, force: bool) -> list[dict]:
+    """Step 2, the cache: the jobs to compute (all with ``force``).
+
+    Every point file present is read and checked (`rnnsim.store.load_point`); a point whose
+    files are all sound keeps its tables in ``job["tables"]`` for `_assemble`. A file that fails
+    a check is moved to ``points/corrupt/`` and its point computed again; the failures are
+    reported in one line per reason.
+    """
+    if force:
+        return list(run.jobs)
+    todo, problems = [], {}
+    for job in run.jobs:
+        tables, bad = store.load_point(
+            job["paths"], hash_=job["hash"], point=job["point"], seed=job["seed"]
+        )
+        for path, reason in bad:
+            problems.setdefault(reason, []).append(path)
+        if tables is None:
+            todo.append(job)
+        else:
+            job["tables"] = tables
+    for reason, paths in problems.items():
+        first = f"points/{paths[0].name}"
+        what = f"point file {first} failed its check ({reason})"
+        if len(paths) > 1:
+            what = f"{len(paths)} point files failed their check ({reason}; first: {first})"
+        print(
+            f"{run.experiment.name}: {what}; moved to points/{store.CORRUPT}/, recomputing",
+            file=sys.stderr,
+        )
+    return todo
 
 
 def _measure_script(source: str, filename: str, name: str, point: dict, seed: int):
@@ -849,7 +865,8 @@ def _execute(run: _Run, workers, scheduler, progress: bool) -> None:
                 )
             else:
                 for table, path in job["paths"].items():
-                    _write_parquet(tables[table], path)
+                    who = {"hash_": job["hash"], "point": job["point"], "seed": job["seed"]}
+                    store.write_point(tables[table], path, table=table, **who)
                 job["seconds"] = seconds
             bar.update(1)
     finally:
@@ -872,17 +889,30 @@ def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
 
 
 def _assemble(run: _Run) -> dict[str, pd.DataFrame]:
-    """Step 4: each table rebuilt from the point files read back from disk, in grid order then
-    seed order, and written as ``table[_NAME].parquet`` and ``.csv``."""
+    """Step 4: each table rebuilt from the point files read back from disk (by `_pending`, or
+    here for the points computed in this run) and checked, in grid order then seed order, and
+    written as ``table[_NAME].parquet`` and ``.csv``."""
     for old in _products(run.folder):  # the files of an earlier run of the same label
         old.unlink()
     files = _table_files(run.experiment, run.folder, "table", "_")
+    for job in run.jobs:
+        if "tables" not in job:
+            who = {"hash_": job["hash"], "point": job["point"], "seed": job["seed"]}
+            try:
+                job["tables"] = {
+                    t: store.read_point(p, table=t, **who) for t, p in job["paths"].items()
+                }
+            except (OSError, store.CorruptPoint) as exc:
+                raise RuntimeError(
+                    f"{run.experiment.name}: the point file just written for point "
+                    f"{job['point']} seed {job['seed']} does not read back: {exc}"
+                ) from None
     tables = {}
     for table, path in files.items():
-        tables[table] = _concat([pd.read_parquet(j["paths"][table]) for j in run.jobs])
+        tables[table] = _concat([j["tables"].pop(table) for j in run.jobs])  # freed as it goes
         _write_parquet(tables[table], path)
         csv = path.with_suffix(".csv")
-        _atomic_write(csv, lambda tmp, t=tables[table]: t.to_csv(tmp, index=False))
+        store.atomic_write(csv, lambda tmp, t=tables[table]: t.to_csv(tmp, index=False))
     return tables
 
 
@@ -1008,6 +1038,7 @@ def run_experiment(
     command: str | None = None,
     first_seed: int = 0,
     name: str | None = None,
+    wait: bool = False,
 ) -> pd.DataFrame | dict[str, pd.DataFrame]:
     """Run (or resume) an experiment and write its tables, manifest, summary and figures.
 
@@ -1015,7 +1046,8 @@ def run_experiment(
     rest (`_execute`), assemble the tables (`_assemble`), summarise, check the claims and draw
     (`_summarise`, `_check_claims`, `_draw`), write the manifest (`_write_manifest`), all into
     the run's folder ``out/NAME/runs/LABEL/``, and mirror that folder into ``out/NAME/``
-    (`_publish`): the latest run.
+    (`_publish`): the latest run. The run holds ``out/NAME/run.lock`` throughout
+    (`rnnsim.store.run_lock`), so that no other run writes the folder meanwhile.
 
     Parameters
     ----------
@@ -1048,6 +1080,9 @@ def run_experiment(
         The run's label (``--name``; letters, digits and ``_ . = , + -``). Default: `run_label`,
         ``quick`` or ``full`` followed by the overrides (``quick_T=1000``). A run of the same
         label replaces that run; other runs stay.
+    wait : bool
+        When another run holds ``out/NAME`` (``--wait``): wait for it to finish, instead of
+        failing at once with a UsageError naming it.
 
     Returns
     -------
@@ -1063,17 +1098,23 @@ def run_experiment(
         raise UsageError(f"--seeds must be an integer >= 1, got {seeds!r}")
     if isinstance(first_seed, bool) or not isinstance(first_seed, int) or first_seed < 0:
         raise UsageError(f"--first-seed must be an integer >= 0, got {first_seed!r}")
-    run = _plan(experiment, quick, sets, seeds, Path(out) / experiment.name, first_seed, name)
-    run.todo = _pending(run.jobs, force)
-    _execute(run, workers, scheduler, progress)
-    tables = _assemble(run)
-    _summarise(run, tables)
-    _check_claims(run)
-    if figures and experiment.figures is not None:
-        _draw(run, tables)
-    options = {"workers": workers, "scheduler": scheduler, "command": command}
-    _write_manifest(run, tables, options)
-    _publish(run)
+    root = Path(out) / experiment.name
+    holder = command if command is not None else shlex.join(sys.argv)
+    try:
+        with store.run_lock(root, command=holder, wait=wait):  # the run owns OUT/NAME
+            run = _plan(experiment, quick, sets, seeds, root, first_seed, name)
+            run.todo = _pending(run, force)
+            _execute(run, workers, scheduler, progress)
+            tables = _assemble(run)
+            _summarise(run, tables)
+            _check_claims(run)
+            if figures and experiment.figures is not None:
+                _draw(run, tables)
+            options = {"workers": workers, "scheduler": scheduler, "command": command}
+            _write_manifest(run, tables, options)
+            _publish(run)
+    except store.FolderBusy as exc:  # raised on entry only: nothing was written
+        raise UsageError(str(exc)) from None
     if run.errors:
         what, exc = next(iter(run.errors.items()))
         raise RuntimeError(
@@ -1213,6 +1254,12 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         help="run the points on a Dask cluster ('local' starts a LocalCluster of --workers)",
     )
     parser.add_argument("--force", action="store_true", help="ignore the cache; recompute all")
+    parser.add_argument(
+        "--wait",
+        action="store_true",
+        help="when another run is writing OUT/NAME, wait for it to finish (default: fail, "
+        "naming it)",
+    )
     parser.add_argument("--no-figures", action="store_true", help="skip drawing figures")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument(
@@ -1256,6 +1303,7 @@ def run_from_args(experiment: Experiment, args: argparse.Namespace):
         figures=not args.no_figures,
         progress=not args.no_progress,
         name=getattr(args, "label", None),
+        wait=getattr(args, "wait", False),
     )
     label = getattr(args, "label", None) or run_label(
         args.quick, args.set, args.seeds, args.first_seed

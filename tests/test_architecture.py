@@ -15,7 +15,7 @@ LAYERS = [
     {"models", "init"},
     {"jacobians", "theory", "curvature", "landscape", "layers", "cliff", "ensemble"},
     {"tasks", "optim", "train"},
-    {"executors"},
+    {"executors", "store"},
     {"experiment", "plots", "report", "cli", "bench", "claims", "runs", "explore"},
 ]
 MAX_LINES = 80
