@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from rnnsim import optim as _optim
+from rnnsim.ensemble import Ensemble
 from rnnsim.jacobians import gradient_contributions
 from rnnsim.kernels import train as _kt
 from rnnsim.kernels.blas import single_threaded_blas
@@ -126,8 +127,10 @@ def train(
 
     Parameters
     ----------
-    model : RNN, MLP or another `rnnsim.models.Model`
-        The initial network (not modified; models are immutable).
+    model : RNN, MLP, `rnnsim.Ensemble` or another `rnnsim.models.Model`
+        The initial network (not modified; models are immutable). An ensemble's members train
+        at once, each exactly as a single RNN with its seed would, a diverged or solved member
+        stopping while the others go on.
     task : Task
         From `rnnsim.tasks.make`; its ``loss`` is the training loss.
     optimizer : str or `rnnsim.optim.Optimizer`
@@ -139,9 +142,10 @@ def train(
         Gradient clipping (Pascanu et al. 2013, Algorithm 1 for "norm").
     steps : int
         Maximum number of updates.
-    seed : int
+    seed : int, or for an ensemble a sequence of one int per member
         Seeds the training batches; the held-out batch and the confirmation sequences come from
-        independent streams derived from it.
+        independent streams derived from it. One int for an ensemble: every member sees the
+        same batches.
     batch_size : int
         Sequences per update (20 in Pascanu et al. and Arjovsky et al.).
     schedule : str or tuple
@@ -179,7 +183,8 @@ def train(
     -------
     model : the same kind as the model given
         The model after the last update (after divergence: the last one with finite
-        parameters).
+        parameters); for an ensemble, an `rnnsim.Ensemble` of its members' (with the same
+        member parameters).
     table : pandas.DataFrame
         One row per update: ``step``, ``loss``, ``grad_norm`` (before clipping),
         ``grad_norm_clipped``, ``clipped``, ``lr_step`` (scheduled), ``param_norm``,
@@ -189,6 +194,8 @@ def train(
         callback columns, and the parameters ``task``, ``variant``, ``T``, ``optimizer``,
         ``lr``, ``clip``, ``clip_threshold``, ``batch_size``, ``train_seed``. ``table.attrs``
         holds ``solved``, ``solved_step``, ``diverged``, ``diverged_step``, ``steps_run``.
+        For an ensemble: the members' tables, one after another, with a first column
+        ``member`` (0..E-1); each ``attrs`` entry is then a list, one value per member.
 
     Notes
     -----
@@ -218,11 +225,15 @@ def train(
         callback=callback,
         callback_every=callback_every,
     )
-    data = [_streams(task, seed, positive_int("eval_batch", eval_batch))]
+    ensemble = isinstance(model, Ensemble)
+    seeds = _seeds(seed, len(model) if ensemble else None)
+    data = [_streams(task, s, positive_int("eval_batch", eval_batch)) for s in seeds]
     bar = _progress_bar(progress, plan.steps, task)
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)
-        if _compiled(model):
+        if ensemble:
+            stepper = _KernelSteps([model[e] for e in range(len(model))], task, plan)
+        elif _compiled(model):
             stepper = _KernelSteps([model], task, plan)
         else:
             stepper = _ModelSteps(model, task, plan)
@@ -239,10 +250,15 @@ def train(
         "clip": "none" if plan.opt.clip is None else plan.opt.clip[0],
         "clip_threshold": float("nan") if plan.opt.clip is None else plan.opt.clip[1],
         "batch_size": plan.batch_size,
-        "train_seed": int(seed),
     }
-    table = _table(stepper, 0, rows[0], solved[0], plan, columns)
-    return stepper.final(0), table
+    tables = [
+        _table(stepper, m, rows[m], solved[m], plan, {**columns, "train_seed": d.seed})
+        for m, d in enumerate(data)
+    ]
+    if not ensemble:
+        return stepper.final(0), tables[0]
+    finals = [stepper.final(m) for m in range(len(data))]
+    return Ensemble(finals, params=model.member_params().drop(columns="member")), _members(tables)
 
 
 @dataclass(frozen=True)
@@ -322,16 +338,31 @@ class _Streams(NamedTuple):
     held_x: np.ndarray  # the held-out batch, drawn once
     held_t: np.ndarray
     confirm_rng: np.random.Generator  # the sequences that confirm a success
+    seed: int
+
+
+def _seeds(seed, E):
+    """The seeds of a run's members: ``[seed]`` for a single model (E None); for E members one
+    int repeated, or a sequence of E ints."""
+    if E is None or isinstance(seed, (int, np.integer)):
+        return [seed] * (E or 1)
+    if not isinstance(seed, (list, tuple, range, np.ndarray)) or len(seed) != E:
+        raise ValueError(
+            f"seed must be an int or a sequence of {E} ints (one per member); got {describe(seed)}"
+        )
+    return list(seed)
 
 
 def _streams(task, seed, eval_batch):
+    """The streams of a run with integer ``seed`` (checked)."""
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise TypeError(f"seed must be an int, got {seed!r}")
     if seed < 0:
         raise ValueError(f"seed must be an int >= 0, got {seed}")
-    rng = np.random.default_rng([int(seed), 0])
-    held_x, held_t = task.batch(eval_batch, np.random.default_rng([int(seed), 1]))
-    return _Streams(rng, held_x, held_t, np.random.default_rng([int(seed), 2]))
+    seed = int(seed)
+    rng = np.random.default_rng([seed, 0])
+    held_x, held_t = task.batch(eval_batch, np.random.default_rng([seed, 1]))
+    return _Streams(rng, held_x, held_t, np.random.default_rng([seed, 2]), seed)
 
 
 def _progress_bar(progress, steps, task):
@@ -705,6 +736,15 @@ def _table(steps, m, rows, solved_step, plan, columns):
         steps_run=len(table),
     )
     return table
+
+
+def _members(tables):
+    """The members' tables as one, a first column ``member``; ``attrs`` as lists by member."""
+    for m, table in enumerate(tables):
+        table.insert(0, "member", m)
+    out = pd.concat(tables, ignore_index=True)
+    out.attrs = {key: [t.attrs[key] for t in tables] for key in tables[0].attrs}
+    return out
 
 
 def wilson_interval(k, n, level=0.95):

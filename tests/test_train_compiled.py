@@ -9,6 +9,7 @@ import pytest
 from numba import config
 
 from rnnsim import RNN, tasks
+from rnnsim.ensemble import Ensemble
 from rnnsim.kernels import train as kt
 from rnnsim.optim import OPTIMIZERS, Optimizer
 from rnnsim.train import train
@@ -139,3 +140,60 @@ def test_members_in_parallel_only_without_nested_threads():
     assert not kt.members_in_parallel(1, 40, 20, 32, 2, 1)
     assert kt.members_in_parallel(32, 40, 20, 32, 2, 1) == (kt.THREADS > 1)
     assert not kt.members_in_parallel(32, 100_000, 20, 32, 2, 1)
+
+
+# ----------------------------------------------------------------------------------------------
+# ensembles: member i is the single-model run with its seed
+# ----------------------------------------------------------------------------------------------
+
+
+def assert_members_are_single_runs(ensemble, task, seeds, **kw):
+    """Train ``ensemble`` at once and each member alone; assert equal tables and parameters."""
+    final, table = train(ensemble, task, seed=seeds, **kw)
+    assert table.columns[0] == "member" and isinstance(final, Ensemble)
+    for e, seed in enumerate(seeds):
+        model, alone = train(ensemble[e], task, seed=seed, **kw)
+        got = table[table["member"] == e].drop(columns="member").reset_index(drop=True)
+        pd.testing.assert_frame_equal(got, alone, check_exact=True)
+        assert {k: v[e] for k, v in table.attrs.items()} == alone.attrs
+        np.testing.assert_array_equal(final[e].params_vector(), model.params_vector())
+    return table
+
+
+@pytest.mark.parametrize("clip", [None, ("norm", 1.0)])
+def test_members_equal_single_runs(clip):
+    task = tasks.make("adding", 10, variant="pascanu2013")
+    ens = Ensemble.random(5, 2, 8, 1, gains=[0.8, 1.2, 1.6, 2.0, 3.0], seeds=range(5))
+    table = assert_members_are_single_runs(ens, task, [7, 3, 3, 0, 11], lr=0.1, clip=clip,
+                                           steps=40, eval_every=15, eval_batch=50)  # fmt: skip
+    assert table["clipped"].any() == (clip is not None)
+
+
+def test_one_member_diverges_the_others_go_on():
+    task = tasks.make("adding", 20, variant="arjovsky2016")
+    members = [RNN.random(2, 8, 1, activation="linear", gain=g, seed=1) for g in (0.5, 3.0, 0.7)]
+    table = assert_members_are_single_runs(Ensemble(members), task, [0, 0, 1], lr=0.01,
+                                           steps=30, eval_every=0, max_loss=1.0)  # fmt: skip
+    assert table.attrs["diverged"] == [False, True, False]
+    assert table.attrs["steps_run"][0] == table.attrs["steps_run"][2] == 30
+
+
+def test_one_member_solves_and_stops_the_others_go_on():
+    task = tasks.make("adding", 10, variant="pascanu2013")
+    orth = Ensemble.random(2, 2, 16, 1, init="orthogonal", seeds=[0, 1])
+    members = Ensemble([orth[0], RNN.random(2, 16, 1, gain=0.1, seed=2), orth[1]])
+    table = assert_members_are_single_runs(members, task, [0, 1, 0], optimizer="adam",
+                                           lr=0.01, steps=300, eval_every=50, eval_batch=300,
+                                           clip=("norm", 1.0))  # fmt: skip
+    assert table.attrs["solved"][0] and len(set(table.attrs["steps_run"])) > 1
+
+
+def test_ensemble_of_one_is_the_single_model():
+    task = tasks.make("temporal_order", 10)
+    model = RNN.random(task.d_in, 8, task.d_out, gain=2.0, seed=3)
+    final, table = train(Ensemble([model]), task, lr=0.05, steps=12, seed=4, eval_every=5)
+    alone_final, alone = train(model, task, lr=0.05, steps=12, seed=4, eval_every=5)
+    pd.testing.assert_frame_equal(table.drop(columns="member"), alone, check_exact=True)
+    np.testing.assert_array_equal(final[0].params_vector(), alone_final.params_vector())
+    with pytest.raises(ValueError, match="seed must be an int or a sequence of 1 ints"):
+        train(Ensemble([model]), task, lr=0.05, steps=2, seed=[1, 2])
