@@ -241,22 +241,23 @@ def read_point(
         raise CorruptPoint("a record of another grid point or seed than its hash stands for")
     if table_digest(data) != recorded:
         raise CorruptPoint("a checksum mismatch: its table is not the one written")
+    _check_parameters(data, point, seed)
     try:
-        frame = data.to_pandas()
+        return data.to_pandas()
     except Exception as exc:  # noqa: BLE001
         raise CorruptPoint(f"no table in it: {type(exc).__name__}") from None
-    _check_parameters(frame, point, seed)
-    return frame
 
 
-def _check_parameters(frame: pd.DataFrame, point: Mapping, seed: int) -> None:
-    """CorruptPoint unless ``frame`` starts with the point's parameter columns and ``seed``,
-    holding the point's values in every row."""
-    expected = [*point, "seed"]
-    if list(frame.columns[: len(expected)]) != expected or not all(
-        (frame[column] == value).all() for column, value in [*point.items(), ("seed", seed)]
-    ):
+def _check_parameters(data: pa.Table, point: Mapping, seed: int) -> None:
+    """CorruptPoint unless ``data`` starts with the point's parameter columns and ``seed``, each
+    holding the point's value (of its type) in every row."""
+    expected = [*point.items(), ("seed", int(seed))]
+    if data.column_names[: len(expected)] != [name for name, _ in expected]:
         raise CorruptPoint("parameter columns that do not hold the point")
+    for name, value in expected:
+        found = data.column(name).unique().to_pylist()  # [] for a point without rows
+        if found and (found != [value] or type(found[0]) is not type(value)):
+            raise CorruptPoint("parameter columns that do not hold the point")
 
 
 def load_point(
