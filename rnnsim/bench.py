@@ -506,6 +506,56 @@ def ensemble_gradnorm(quick, repeats):
     ]  # fmt: skip
 
 
+@ensemble_case
+def ensemble_train(quick, repeats):
+    """Training in compiled code: E = 32 members (n 32, B 20, T 40, norm clipping) trained in one
+    `rnnsim.train` call on an Ensemble against 32 sequential single-model calls (``x_sequential``,
+    target >= 8); and a single model's cost per update against one gradient plus one optimiser
+    step in Python (``x_gradient_step``, target <= 1.3), records and batches included."""
+    from rnnsim import Ensemble, tasks, train
+    from rnnsim.optim import Optimizer
+
+    E, n, B, T, steps = 32, 32, 20, 40, 100 if quick else 300
+    task = tasks.make("adding", T, variant="pascanu2013")
+    ens = Ensemble.random(E, task.d_in, n, task.d_out, gains=1.6, seeds=range(E))
+    kw = dict(lr=0.1, clip=("norm", 1.0), steps=steps, batch_size=B, eval_every=0)
+    sizes = dict(E=E, n=n, B=B, T=T, steps=steps)
+
+    def sequential(count):
+        return timeit(lambda: [train(ens[e], task, seed=e, **kw) for e in range(E)], count)[1]
+
+    at_once = row(
+        "ensemble", f"train: {E} members x {steps} updates in one call vs {E} calls",
+        lambda: train(ens, task, seed=list(range(E)), **kw), None, max(1, repeats // 3),
+        peers={"sequential_calls": sequential}, **sizes,
+    )  # fmt: skip
+    at_once["x_sequential"] = at_once["sequential_calls_ms"] / at_once["rnnsim_ms"]
+    model, opt = ens[0], Optimizer("sgd", 0.1, clip=("norm", 1.0))
+    rng = np.random.default_rng(0)
+    batches = [task.batch(B, rng) for _ in range(steps)]
+    theta = model.params_vector()
+
+    def gradient_steps():  # the same number of updates, by hand, on the same kind of batches
+        for x, target in batches:
+            opt.step(theta, model.loss_and_grad_vector(x, target, task.loss)[1])
+
+    # Both are timed as whole loops (a median of single calls would hide the waits of a loaded
+    # machine that a loop pays), in turns, and the least of each kept: the load drifts within
+    # seconds, and the ratio is only meaningful between timings of the same moment.
+    first = time.perf_counter()
+    train(model, task, seed=0, **kw)
+    first = time.perf_counter() - first
+    turns = [
+        (timeit(lambda: train(model, task, seed=0, **kw), 1)[1], timeit(gradient_steps, 1)[1])
+        for _ in range(max(3, repeats))
+    ]
+    t_train, t_step = (min(t) / steps for t in zip(*turns, strict=True))
+    one = {"suite": "ensemble", "case": "train: one model, per update vs gradient + step"}
+    one.update(sizes, E=1, rnnsim_ms=1e3 * t_train, first_ms=1e3 * first / steps)
+    one.update(reference_ms=1e3 * t_step, x_gradient_step=t_train / t_step)
+    return [at_once, one]
+
+
 def main(argv=None):
     """Entry point of ``rnnsim bench``."""
     parser = argparse.ArgumentParser(prog="rnnsim bench", description=__doc__.splitlines()[0])
