@@ -12,7 +12,8 @@
     rnnsim bench ...            (forwarded to rnnsim.bench.main)
 
 Usage errors (unknown experiment, run, axis or column, bad value) print one line and exit with
-status 2.
+status 2; failed points one line per kind of failure and status 1; a run stopped by Ctrl-C or
+SIGTERM one line (points done, the command that resumes) and status 130 or 143.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rnnsim.experiment import (
+    PointsFailed,
     UsageError,
     _axis_type,
     add_run_arguments,
@@ -32,6 +34,7 @@ from rnnsim.experiment import (
     load_experiment,
     parse_set,
     run_from_args,
+    stopped_status,
 )
 
 __all__ = ["main", "build_parser"]
@@ -253,6 +256,9 @@ def _cmd_run(args) -> int:
                 run_from_args(exp, ns)
             except UsageError:
                 raise
+            except PointsFailed as exc:
+                stopped_status(exc)
+                failed.append(exp.name)
             except Exception:  # noqa: BLE001 - run the others, fail at the end
                 traceback.print_exc()
                 failed.append(exp.name)
@@ -370,6 +376,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"rnnsim: error: {exc}", file=sys.stderr)
         return 2
+    except (KeyboardInterrupt, PointsFailed) as exc:  # one line, no traceback
+        return stopped_status(exc)
     except BrokenPipeError:  # e.g. `rnnsim list | head`: stop quietly
         import os
 

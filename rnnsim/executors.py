@@ -6,11 +6,28 @@ and ``remote(job) -> (fn, args)``, a function picklable by reference and its arg
 ``fn(*args)`` in a worker process (`point_task` sizes the worker's thread pools first). Every
 executor is a generator of ``(job, result, seconds, exception)`` in completion order; closing it
 shuts its pool or cluster down.
+
+Signals. While `stop_on_signals` is in force, SIGINT (Ctrl-C) and SIGTERM raise `Interrupted` in
+the main thread, and every executor stops within a second:
+
+- serial: each job runs in one helper thread while the main thread waits, so the main thread takes
+  the signal at once even while a kernel runs (the kernels release the GIL), and abandons the call;
+- local processes: the workers run in process groups of their own (a Ctrl-C at the terminal does
+  not reach them), and an interrupted run terminates them instead of waiting for their points;
+- Dask: the cluster is closed, and a ``LocalCluster``'s processes are started with SIGINT blocked.
+
+A KeyboardInterrupt is never reported as a failed job: Numba surfaces one raised during a kernel as
+a SystemError whose ``__cause__`` or ``__context__`` is the KeyboardInterrupt (`is_interrupt`).
 """
 
 from __future__ import annotations
 
+import contextvars
 import os
+import queue
+import signal
+import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -18,7 +35,16 @@ from contextlib import contextmanager
 
 from rnnsim import runtime
 
-__all__ = ["UsageError", "executor", "point_task", "progress", "THREAD_ENV_VARS"]
+__all__ = [
+    "Interrupted",
+    "UsageError",
+    "executor",
+    "is_interrupt",
+    "point_task",
+    "progress",
+    "stop_on_signals",
+    "THREAD_ENV_VARS",
+]
 
 #: Environment variables that size the BLAS/OpenMP thread pools of a worker process.
 THREAD_ENV_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -29,6 +55,88 @@ class UsageError(ValueError):
 
     The CLI prints its message and exits with status 2, without a traceback.
     """
+
+
+class Interrupted(KeyboardInterrupt):
+    """A run stopped by SIGINT or SIGTERM.
+
+    Its message is the one line the command prints; `status` is the exit status, 128 + the
+    signal's number (130 for SIGINT, 143 for SIGTERM). A KeyboardInterrupt, so that code that
+    catches ``Exception`` lets it through.
+    """
+
+    def __init__(self, signum: int, message: str | None = None):
+        self.signum = int(signum)
+        super().__init__(message or f"interrupted by {signal.Signals(self.signum).name}")
+
+    @property
+    def status(self) -> int:
+        """The exit status of a process stopped by this signal: 128 + its number."""
+        return 128 + self.signum
+
+
+def is_interrupt(exc: BaseException | None) -> bool:
+    """Whether ``exc`` is a KeyboardInterrupt or was raised while handling or because of one.
+
+    Numba surfaces a Ctrl-C taken during a kernel call as a ``SystemError`` whose ``__cause__``
+    or ``__context__`` is the KeyboardInterrupt: such a job was interrupted, it did not fail.
+    """
+    stack, seen = [exc], set()
+    while stack:
+        e = stack.pop()
+        if e is None or id(e) in seen:
+            continue
+        if isinstance(e, KeyboardInterrupt):
+            return True
+        seen.add(id(e))
+        stack += [e.__cause__, e.__context__]
+    return False
+
+
+def _failure(exc: Exception) -> Exception:
+    """``exc``, the failure of one job, unless it is an interruption: then `Interrupted`."""
+    if is_interrupt(exc):
+        raise Interrupted(signal.SIGINT) from None
+    return exc
+
+
+@contextmanager
+def stop_on_signals():
+    """While the block runs, the first SIGINT or SIGTERM raises `Interrupted` in the main thread.
+
+    Later signals are ignored until the block exits, so that the executors' clean-up (terminating
+    workers) is not cut short. Nothing changes outside the main thread, or for a signal whose
+    handler is not Python's default (ignored by the caller, or handled by the application).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    fired = []
+
+    def handler(signum, frame):
+        if not fired:
+            fired.append(signum)
+            raise Interrupted(signum)
+
+    defaults = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
+    old = {s: signal.signal(s, handler) for s, d in defaults.items() if signal.getsignal(s) is d}
+    try:
+        yield
+    finally:
+        for sig, previous in old.items():
+            signal.signal(sig, previous)
+
+
+@contextmanager
+def _sigint_blocked():
+    """SIGINT blocked in this thread while the block starts processes: they inherit the mask, so
+    that a Ctrl-C at the terminal cannot reach them before they leave its process group. A
+    SIGINT that arrives meanwhile is delivered when the block exits."""
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def _set_threads(threads: int | None) -> None:
@@ -43,7 +151,11 @@ def _set_threads(threads: int | None) -> None:
 
 
 def _worker_init(threads: int) -> None:
-    """Initializer of local worker processes: size the BLAS and Numba thread pools."""
+    """Initializer of local worker processes: leave the terminal's process group and ignore
+    SIGINT (the parent stops the workers), then size the BLAS and Numba thread pools."""
+    os.setpgid(0, 0)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     for var in THREAD_ENV_VARS:
         os.environ[var] = str(threads)
     runtime.configure()
@@ -102,15 +214,58 @@ def _env(values: Mapping[str, str]):
                 os.environ[k] = v
 
 
+class _Caller:
+    """One daemon thread that runs a serial run's calls, one at a time, while the caller waits.
+
+    The waiting main thread takes a signal at once, even while a kernel runs in the helper thread
+    (kernels release the GIL); an interrupted caller abandons the call, and the daemon thread
+    ends with the process. Each call runs in a copy of the caller's context variables, with the
+    caller's Numba thread count.
+    """
+
+    def __init__(self):
+        numba = sys.modules.get("numba")
+        self._threads = numba.get_num_threads() if numba is not None else None
+        self._calls = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._serve, name="rnnsim-serial", daemon=True)
+        self._thread.start()
+
+    def _serve(self):
+        _set_threads(self._threads)
+        while (item := self._calls.get()) is not None:
+            context, fn, arg, done, box = item
+            try:
+                box["result"] = context.run(fn, arg)
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                box["exc"] = exc
+            done.set()
+
+    def __call__(self, fn: Callable, arg):
+        done, box = threading.Event(), {}
+        self._calls.put((contextvars.copy_context(), fn, arg, done, box))
+        while not done.wait(0.5):  # a timed wait: the main thread runs signal handlers
+            pass
+        if "exc" in box:
+            raise box.pop("exc")
+        return box["result"]
+
+    def close(self):
+        self._calls.put(None)
+
+
 def _run_serial(jobs, local):
-    for job in jobs:
-        start = time.perf_counter()
-        try:
-            result = local(job)
-        except Exception as exc:  # noqa: BLE001 - reported by the caller
-            yield job, None, None, exc
-            continue
-        yield job, result, time.perf_counter() - start, None
+    call = _Caller()
+    try:
+        for job in jobs:
+            start = time.perf_counter()
+            try:
+                result = call(local, job)
+            except Exception as exc:  # noqa: BLE001 - reported by the caller
+                yield job, None, None, _failure(exc)
+                continue
+            yield job, result, time.perf_counter() - start, None
+    finally:
+        call.close()
 
 
 def _run_processes(jobs, remote, workers):
@@ -119,26 +274,42 @@ def _run_processes(jobs, remote, workers):
 
     threads = max(1, _cores() // workers)
     # Children are spawned (no fork of a process holding threads) and inherit these variables
-    # before they import NumPy, so their BLAS pools start at the right size.
-    with _env({v: str(threads) for v in THREAD_ENV_VARS}):
-        pool = ProcessPoolExecutor(
-            max_workers=workers,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_worker_init,
-            initargs=(threads,),
-        )
-        try:
+    # before they import NumPy, so their BLAS pools start at the right size. The pool starts
+    # its processes as the jobs are submitted, with SIGINT blocked (see _worker_init).
+    pool = None
+    try:
+        with _env({v: str(threads) for v in THREAD_ENV_VARS}), _sigint_blocked():
+            pool = ProcessPoolExecutor(
+                max_workers=workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_worker_init,
+                initargs=(threads,),
+            )
             futures = {pool.submit(point_task, *remote(j), threads): j for j in jobs}
-            for fut in as_completed(futures):
-                job = futures[fut]
-                try:
-                    result, seconds = fut.result()
-                except Exception as exc:  # noqa: BLE001
-                    yield job, None, None, exc
-                    continue
-                yield job, result, seconds, None
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+        for fut in as_completed(futures):
+            job = futures[fut]
+            try:
+                result, seconds = fut.result()
+            except Exception as exc:  # noqa: BLE001
+                yield job, None, None, _failure(exc)
+                continue
+            yield job, result, seconds, None
+    except BaseException:  # interrupted, or closed early: do not wait for the running points
+        if pool is not None:
+            _terminate(pool)
+        raise
+    pool.shutdown(wait=True)
+
+
+def _terminate(pool) -> None:
+    """Stop a process pool at once: SIGTERM to each worker's process group (the worker and
+    anything it started), then shut the pool down without waiting for queued jobs."""
+    for process in list(pool._processes.values()):  # private, but there since Python 3.2
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+        except (ProcessLookupError, PermissionError):  # gone, or not yet its own group
+            process.terminate()
+    pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _run_dask(jobs, remote, workers, scheduler, name):
@@ -150,10 +321,11 @@ def _run_dask(jobs, remote, workers, scheduler, name):
     cluster = None
     if scheduler == "local":
         n = workers if workers and workers > 0 else _cores()
-        cluster = LocalCluster(
-            n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None
-        )
-        client = Client(cluster)
+        with _sigint_blocked():  # the cluster's processes and its event loop's thread inherit it
+            cluster = LocalCluster(
+                n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None
+            )
+            client = Client(cluster)
         threads = max(1, _cores() // n)
     else:
         try:
@@ -181,7 +353,7 @@ def _run_dask(jobs, remote, workers, scheduler, name):
             try:
                 result, seconds = fut.result()
             except Exception as exc:  # noqa: BLE001
-                yield job, None, None, exc
+                yield job, None, None, _failure(exc)
                 continue
             finally:
                 fut.release()

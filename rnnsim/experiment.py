@@ -43,6 +43,7 @@ import os
 import platform
 import re
 import shlex
+import signal
 import sys
 import time
 import traceback
@@ -70,6 +71,8 @@ __all__ = [
     "load_experiment",
     "load_script",
     "progress",
+    "PointsFailed",
+    "stopped_status",
 ]
 
 #: The name under which the framework carries the one table of a single-table experiment.
@@ -834,10 +837,66 @@ def _executor(experiment: Experiment, todo: list[dict], workers, scheduler):
     return executors.executor(todo, local, remote, workers, scheduler, experiment.name)
 
 
+class PointsFailed(RuntimeError):
+    """Points of a run failed; the message has one line per kind of failure (the command prints
+    it without a traceback), and ``__cause__`` is the first failure."""
+
+
+class _Failures:
+    """The failed points of a run: each one's traceback written to ``path`` as it fails (the
+    traceback once per kind: the same exception type and message), one line on the terminal per
+    kind, and the kinds grouped for `message`."""
+
+    def __init__(self, path: Path, name: str):
+        self.path, self.name = path, name
+        self.kinds: dict[str, list[tuple[dict, BaseException]]] = {}
+        path.unlink(missing_ok=True)  # the failures of an earlier run
+
+    def __len__(self) -> int:
+        return sum(len(failed) for failed in self.kinds.values())
+
+    def add(self, job: dict, exc: BaseException) -> None:
+        from tqdm.auto import tqdm
+
+        text = str(exc).strip().splitlines()
+        kind = f"{type(exc).__name__}: {text[0] if text else ''}"[:200]
+        failed = self.kinds.setdefault(kind, [])
+        failed.append((job, exc))
+        where = f"point {job['point']} seed {job['seed']}"
+        with self.path.open("a", encoding="utf-8") as log:
+            if len(failed) == 1:
+                log.write(f"{where} failed:\n{''.join(traceback.format_exception(exc))}\n")
+                tqdm.write(f"{self.name}: {where} failed with {kind}", file=sys.stderr)
+            else:
+                log.write(f"{where} failed with {kind} (traceback above)\n\n")
+
+    def message(self, n_todo: int) -> str:
+        """The grouped report: how many failed of ``n_todo``, then one line per kind."""
+        lines = [
+            f"{self.name}: {len(self)} of {n_todo} points failed (finished points are cached; "
+            "rerun to retry the rest)"
+        ]
+        for kind, failed in self.kinds.items():
+            job = failed[0][0]
+            points = "point" if len(failed) == 1 else "points"
+            lines.append(
+                f"{len(failed)} {points} failed with {kind} (first: point {job['point']} "
+                f"seed {job['seed']}); tracebacks in {self.path}"
+            )
+        return "\n".join(lines)
+
+    def first(self) -> BaseException:
+        return next(iter(self.kinds.values()))[0][1]
+
+
 def _execute(run: _Run, workers, scheduler, progress: bool) -> None:
     """Step 3: compute ``run.todo``, writing each finished point's tables to the cache at once.
 
-    Raises RuntimeError after the last point if any failed (the finished ones stay cached).
+    A failed point's traceback goes to ``OUT/NAME/errors.log`` and one line per kind of failure
+    to the terminal; after the last point, `PointsFailed` groups them (the finished points stay
+    cached). A SIGINT or SIGTERM (see `rnnsim.executors.stop_on_signals`) stops the run at once
+    with `rnnsim.executors.Interrupted`, whose message says how many points are done and the
+    command that resumes the run.
     """
     from tqdm.auto import tqdm
 
@@ -851,35 +910,51 @@ def _execute(run: _Run, workers, scheduler, progress: bool) -> None:
         leave=True,
         dynamic_ncols=True,
     )
-    failures = []
+    failures = _Failures(run.root / "errors.log", name)
     start = time.perf_counter()
-    results = _executor(run.experiment, todo, workers, scheduler)
+    with executors.stop_on_signals():
+        _compute(run, _executor(run.experiment, todo, workers, scheduler), failures, bar)
+    run.timings["compute_seconds"] = time.perf_counter() - start
+    if failures:
+        raise PointsFailed(failures.message(len(todo))) from failures.first()
+
+
+def _compute(run: _Run, results, failures: _Failures, bar) -> None:
+    """The loop of `_execute`: each result of the executor ``results`` cached or recorded as a
+    failure; an interruption becomes the run's one-line `~rnnsim.executors.Interrupted`."""
+    done = len(run.jobs) - len(run.todo)
     try:
         for job, tables, seconds, exc in results:
             if exc is not None:
-                failures.append((job, exc))
-                tqdm.write(
-                    f"{name}: point {job['point']} seed {job['seed']} failed:\n"
-                    + "".join(traceback.format_exception(exc)).rstrip(),
-                    file=sys.stderr,
-                )
+                failures.add(job, exc)
             else:
                 for table, path in job["paths"].items():
                     who = {"hash_": job["hash"], "point": job["point"], "seed": job["seed"]}
                     store.write_point(tables[table], path, table=table, **who)
                 job["seconds"] = seconds
+                done += 1
             bar.update(1)
+    except KeyboardInterrupt as exc:
+        raise _interrupted(run, exc, done) from None
     finally:
         if hasattr(results, "close"):  # shut pools and clusters down at once, even on Ctrl-C
             results.close()
         bar.close()
-    run.timings["compute_seconds"] = time.perf_counter() - start
-    if failures:
-        job, exc = failures[0]
-        raise RuntimeError(
-            f"{name}: {len(failures)} of {len(todo)} points failed (finished points "
-            f"are cached; rerun to retry the rest); first: point {job['point']} seed {job['seed']}"
-        ) from exc
+
+
+def _interrupted(run: _Run, exc: KeyboardInterrupt, done: int) -> executors.Interrupted:
+    """The one-line `~rnnsim.executors.Interrupted` of a run stopped by ``exc``: which signal,
+    how many points are done and the command that resumes the run."""
+    signum = getattr(exc, "signum", signal.SIGINT)
+    command = _reproduce(run)
+    script = getattr(run.experiment, "_script_path", None)
+    if script is not None and Path(script).parent != experiments_dir().resolve():
+        command += " --experiments " + shlex.quote(str(Path(script).parent))
+    if run.root.parent != Path("results"):
+        command += " --out " + shlex.quote(str(run.root.parent))
+    what = f"{run.experiment.name}: stopped by {signal.Signals(signum).name}"
+    done = f"{done} of {len(run.jobs)} points done (cached)"
+    return executors.Interrupted(signum, f"{what}; {done}; resume with: {command}")
 
 
 def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
@@ -1327,12 +1402,23 @@ def failed_claims(experiment: Experiment, out: str | os.PathLike) -> int:
     return claims.failed(pd.read_parquet(path)) if path.exists() else 0
 
 
+def stopped_status(exc: KeyboardInterrupt | PointsFailed) -> int:
+    """Print the message of a run stopped by a signal or by failed points on stderr, without a
+    traceback, and return the exit status: 128 + the signal (130 for a bare Ctrl-C), or 1."""
+    if isinstance(exc, PointsFailed):
+        print(exc, file=sys.stderr)
+        return 1
+    print(str(exc) or "interrupted", file=sys.stderr)
+    return getattr(exc, "status", 128 + signal.SIGINT)
+
+
 def main(experiment: Experiment, argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python experiments/NAME.py [options]`` (same options as ``rnnsim run``).
 
     Runs the experiment, then rewrites ``OUT/index.html`` as ``rnnsim run`` does. Exits with
-    status 2 and a one-line message on a usage error, and with status 1 when ``--check`` is
-    given and a checked claim failed.
+    status 2 and a one-line message on a usage error, with status 1 when points failed (one
+    line per kind of failure, see `stopped_status`) or when ``--check`` is given and a checked
+    claim failed, and with 130 or 143 when SIGINT or SIGTERM stopped the run.
     """
     parser = argparse.ArgumentParser(
         prog=f"python {Path(sys.argv[0]).name}" if argv is None else experiment.name,
@@ -1344,6 +1430,8 @@ def main(experiment: Experiment, argv: Sequence[str] | None = None) -> int:
         run_from_args(experiment, args)
     except UsageError as exc:
         parser.exit(2, f"{parser.prog}: error: {exc}\n")
+    except (KeyboardInterrupt, PointsFailed) as exc:
+        parser.exit(stopped_status(exc))
     from rnnsim.report import write_report  # the page follows the runs, as after `rnnsim run`
 
     print(f"report written to {write_report(args.out)}")
