@@ -33,10 +33,10 @@ def warmup():
     apart from run time. It configures the process for the kernels first
     (`rnnsim.runtime.configure`). Returns the seconds it took.
     """
-    from rnnsim import jacobians, models
+    from rnnsim import ensemble, jacobians, models
 
     runtime.configure()
-    return models.warmup() + jacobians.warmup()
+    return models.warmup() + jacobians.warmup() + ensemble.warmup()
 
 
 __all__ = [

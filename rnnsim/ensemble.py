@@ -7,7 +7,9 @@ b (E, n), V (E, d_out, n), c (E, d_out)) and a table of what distinguishes them 
 Jacobian norms and Lyapunov spectra are the single-model analyses run member by member, gathered
 into one tidy table with a ``member`` column and the members' parameters as columns.
 
-Member e always gives the numbers of the RNN ``ens[e]``: an ensemble of one is the single model.
+Member e gives the numbers of the RNN ``ens[e]``: bit for bit, except where many small members run
+side by side in SIMD lanes (then to rounding; `rnnsim.kernels.ensemble`). An ensemble of one is the
+single model.
 """
 
 import warnings
@@ -282,7 +284,9 @@ class Ensemble:
 
         Notes
         -----
-        Member e's loss and gradient equal ``ens[e].loss_and_grad`` bit for bit. A member whose
+        Member e's loss and gradient equal ``ens[e].loss_and_grad``: bit for bit, or to rounding
+        when many small members run side by side in SIMD lanes (at least
+        `rnnsim.kernels.ensemble.LANES` members, none larger than ``LANES_MAX_SIDE``). A member whose
         values overflow float64 gets inf or nan and a RuntimeWarning names it; the others are
         computed as if it were not there.
         """
@@ -497,3 +501,19 @@ def _warn_members(bad, what):
             RuntimeWarning,
             stacklevel=3,
         )
+
+
+def warmup():
+    """Compile (or load from Numba's on-disk cache) the ensemble kernels, both ways of running
+    the members, on tiny inputs; returns the seconds it took."""
+    import time
+
+    from rnnsim.kernels.ensemble import LANES
+
+    t0 = time.perf_counter()
+    x, target = np.zeros((2, 1, 1)), np.zeros((1, 1))
+    for E in (2, LANES):
+        ens = Ensemble.random(E, 1, 2, 1)
+        ens.loss_and_grad(x, target)
+        ens.forward(x)
+    return time.perf_counter() - t0
