@@ -14,7 +14,7 @@ import pandas as pd
 
 from rnnsim.kernels import linalg, lyapunov, norms, spectrum
 from rnnsim.kernels.activations import times_dphi
-from rnnsim.kernels.blas import single_threaded_blas
+from rnnsim.kernels.blas import parallel_map, single_threaded_blas
 from rnnsim.kernels.linalg import routine_addresses
 from rnnsim.models import RNN, Model
 from rnnsim.validation import choice, describe, float_array, generator, positive_int, real_array
@@ -139,10 +139,9 @@ def log_singular_values(Y, sigma):
     matrix is formed relative to its largest scale and LAPACK's preconditioned one-sided Jacobi
     SVD (dgejsv, high relative accuracy for column-scaled matrices) is used; otherwise the
     scaled one-sided Jacobi of `rnnsim.kernels.spectrum.scaled_jacobi_logsv`, which never forms
-    exp(sigma).
+    exp(sigma). Both release the GIL (`rnnsim.kernels.linalg.gejsv_values`), so that
+    `jacobian_spectrum` runs one step per thread.
     """
-    from scipy.linalg import lapack
-
     live = np.isfinite(sigma)
     out = np.full(sigma.size, -np.inf)
     if not live.any():
@@ -155,7 +154,7 @@ def log_singular_values(Y, sigma):
         if G.shape[0] < G.shape[1]:  # dgejsv needs rows >= columns
             G = np.vstack([G, np.zeros((G.shape[1] - G.shape[0], G.shape[1]))])
             G = np.asfortranarray(G)
-        sva, _, _, work, _, info = lapack.dgejsv(G, joba=3, jobu=3, jobv=3)
+        sva, work, info = linalg.gejsv_values(routine_addresses(), G.T)
         if info == 0:
             with np.errstate(divide="ignore"):
                 vals = np.sort(np.log(sva * (work[1] / work[0])))[::-1] + smax
@@ -224,11 +223,11 @@ def jacobian_spectrum(model, x, direction="forward", steps=None, h0=None):
     arrays, first = _overflowed_states(chain, "jacobian_spectrum")
     frames = []
     for b in range(B):
-        # The kernels split products over threads themselves; the SVD (LAPACK) runs single-
-        # threaded too, so that no BLAS threads spin on the cores when the next kernel starts.
+        # The kernels split products over threads themselves; then each thread takes one step's
+        # SVD at a time (single-threaded LAPACK), rather than splitting every small SVD.
         with single_threaded_blas():
             Ys, sigmas = kernel(*arrays, chain.act_code, backward, b, chosen, routine_addresses())
-            logsvs = [log_singular_values(Ys[i], sigmas[i]) for i in range(chosen.size)]
+            logsvs = parallel_map(log_singular_values, zip(Ys, sigmas, strict=True))
         if first is not None:
             for i in np.flatnonzero(_undefined(first[b : b + 1], chosen, S, backward)[0]):
                 logsvs[i] = np.full(logsvs[i].size, np.nan)

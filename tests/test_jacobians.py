@@ -285,6 +285,23 @@ def test_log_singular_values_paths_agree(rng):
     np.testing.assert_allclose(direct[:3], jacobi[:3], atol=1e-10)
 
 
+def test_gejsv_values_match_scipy_bitwise(rng):
+    """The direct dgejsv call (which releases the GIL) runs what SciPy's wrapper runs, to the bit,
+    on a graded triangular factor like those `jacobian_spectrum` decomposes."""
+    from scipy.linalg import lapack
+
+    for k, spread in ((40, 5.0), (40, 30.0), (33, 80.0)):
+        Y = np.triu(rng.normal(size=(k, k)))
+        Y /= np.linalg.norm(Y, axis=1, keepdims=True)
+        sigma = np.sort(rng.uniform(-spread, 0.0, size=k))[::-1]
+        G = np.asfortranarray((np.exp(sigma)[:, None] * Y).T)
+        sva, _, _, work, _, info = lapack.dgejsv(G, joba=3, jobu=3, jobv=3)
+        got, got_work, got_info = linalg.gejsv_values(routine_addresses(), G.T)
+        assert info == got_info == 0
+        np.testing.assert_array_equal(got, sva)
+        np.testing.assert_array_equal(got_work, work[:2])
+
+
 def test_rnn_gradient_contributions_sum_to_the_gradient(rng):
     model = _rnn(7, "tanh", 1.1, seed=9)
     x = rng.normal(size=(15, 4, 3))

@@ -1,4 +1,4 @@
-"""BLAS threading policy and a parallel product for the kernels.
+"""The kernels' threading policy, and a parallel product.
 
 The kernels parallelise over independent work themselves (batch chunks, blocks of rows, with
 ``prange``) and call BLAS from inside those threads, so the BLAS that Numba uses (SciPy's) must run
@@ -6,11 +6,24 @@ one thread per call while they run: a multi-threaded BLAS called from several th
 oversubscribes the cores, and on a loaded machine a small multi-threaded product can take a
 thousand times longer than a single-threaded one. `single_threaded_blas` limits SciPy's BLAS
 (the one Numba calls) for the duration of a call; NumPy's is left alone.
+
+**The thread policy** (`kernel_threads`, applied by `single_threaded_blas` around every threaded
+kernel call, and by `parallel_map`) lives here only. A parallel region waits for its slowest
+thread, and a kernel that steps through hundreds of regions (one per layer or step) loses a whole
+scheduler time slice whenever one of its threads shares a core with another busy process: beside
+one busy process the two-thread kernels ran 3 to 20 times slower than alone. So a call uses only
+the cores that no other process is running on at that moment (never fewer than one); the chunks
+of a ``prange`` then run one after another on the threads there are, with the same arithmetic, so
+the results do not depend on the choice.
 """
 
+import glob
 import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
+import numba
 import numpy as np
 from numba import njit, prange
 
@@ -59,23 +72,93 @@ def numba_blas():
     return _NUMBA_BLAS[0]
 
 
+def busy_elsewhere():
+    """How many threads of other processes are running on the machine now: Linux's count of
+    running tasks (``/proc/loadavg``) less this process's own running threads; 0 where that
+    cannot be read."""
+    try:
+        with open("/proc/loadavg") as f:
+            running = int(f.read().split()[3].split("/")[0])
+        own = 0
+        for path in glob.glob("/proc/self/task/*/stat"):
+            try:
+                with open(path) as f:
+                    own += f.read().rpartition(")")[2].split()[0] == "R"
+            except OSError:  # the thread ended meanwhile
+                continue
+    except (OSError, ValueError, IndexError):
+        return 0
+    return max(0, running - own)
+
+
+def kernel_threads():
+    """The thread policy (module docstring): the threads a kernel call may use now, at most
+    Numba's setting (``numba.set_num_threads``; 1 in the workers of a parallel experiment) and
+    the cores that no other process is running on, at least one."""
+    limit = numba.get_num_threads()
+    if limit <= 1:
+        return 1
+    return max(1, min(limit, THREADS - busy_elsewhere()))
+
+
 @contextmanager
 def single_threaded_blas():
-    """Run the enclosed kernel calls with Numba's BLAS limited to one thread, then restore it.
+    """Run the enclosed kernel calls with Numba's BLAS limited to one thread and Numba's threads
+    to `kernel_threads`, then restore both.
 
     For kernels that call BLAS from inside their own parallel threads (batch chunks); kernels
     that make one large product at a time keep the multi-threaded BLAS.
     """
     lib = numba_blas()
     threads = 1 if lib is None else lib.num_threads
-    if threads == 1:
-        yield
-        return
-    lib.set_num_threads(1)
+    numba_threads = numba.get_num_threads()
+    if threads > 1:
+        lib.set_num_threads(1)
+    numba.set_num_threads(kernel_threads())
     try:
         yield
     finally:
-        lib.set_num_threads(threads)
+        numba.set_num_threads(numba_threads)
+        if threads > 1:
+            lib.set_num_threads(threads)
+
+
+_POOL = []
+_POOL_LOCK = threading.Lock()
+
+
+def parallel_map(fn, items):
+    """``[fn(*item) for item in items]`` on `kernel_threads` threads, each taking the next item
+    when it is done with one (a busy core delays only its current item), in the order given.
+
+    For work that releases the GIL (``nogil`` kernels, NumPy on large arrays) and comes in
+    independent pieces of a millisecond or more, such as one singular value decomposition per
+    layer: no thread waits for another until the last piece.
+    """
+    items = list(items)
+    workers = min(kernel_threads(), len(items))
+    if workers <= 1:
+        return [fn(*item) for item in items]
+    with _POOL_LOCK:
+        if not _POOL:
+            _POOL.append(ThreadPoolExecutor(THREADS - 1, thread_name_prefix="rnnsim"))
+    results = [None] * len(items)
+    order = iter(range(len(items)))
+    lock = threading.Lock()
+
+    def drain():
+        while True:
+            with lock:
+                i = next(order, None)
+            if i is None:
+                return
+            results[i] = fn(*items[i])
+
+    helpers = [_POOL[0].submit(drain) for _ in range(workers - 1)]
+    drain()  # the calling thread takes part
+    for helper in helpers:
+        helper.result()  # a blocking wait; raises what fn raised
+    return results
 
 
 @njit(**JIT, parallel=True)

@@ -4,7 +4,7 @@ Every algorithm there grows a product of step factors (`step_factor`), ``P <- P 
 transposed layout: the rows of ``P`` (or of an orthonormal basis ``Qt``) are the vectors, so that
 every matrix product is a BLAS call on rows. This module holds what they share:
 
-- the direct BLAS and LAPACK calls (dgemm, dsyrk, dtrsm, dtrmm, dpotrf) by address;
+- the direct BLAS and LAPACK calls (dgemm, dsyrk, dtrsm, dtrmm, dpotrf, dgejsv) by address;
 - products, Gram matrices and triangular solves split into column blocks that run on separate
   cores (`column_chunks`);
 - Cholesky QR (`orthonormalise`): ``Z = A Q = Q' R'`` by ``Z^T Z = R'^T R'``, one or two passes,
@@ -15,8 +15,9 @@ every matrix product is a BLAS call on rows. This module holds what they share:
 Direct calls. Numba's ``np.dot`` and ``np.linalg`` call SciPy's BLAS and LAPACK, but QR
 re-orthonormalisation needs more: a Gram matrix in half the work of a general product
 (``dsyrk``), triangular solves and products (``dtrsm``, ``dtrmm``), a Cholesky factorisation in
-place (``dpotrf``; Numba's copies its input and output) and products of column blocks of a matrix
-without copying them (``dgemm`` with a leading dimension). The kernels call SciPy's Fortran
+place (``dpotrf``; Numba's copies its input and output), products of column blocks of a matrix
+without copying them (``dgemm`` with a leading dimension), and the singular values of many matrices
+at once from threads that do not hold the GIL (``dgejsv``; SciPy's wrapper holds it). The kernels call SciPy's Fortran
 routines through their addresses, which `routine_addresses` looks up and which kernels receive as
 an argument (``routines``, int64 array): an address frozen into a kernel cached on disk would be
 wrong in the next process. Matrices are row-major 2-D arrays whose rows are contiguous (a
@@ -40,23 +41,24 @@ from rnnsim.kernels.jit import JIT, JIT_INLINE
 # BLAS and LAPACK by address
 # ---------------------------------------------------------------------------------------------
 
-SYRK, TRSM, TRMM, POTRF, GEMM = 0, 1, 2, 3, 4
+SYRK, TRSM, TRMM, POTRF, GEMM, GEJSV = 0, 1, 2, 3, 4, 5
 _ROUTINES = (
     ("scipy.linalg.cython_blas", "dsyrk"),
     ("scipy.linalg.cython_blas", "dtrsm"),
     ("scipy.linalg.cython_blas", "dtrmm"),
     ("scipy.linalg.cython_lapack", "dpotrf"),
     ("scipy.linalg.cython_blas", "dgemm"),
+    ("scipy.linalg.cython_lapack", "dgejsv"),
 )
 _ADDRESSES = []
 
 
 def routine_addresses():
-    """Addresses of SciPy's dsyrk, dtrsm, dtrmm, dpotrf and dgemm in this process.
+    """Addresses of SciPy's dsyrk, dtrsm, dtrmm, dpotrf, dgemm and dgejsv in this process.
 
     Returns
     -------
-    int64 array (5,), indexed by `SYRK`, `TRSM`, `TRMM`, `POTRF`, `GEMM`; pass it to the kernels
+    int64 array (6,), indexed by `SYRK`, `TRSM`, `TRMM`, `POTRF`, `GEMM`, `GEJSV`; pass it to the kernels
     as ``routines``.
     """
     if not _ADDRESSES:
@@ -177,6 +179,38 @@ if not config.DISABLE_JIT:  # pragma: no cover
              f.ctypes.data + 8, C.ctypes.data, i.ctypes.data + 20),
         )  # fmt: skip
         return c[0] + i[0] + f[0]
+
+    @njit(**JIT, nogil=True)
+    def gejsv_values(routines, Gt):
+        """Singular values of G = Gt^T (m, k), m >= k, by LAPACK's preconditioned one-sided Jacobi
+        SVD without vectors (dgejsv, JOBA 'G', JOBT 'N', JOBR 'R', JOBP 'P': what SciPy's
+        ``lapack.dgejsv(G, joba=3, jobu=3, jobv=3)`` runs, with its workspace, so that the values
+        are the same to the bit). Gt (k, m) is row-major, so Fortran sees G; it is not modified.
+        Releases the GIL, so that threads can factor several matrices at once.
+
+        Returns
+        -------
+        sva : float64 array (k,); the singular values are ``sva * (work[1] / work[0])`` (dgejsv
+            scales them when they would overflow). work : float64 array (2,), that pair.
+        info : int, LAPACK's (0: success).
+        """
+        k, m = Gt.shape
+        A = Gt.copy()
+        lwork = max(6 * k + 2 * k * k, 2 * m + k, 4 * k + k * k, 2 * k + k * k + 6, 7)
+        c, i, f = _scalars((71, 78, 78, 82, 78, 80), (m, k, m, 1, 1, lwork, 0), 0.0)
+        sva = np.empty(k)
+        uv = np.empty(1)  # U and V are not referenced without vectors
+        work = np.empty(lwork)
+        iwork = np.empty(m + 3 * k, dtype=np.int32)
+        _call(
+            routines[GEJSV],
+            (c.ctypes.data, c.ctypes.data + 1, c.ctypes.data + 2, c.ctypes.data + 3,
+             c.ctypes.data + 4, c.ctypes.data + 5, i.ctypes.data, i.ctypes.data + 4,
+             A.ctypes.data, i.ctypes.data + 8, sva.ctypes.data, uv.ctypes.data, i.ctypes.data + 12,
+             uv.ctypes.data, i.ctypes.data + 16, work.ctypes.data, i.ctypes.data + 20,
+             iwork.ctypes.data, i.ctypes.data + 24),
+        )  # fmt: skip
+        return sva, work[:2].copy(), i[6] + 0 * (c[0] + f[0] + A[0, 0] + uv[0] + iwork[0])
 else:  # the kernels' plain-Python run (tests/test_nojit.py): NumPy and SciPy
 
     def syrk_lower(routines, Zt, G):
@@ -200,6 +234,12 @@ else:  # the kernels' plain-Python run (tests/test_nojit.py): NumPy and SciPy
 
     def gemm(routines, A, B, C):
         C[...] = A @ B
+
+    def gejsv_values(routines, Gt):
+        from scipy.linalg import lapack
+
+        sva, _, _, work, _, info = lapack.dgejsv(np.asfortranarray(Gt.T), joba=3, jobu=3, jobv=3)
+        return sva, work[:2], info
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,0 +1,59 @@
+"""The kernels' thread policy (`rnnsim.kernels.blas`): how many threads a call takes, and the
+map that runs one independent piece per thread."""
+
+import subprocess
+import sys
+import time
+
+import numba
+import numpy as np
+import pytest
+
+from rnnsim.kernels import blas
+
+
+def test_kernel_threads_stays_within_numba_setting_and_cores():
+    threads = numba.get_num_threads()
+    assert 1 <= blas.kernel_threads() <= min(threads, blas.THREADS)
+    numba.set_num_threads(1)
+    try:
+        assert blas.kernel_threads() == 1
+    finally:
+        numba.set_num_threads(threads)
+
+
+def test_single_threaded_blas_restores_numba_threads():
+    threads = numba.get_num_threads()
+    with blas.single_threaded_blas():
+        assert 1 <= numba.get_num_threads() <= threads
+    assert numba.get_num_threads() == threads
+
+
+def test_busy_elsewhere_sees_a_busy_process():
+    """A process spinning on a core is counted (in at least one of many instantaneous samples:
+    the machine may be shared, and the child needs a moment to start)."""
+    assert blas.busy_elsewhere() >= 0
+    child = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        seen = 0
+        for _ in range(50):
+            time.sleep(0.02)
+            seen = max(seen, blas.busy_elsewhere())
+        assert seen >= 1
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_parallel_map_keeps_order_and_raises():
+    items = [(i, np.full(1000, float(i))) for i in range(23)]
+    assert blas.parallel_map(lambda i, a: i + a.sum(), items) == [i + 1000.0 * i for i in range(23)]
+    assert blas.parallel_map(lambda i: i, []) == []
+
+    def fail(i):
+        if i == 7:
+            raise ValueError("seven")
+        return i
+
+    with pytest.raises(ValueError, match="seven"):
+        blas.parallel_map(fail, [(i,) for i in range(12)])
