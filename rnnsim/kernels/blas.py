@@ -17,9 +17,9 @@ of a ``prange`` then run one after another on the threads there are, with the sa
 the results do not depend on the choice.
 """
 
-import glob
 import os
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
@@ -72,23 +72,33 @@ def numba_blas():
     return _NUMBA_BLAS[0]
 
 
+# How long a reading of the machine's load stands (seconds): reading it costs ~0.1 ms, more than
+# a small kernel call, and a neighbour's load changes over tens of milliseconds, not less.
+BUSY_READING_SECONDS = 0.05
+_BUSY = [-1.0, 0]  # (time of the last reading, its value)
+
+
 def busy_elsewhere():
     """How many threads of other processes are running on the machine now: Linux's count of
     running tasks (``/proc/loadavg``) less this process's own running threads; 0 where that
-    cannot be read."""
+    cannot be read. A reading stands for `BUSY_READING_SECONDS`."""
+    now = time.monotonic()
+    if now - _BUSY[0] < BUSY_READING_SECONDS:
+        return _BUSY[1]
     try:
         with open("/proc/loadavg") as f:
             running = int(f.read().split()[3].split("/")[0])
         own = 0
-        for path in glob.glob("/proc/self/task/*/stat"):
+        for task in os.listdir("/proc/self/task"):
             try:
-                with open(path) as f:
+                with open(f"/proc/self/task/{task}/stat") as f:
                     own += f.read().rpartition(")")[2].split()[0] == "R"
             except OSError:  # the thread ended meanwhile
                 continue
     except (OSError, ValueError, IndexError):
-        return 0
-    return max(0, running - own)
+        running = own = 0
+    _BUSY[:] = [now, max(0, running - own)]
+    return _BUSY[1]
 
 
 def kernel_threads():
