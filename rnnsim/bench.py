@@ -9,10 +9,12 @@ matrix-multiply rate, measured again just before and just after the kernel in ea
 (``gemm_gflops``, the faster of the two): on a shared or virtual machine the rate drifts by tens
 of percent within minutes, and the ratio ``x_floor`` is only meaningful against the rate of the
 same moment. Optional peers (PyTorch) are timed when installed; nothing requires them. Later
-issues add suites here.
+issues add suites here. ``--contention`` times every row twice, quiet and beside one busy process
+(`with_contention`), and reports the ratio.
 """
 
 import argparse
+import functools
 import subprocess
 import sys
 import threading
@@ -377,6 +379,7 @@ def jacobians_suite(quick, repeats):
                 repeats, flops=7.0 * depth * width**3, n=width, depth=depth,
             )
         )  # fmt: skip
+    rows.append(every_layer_spectrum_row(repeats))
     n, steps = 128, 5000
     model = RNN.random(1, n, 1, gain=1.0, seed=0)
     h0 = rng.normal(size=n)
@@ -556,6 +559,54 @@ def ensemble_train(quick, repeats):
     return [at_once, one]
 
 
+# ---------------------------------------------------------------------------------------------
+# Issue 19: spectra at every layer, and kernels beside a busy process
+# ---------------------------------------------------------------------------------------------
+
+
+def every_layer_spectrum_row(repeats):
+    """`jacobian_spectrum` as users call it to plot spectra across depth: every singular value of
+    dh_l/dh_0 at every layer l = 0..64 of a tanh MLP of width 256 (the isometry experiment's
+    computation), beside the last-layer row. The floor counts the chain's products only (the
+    same as the last layer's); the 65 singular value decompositions come on top."""
+    from rnnsim import MLP
+    from rnnsim.jacobians import jacobian_spectrum
+
+    width, depth = 256, 64
+    net = MLP.random(width, depth, seed=0)
+    x = np.random.default_rng(0).normal(size=(1, width))
+    return row(
+        "jacobians", "jacobian_spectrum every layer dh_l/dh_0 (tanh MLP)",
+        lambda: jacobian_spectrum(net, x), None,
+        repeats, flops=7.0 * depth * width**3, n=width, depth=depth,
+    )  # fmt: skip
+
+
+BUSY_CODE = "while True: pass"
+
+
+def with_contention(run):
+    """Rows of ``run()`` (a suite at its options) timed twice: quiet, then beside one busy
+    process (a Python loop spinning on one core, started here and ended after), as two columns
+    ``quiet_ms`` and ``busy_ms`` and their ratio ``contention`` (the issue-19 bound: 2.5)."""
+    quiet = run()
+    busy = subprocess.Popen([sys.executable, "-c", BUSY_CODE])
+    try:
+        time.sleep(SETTLE_SECONDS)
+        loaded = run()
+    finally:
+        busy.kill()
+        busy.wait()
+    rows = []
+    for q, b in zip(quiet, loaded, strict=True):
+        out = {k: v for k, v in q.items() if not k.endswith("_ms") or k == "rnnsim_ms"}
+        out["quiet_ms"] = out.pop("rnnsim_ms")
+        out["busy_ms"] = b["rnnsim_ms"]
+        out["contention"] = b["rnnsim_ms"] / q["rnnsim_ms"]
+        rows.append(out)
+    return rows
+
+
 def main(argv=None):
     """Entry point of ``rnnsim bench``."""
     parser = argparse.ArgumentParser(prog="rnnsim bench", description=__doc__.splitlines()[0])
@@ -567,15 +618,23 @@ def main(argv=None):
         "--repeats", type=int, default=7, help="timed calls per case (median reported)"
     )
     parser.add_argument("--csv", help="also write the table to this CSV file")
+    parser.add_argument(
+        "--contention",
+        action="store_true",
+        help="time every row quiet and beside one busy process; print the ratio",
+    )
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error(f"--repeats must be >= 1; got {args.repeats}")
     rows = []
     for name in args.suite or list(SUITES):
-        rows += SUITES[name](args.quick, args.repeats)
+        run = functools.partial(SUITES[name], args.quick, args.repeats)
+        rows += with_contention(run) if args.contention else run()
     table = pd.DataFrame(rows)
     print("floor_ms: FLOPs at the float64 matrix-multiply rate gemm_gflops, measured with the row")
     print("two_thread_speedup: what two threads gave over one around the row (2 = two full cores)")
+    if args.contention:
+        print("contention: busy_ms / quiet_ms, beside one process spinning on a core")
     with pd.option_context(
         "display.max_columns", None, "display.width", 200, "display.max_colwidth", 45
     ):
