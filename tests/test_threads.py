@@ -57,3 +57,21 @@ def test_parallel_map_keeps_order_and_raises():
 
     with pytest.raises(ValueError, match="seven"):
         blas.parallel_map(fail, [(i,) for i in range(12)])
+
+
+def test_bench_with_contention_times_each_row_quiet_and_busy():
+    """`rnnsim bench --contention`: the same rows twice, the second time beside a busy process
+    that bench starts and ends; the ratio of the two timings per row."""
+    from rnnsim import bench
+
+    calls = []
+
+    def run():
+        calls.append(blas.busy_elsewhere())
+        ms = 2.0 if len(calls) == 2 else 1.0
+        return [{"suite": "s", "case": "c", "rnnsim_ms": ms, "first_ms": 5.0, "n": 3}]
+
+    (out,) = bench.with_contention(run)
+    assert out == {"suite": "s", "case": "c", "n": 3, "quiet_ms": 1.0, "busy_ms": 2.0,
+                   "contention": 2.0}  # fmt: skip
+    assert len(calls) == 2
