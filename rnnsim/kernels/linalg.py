@@ -180,7 +180,7 @@ if not config.DISABLE_JIT:  # pragma: no cover
         )  # fmt: skip
         return c[0] + i[0] + f[0]
 
-    @njit(**JIT, nogil=True)
+    @njit(**JIT)
     def gejsv_values(routines, Gt):
         """Singular values of G = Gt^T (m, k), m >= k, by LAPACK's preconditioned one-sided Jacobi
         SVD without vectors (dgejsv, JOBA 'G', JOBT 'N', JOBR 'R', JOBP 'P': what SciPy's

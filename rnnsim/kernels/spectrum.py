@@ -227,7 +227,7 @@ def _factor_and_accumulate(G, Lprev, Y, sigma, routines):
     return smin[0]
 
 
-@njit(**JIT, nogil=True)
+@njit(**JIT)
 def scaled_jacobi_logsv(Y, sigma, tol, max_sweeps):
     """ln of the singular values of ``diag(exp(sigma)) Y`` by one-sided Jacobi in scaled form.
 
