@@ -32,6 +32,7 @@ SUITES = {
     ],
     "tests/test_lyapunov.py": ["rnnsim/kernels/lyapunov.py"],
     "tests/test_cliff.py": ["rnnsim/kernels/cliff.py"],
+    "tests/test_ensemble.py": ["rnnsim/kernels/ensemble.py"],
     "tests/test_train_compiled.py": ["rnnsim/kernels/train.py"],
 }
 MIN_LINE_COVERAGE = 0.9
