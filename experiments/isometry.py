@@ -3,6 +3,7 @@
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib.colors import same_color
 
 from rnnsim import MLP, jacobian_spectrum, plots, theory
 from rnnsim.claims import Claim, NotApplicable, Verdict, rows
@@ -12,6 +13,7 @@ AXES = ["activation", "weights", "depth", "width", "sigma_b2"]
 EDGE_DEPTH, EDGE_TOL = 2, 0.15  # depths <= EDGE_DEPTH: largest s^2 within EDGE_TOL of the edge
 WELL, ILL = 1e3, 1e4  # condition numbers: orthogonal tanh below WELL, Gaussian tanh above ILL
 WELL_DEPTH, ILL_DEPTH = 16, 4  # ... up to WELL_DEPTH, resp. from ILL_DEPTH on
+LARGEST, MEAN = "largest s²", "mean s²"  # the rows of edge_vs_depth
 
 
 def measure(point: dict, seed: int) -> pd.DataFrame:
@@ -146,6 +148,48 @@ def _tag(t):
     )
 
 
+def edge_vs_depth(per_seed: pd.DataFrame, tag: str):
+    """The largest and the mean squared singular value against depth, one row of panels each
+    (so that orthogonal linear networks, whose every singular value is 1, show both), one
+    column per activation; colour and marker by weights, geometric mean over seeds and its
+    band (log y for the largest, linear y for the mean, which stays near 1); dashed: the
+    Fuss-Catalan edge, in the Gaussian colour, for linear networks.
+
+    In the mean row, where both weights give 1 at criticality, the Gaussian line is drawn
+    wider beneath the orthogonal one, so that neither hides the other where they coincide.
+    """
+    depth = np.arange(1, per_seed.depth.max() + 1)
+    fuss_catalan = pd.DataFrame(
+        {"depth": depth, "value": [theory.fuss_catalan_edge(int(d)) for d in depth]}
+    ).assign(variable=LARGEST, activation="linear", weights="gaussian")
+    palette = plots.hue_palette(per_seed, "weights")
+    fig = plots.facets(
+        per_seed,
+        x="depth",
+        y={"largest": LARGEST, "mean": MEAN},
+        hue="weights",
+        style="weights",
+        markers=True,
+        col="activation",
+        logy=True,
+        logx=True,
+        sharey=False,
+        palette=palette,
+        theory=fuss_catalan,  # drawn in the linear panel only
+        ylabel="squared singular value of dh_L/dh_0",
+        title="Largest and mean squared singular value (geometric mean over seeds, 95% band)\n"
+        f"{tag}\ndashed: Fuss-Catalan edge (L+1)^(L+1)/L^L of Gaussian linear products",
+    )
+    n_cols = per_seed.activation.nunique()
+    for ax in fig.axes[n_cols:]:  # the mean row: near 1, within a decade
+        ax.set_yscale("linear")
+        for line in ax.get_lines():
+            if line.get_linestyle() == "-" and same_color(line.get_color(), palette["gaussian"]):
+                line.set_linewidth(3 * line.get_linewidth())
+                line.set_markersize(1.6 * line.get_markersize())
+    return fig
+
+
 def figures(table: pd.DataFrame) -> dict:
     plots.theme()
     t = table[(table.width == table.width.max()) & np.isfinite(table.log_sv2)]
@@ -169,36 +213,16 @@ def figures(table: pd.DataFrame) -> dict:
     grid.set_titles("{row_name}, {col_name} weights")
     grid.set_axis_labels("log10 of squared singular value of dh_L/dh_0", "density")
     grid.figure.suptitle(f"Jacobian spectra at criticality, {_tag(t)}", y=1.0, va="bottom")
-    s = summary(t)
-    stats = s.rename(columns={"top_sv2": "largest", "mean_sv2": "mean"}).melt(
-        ["activation", "weights", "depth"], ["largest", "mean"], var_name="statistic"
-    )
-    edge = plots.facets(
-        stats,
-        x="depth",
-        y="value",
-        hue="statistic",
-        style="weights",
-        markers=True,
-        col="activation",
-        logy=True,
-        logx=True,
-        band=False,
-        ylabel="squared singular value",
-        title=f"Largest and mean squared singular value (mean over seeds)\n{_tag(t)}\n"
-        "dashed: Fuss-Catalan edge (L+1)^(L+1)/L^L of Gaussian products",
-    )
-    depths = np.array(sorted(t.depth.unique()))
-    for ax in edge.axes:  # no legend of its own: the title names the dashed line
-        if ax.get_title().endswith("linear"):
-            edge_l = [theory.fuss_catalan_edge(int(d)) for d in depths]
-            ax.plot(depths, edge_l, ls="--", lw=1, color="black", zorder=5)
     per_seed = (
         t.groupby(["activation", "weights", "depth", "seed"])
-        .log_sv2.agg(lambda v: (v.max() - v.min()) / (2 * np.log(10)))
-        .rename("log10_cond")
+        .log_sv2.agg(
+            largest=lambda v: np.exp(v.max()),
+            mean=lambda v: np.exp(v).mean(),
+            log10_cond=lambda v: (v.max() - v.min()) / (2 * np.log(10)),
+        )
         .reset_index()
     )
+    edge = edge_vs_depth(per_seed, _tag(t))
     cond = plots.facets(
         per_seed,
         x="depth",
@@ -240,8 +264,11 @@ EXPERIMENT = Experiment(
         "spectra": "Histograms of the squared singular values of the input-output Jacobian: "
         "orthogonal linear networks sit at 1, orthogonal tanh stays within a decade or two, "
         "Gaussian spectra spread over many decades as depth grows.",
-        "edge_vs_depth": "The largest and the mean squared singular value against depth: the "
-        "Gaussian linear maximum follows the Fuss-Catalan edge (dashed) while the mean stays 1.",
+        "edge_vs_depth": "The largest (top row) and the mean (bottom row) squared singular "
+        "value against depth: the Gaussian linear maximum follows the Fuss-Catalan edge "
+        "(dashed) while the mean stays near 1 for both weights. Orthogonal linear networks have "
+        "all singular values 1, so their largest and mean are both exactly 1. In the bottom row "
+        "the Gaussian line is drawn wider, beneath the orthogonal one.",
         "condition_vs_depth": "log10 of the condition number against depth (mean over seeds and "
         "its 95% band): orthogonal tanh stays low, Gaussian grows by decades with depth.",
     },

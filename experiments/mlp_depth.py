@@ -15,6 +15,11 @@ STATS = {"act_mean": "mean of h_l", "act_std": "std of h_l", "frac_saturated": "
 #: A panel of activation statistics whose lines exceed this in magnitude gets a symmetric log
 #: scale (and no bands), so that one exploding init does not flatten the others to zero.
 SYMLOG_ABOVE = 1e3
+MARKER = 5  # marker size (points) of a line that no other covers
+NESTED = (  # what `nest` does, for the captions
+    "Lines that coincide (Glorot and orthogonal init, of equal weight variance) are drawn one "
+    "inside the other, the one earlier in the legend wider."
+)
 RATIO = "||dL/dh_0|| / ||dL/dh_L||"
 STANDARD = "standard U(±1/√n)"  # Glorot & Bengio's name for init="uniform"
 
@@ -81,8 +86,36 @@ def figures(table: pd.DataFrame) -> dict:
             for i, line in enumerate(ax.get_lines()):
                 every = max(1, len(line.get_xdata()) // 10)
                 line.set_markevery((i * max(1, every // 3) % every, every))
-                line.set_markersize(5)
+                line.set_markersize(MARKER)
+            nest(ax)
     return figs
+
+
+def nest(ax, tol: float = 2.0) -> None:
+    """Widen every solid line of ``ax`` that a line drawn after it covers, so that coinciding
+    series (Glorot and orthogonal init, whose weight variances are equal) show as nested
+    stripes: the line on top inside, each one beneath it as a wider rim of its own colour,
+    with a larger marker.
+
+    A line covers another when both have the same x values and lie within ``tol`` points of
+    each other, on screen, at every one of them (a line that shows anywhere is left alone).
+    Nothing moves: only widths change.
+    """
+    ax.get_xlim(), ax.get_ylim()  # settle the lazy autoscaling before measuring on screen
+    lines = [ln for ln in ax.get_lines() if ln.get_linestyle() == "-"]  # not the dashed theory
+    to_points = 72 / ax.figure.dpi
+    xy = [
+        ax.transData.transform(np.column_stack([ln.get_xdata(), ln.get_ydata()])) * to_points
+        for ln in lines
+    ]
+    beneath = [0] * len(lines)  # how many lines lie on top of each, one inside the other
+    for i in reversed(range(len(lines))):
+        for j in range(i + 1, len(lines)):
+            if len(xy[i]) and xy[i].shape == xy[j].shape and (abs(xy[i] - xy[j]) < tol).all():
+                beneath[i] = max(beneath[i], beneath[j] + 1)
+    for line, k in zip(lines, beneath, strict=True):
+        line.set_linewidth(line.get_linewidth() * (1 + 1.5 * k))
+        line.set_markersize(MARKER * (1 + 0.6 * k))
 
 
 def activation_stats(deep: pd.DataFrame, palette: dict, where: str):
@@ -301,14 +334,15 @@ EXPERIMENT = Experiment(
     captions={
         "grad_h_by_layer": "||dL/dh_l|| through the layers, one panel per activation and input "
         "std: standard init falls by orders of magnitude toward the input, Glorot and orthogonal "
-        "init stay level for tanh with small inputs, He init for ReLU; dashed: mean field.",
+        "init stay level for tanh with small inputs, He init for ReLU; dashed: mean field. "
+        + NESTED,
         "grad_W_by_layer": "||dL/dW_l|| through the layers: level across layers for every init, "
         "but at an overall scale that collapses with standard init.",
         "activation_stats": "Mean, spread and saturated fraction of the activations by layer: "
         "with standard init the tanh activations shrink toward zero with depth.",
         "input_over_top_by_depth": "The gradient at the input over the gradient at the top "
         "against depth: geometric decay with standard init, a slow decline with Glorot init "
-        "for inputs of std 1, flat with He init for ReLU.",
+        "for inputs of std 1, flat with He init for ReLU. " + NESTED,
     },
     seeds=3,
     quick_seeds=3,
