@@ -366,10 +366,14 @@ def _me(command: str) -> Holder:
 
 def _create(path: Path, me: Holder) -> bool:
     """Create the lock file holding ``me`` (``O_CREAT | O_EXCL``); False if it exists."""
-    try:
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-    except FileExistsError:
-        return False
+    while True:
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            break
+        except FileExistsError:
+            return False
+        except FileNotFoundError:  # a run that found nothing to keep removed the empty folder
+            path.parent.mkdir(parents=True, exist_ok=True)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(json.dumps(dataclasses.asdict(me)) + "\n")
     return True
@@ -475,16 +479,25 @@ def run_lock(
     Notes
     -----
     The lock is released on every way out of the block (return, exception, KeyboardInterrupt),
-    and only if it is still this run's. A lock whose holder died (same host, PID gone or reused)
-    is reported in one line and taken over.
+    and only if it is still this run's; the folders made for it are removed again if the run
+    left them empty (a run refused for a bad option leaves nothing). A lock whose holder died
+    (same host, PID gone or reused) is reported in one line and taken over.
     """
     folder = Path(folder)
+    made = [p for p in (folder, *folder.parents) if not p.exists()]  # deepest first
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / LOCK
     me = _me(command)
-    _acquire(path, me, wait, poll)
     try:
-        yield me
+        _acquire(path, me, wait, poll)
+        try:
+            yield me
+        finally:
+            if _holder(path) == me:
+                path.unlink(missing_ok=True)
     finally:
-        if _holder(path) == me:
-            path.unlink(missing_ok=True)
+        for empty in made:
+            try:
+                empty.rmdir()
+            except OSError:  # not empty: the run wrote there
+                break
