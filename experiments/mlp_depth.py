@@ -152,6 +152,33 @@ def activation_stats(deep: pd.DataFrame, palette: dict, where: str):
     return fig
 
 
+def theory_curves(table: pd.DataFrame) -> pd.DataFrame:
+    """The mean-field ``||dL/dh_l||`` by layer for every network condition of ``table`` (the
+    dashed lines of ``rnnsim plot mlp_depth --x layer --y grad_h_norm --hue init``).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Rows of the experiment's table (any depths): the :data:`AXES` columns, ``layer`` and
+        ``grad_h_norm``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per condition (the :data:`AXES`) and layer ``l = 0..depth``: the axes, ``layer``
+        and ``grad_h_norm``, the prediction of :func:`rnnsim.layers.gradient_theory` anchored at
+        the condition's measured top layer (geometric mean over its seeds and samples).
+
+    Notes
+    -----
+    The plot draws one dashed line per colour and panel, so each should hold one condition:
+    select the others with ``--where``, ``--col`` or ``--row``, e.g. ``--logy --col activation
+    --row input_scale --where "depth == 50"``.
+    """
+    parts = [layers.gradient_theory(part, by=AXES) for _, part in table.groupby("depth")]
+    return pd.concat(parts, ignore_index=True)
+
+
 def summary(table: pd.DataFrame) -> pd.DataFrame:
     """Input end against top, measured and by mean field, one row per network condition.
 
@@ -322,6 +349,7 @@ EXPERIMENT = Experiment(
     measure=measure,
     figures=figures,
     summary=summary,
+    theory=theory_curves,
     claims=CLAIMS,
     limits={
         "sigma_w": (0.0, None),

@@ -1,5 +1,5 @@
 """The figures of mlp_depth and isometry show every series their legends name (lines that
-coincide are nested, not stacked)."""
+coincide are nested, not stacked), and mlp_depth's theory overlay for `rnnsim plot`."""
 
 from pathlib import Path
 
@@ -8,7 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rnnsim.experiment import load_script
+import rnnsim
+from rnnsim import layers
+from rnnsim.experiment import load_experiment, load_script, run_experiment
 
 EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
 MLP = load_script(EXPERIMENTS / "mlp_depth.py")
@@ -100,4 +102,35 @@ def test_isometry_edge_figure_shows_every_statistic_and_weights():
     assert len(dashed) == 1  # the Fuss-Catalan edge
     np.testing.assert_allclose(dashed[0].get_ydata()[:2], [4.0, 6.75])
     assert not any(ln.get_linestyle() == "--" for ax in edge.axes[1:] for ln in ax.get_lines())
+    plt.close("all")
+
+
+def test_mlp_depth_theory_is_the_mean_field_profile_of_every_condition():
+    table = _mlp_table()
+    curves = MLP.theory_curves(table)
+    assert MLP.EXPERIMENT.theory is MLP.theory_curves
+    assert set(MLP.AXES) | {"layer", "grad_h_norm"} == set(curves.columns)
+    for depth in (3, 6):
+        want = layers.gradient_theory(table[table.depth == depth], by=MLP.AXES)
+        got = curves[curves.depth == depth].reset_index(drop=True)
+        pd.testing.assert_frame_equal(got[want.columns], want)
+        for init in INITS:  # one line per init, layers 0..depth, anchored at the measured top
+            line = got[got.init == init]
+            assert list(line.layer) == list(range(depth + 1))
+            rows = table[(table.depth == depth) & (table.init == init)]
+            top = np.exp(np.log(rows.grad_h_norm[rows.layer == depth]).mean())
+            assert line.grad_h_norm.iloc[-1] == pytest.approx(top, rel=1e-12)
+
+
+def test_rnnsim_plot_draws_the_mlp_depth_theory_dashed(tmp_path):
+    experiment = load_experiment(EXPERIMENTS / "mlp_depth.py")
+    sets = ["activation=tanh", "init=" + ",".join(INITS), "depth=4", "width=16", "batch=8"]
+    sets += ["input_scale=0.1"]
+    out = tmp_path / "results"
+    run_experiment(experiment, sets=sets, seeds=2, out=out, figures=False, progress=False)
+    kw = {"hue": "init", "logy": True, "out": out, "experiments": EXPERIMENTS}
+    fig = rnnsim.plot("mlp_depth", "layer", "grad_h_norm", **kw)  # the brief's command
+    dashed = [ln for ln in fig.axes[0].get_lines() if ln.get_linestyle() == "--"]
+    assert len(dashed) == len(INITS)  # one mean-field line per init
+    assert all(list(ln.get_xdata()) == list(range(5)) for ln in dashed)
     plt.close("all")
