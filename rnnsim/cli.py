@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rnnsim.experiment import (
-    PointsFailed,
+    RunFailed,
     UsageError,
     _axis_type,
     add_run_arguments,
@@ -256,7 +256,7 @@ def _cmd_run(args) -> int:
                 run_from_args(exp, ns)
             except UsageError:
                 raise
-            except PointsFailed as exc:
+            except RunFailed as exc:
                 stopped_status(exc)
                 failed.append(exp.name)
             except Exception:  # noqa: BLE001 - run the others, fail at the end
@@ -376,7 +376,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"rnnsim: error: {exc}", file=sys.stderr)
         return 2
-    except (KeyboardInterrupt, PointsFailed) as exc:  # one line, no traceback
+    except (KeyboardInterrupt, RunFailed) as exc:  # one line, no traceback
         return stopped_status(exc)
     except BrokenPipeError:  # e.g. `rnnsim list | head`: stop quietly
         import os

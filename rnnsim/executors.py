@@ -31,12 +31,14 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from contextlib import contextmanager
+from concurrent.futures import CancelledError
+from contextlib import contextmanager, suppress
 
 from rnnsim import runtime
 
 __all__ = [
     "Interrupted",
+    "SchedulerLost",
     "UsageError",
     "executor",
     "is_interrupt",
@@ -73,6 +75,10 @@ class Interrupted(KeyboardInterrupt):
     def status(self) -> int:
         """The exit status of a process stopped by this signal: 128 + its number."""
         return 128 + self.signum
+
+
+class SchedulerLost(RuntimeError):
+    """The Dask scheduler of a run went away (its message names the scheduler)."""
 
 
 def is_interrupt(exc: BaseException | None) -> bool:
@@ -348,20 +354,59 @@ def _run_dask(jobs, remote, workers, scheduler, name):
             )
             futures.append(fut)
             by_key[fut.key] = j
-        for fut in as_completed(futures):
-            job = by_key[fut.key]
-            try:
-                result, seconds = fut.result()
-            except Exception as exc:  # noqa: BLE001
-                yield job, None, None, _failure(exc)
-                continue
-            finally:
-                fut.release()
-            yield job, result, seconds, None
-    finally:
+        with _quiet("distributed.client"):  # a lost scheduler: one line, not a log per retry
+            for fut in as_completed(futures):
+                job = by_key[fut.key]
+                try:
+                    result, seconds = fut.result()
+                except Exception as exc:  # noqa: BLE001
+                    if isinstance(exc, CancelledError) and client.status != "running":
+                        raise SchedulerLost(f"lost the Dask scheduler {scheduler!r}") from None
+                    yield job, None, None, _failure(exc)
+                    continue
+                finally:
+                    fut.release()
+                yield job, result, seconds, None
+    except BaseException:  # interrupted, closed early or lost: do not wait for running points
+        with _quiet("distributed"):
+            _stop_dask(client, cluster)
+        raise
+    with _quiet("distributed.client"):
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+@contextmanager
+def _quiet(prefix: str):
+    """Every logger whose name starts with ``prefix`` silent but for critical messages meanwhile
+    (Dask's configuration sets levels on ``distributed.client`` and others of its own)."""
+    import logging
+
+    names = [n for n in list(logging.root.manager.loggerDict) if n.startswith(prefix)]
+    loggers = [logging.getLogger(n) for n in [prefix, *names]]
+    levels = [log.level for log in loggers]
+    for log in loggers:
+        log.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for log, level in zip(loggers, levels, strict=True):
+            log.setLevel(level)
+
+
+def _stop_dask(client, cluster) -> None:
+    """Close a Dask client at once, and its LocalCluster after killing the cluster's worker
+    processes (a nanny would otherwise give a worker busy in a kernel seconds to finish)."""
+    if cluster is not None:
+        for nanny in list(cluster.workers.values()):
+            pid = getattr(nanny, "pid", None)
+            if pid:
+                with suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+    client.close(timeout=1)
+    if cluster is not None:
+        cluster.close(timeout=1)
 
 
 def executor(

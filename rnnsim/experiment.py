@@ -71,7 +71,7 @@ __all__ = [
     "load_experiment",
     "load_script",
     "progress",
-    "PointsFailed",
+    "RunFailed",
     "stopped_status",
 ]
 
@@ -837,9 +837,10 @@ def _executor(experiment: Experiment, todo: list[dict], workers, scheduler):
     return executors.executor(todo, local, remote, workers, scheduler, experiment.name)
 
 
-class PointsFailed(RuntimeError):
-    """Points of a run failed; the message has one line per kind of failure (the command prints
-    it without a traceback), and ``__cause__`` is the first failure."""
+class RunFailed(RuntimeError):
+    """A run that could not compute every point: points failed (the message has one line per
+    kind of failure, ``__cause__`` is the first one), or the Dask scheduler was lost. The
+    command prints the message without a traceback."""
 
 
 class _Failures:
@@ -893,7 +894,7 @@ def _execute(run: _Run, workers, scheduler, progress: bool) -> None:
     """Step 3: compute ``run.todo``, writing each finished point's tables to the cache at once.
 
     A failed point's traceback goes to ``OUT/NAME/errors.log`` and one line per kind of failure
-    to the terminal; after the last point, `PointsFailed` groups them (the finished points stay
+    to the terminal; after the last point, `RunFailed` groups them (the finished points stay
     cached). A SIGINT or SIGTERM (see `rnnsim.executors.stop_on_signals`) stops the run at once
     with `rnnsim.executors.Interrupted`, whose message says how many points are done and the
     command that resumes the run.
@@ -916,12 +917,13 @@ def _execute(run: _Run, workers, scheduler, progress: bool) -> None:
         _compute(run, _executor(run.experiment, todo, workers, scheduler), failures, bar)
     run.timings["compute_seconds"] = time.perf_counter() - start
     if failures:
-        raise PointsFailed(failures.message(len(todo))) from failures.first()
+        raise RunFailed(failures.message(len(todo))) from failures.first()
 
 
 def _compute(run: _Run, results, failures: _Failures, bar) -> None:
     """The loop of `_execute`: each result of the executor ``results`` cached or recorded as a
-    failure; an interruption becomes the run's one-line `~rnnsim.executors.Interrupted`."""
+    failure; an interruption becomes the run's one-line `~rnnsim.executors.Interrupted`, a lost
+    Dask scheduler a one-line `RunFailed`."""
     done = len(run.jobs) - len(run.todo)
     try:
         for job, tables, seconds, exc in results:
@@ -936,6 +938,9 @@ def _compute(run: _Run, results, failures: _Failures, bar) -> None:
             bar.update(1)
     except KeyboardInterrupt as exc:
         raise _interrupted(run, exc, done) from None
+    except executors.SchedulerLost as exc:
+        what = f"{run.experiment.name}: {exc}; {done} of {len(run.jobs)} points done (cached)"
+        raise RunFailed(f"{what}; resume with: {_resume_command(run)}") from None
     finally:
         if hasattr(results, "close"):  # shut pools and clusters down at once, even on Ctrl-C
             results.close()
@@ -946,15 +951,21 @@ def _interrupted(run: _Run, exc: KeyboardInterrupt, done: int) -> executors.Inte
     """The one-line `~rnnsim.executors.Interrupted` of a run stopped by ``exc``: which signal,
     how many points are done and the command that resumes the run."""
     signum = getattr(exc, "signum", signal.SIGINT)
+    what = f"{run.experiment.name}: stopped by {signal.Signals(signum).name}"
+    done = f"{done} of {len(run.jobs)} points done (cached)"
+    return executors.Interrupted(signum, f"{what}; {done}; resume with: {_resume_command(run)}")
+
+
+def _resume_command(run: _Run) -> str:
+    """The command that resumes ``run`` from its cache: `reproduce_command`, with the
+    ``--experiments`` folder and the ``--out`` root when they are not the defaults."""
     command = _reproduce(run)
     script = getattr(run.experiment, "_script_path", None)
     if script is not None and Path(script).parent != experiments_dir().resolve():
         command += " --experiments " + shlex.quote(str(Path(script).parent))
     if run.root.parent != Path("results"):
         command += " --out " + shlex.quote(str(run.root.parent))
-    what = f"{run.experiment.name}: stopped by {signal.Signals(signum).name}"
-    done = f"{done} of {len(run.jobs)} points done (cached)"
-    return executors.Interrupted(signum, f"{what}; {done}; resume with: {command}")
+    return command
 
 
 def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
@@ -1402,10 +1413,10 @@ def failed_claims(experiment: Experiment, out: str | os.PathLike) -> int:
     return claims.failed(pd.read_parquet(path)) if path.exists() else 0
 
 
-def stopped_status(exc: KeyboardInterrupt | PointsFailed) -> int:
+def stopped_status(exc: KeyboardInterrupt | RunFailed) -> int:
     """Print the message of a run stopped by a signal or by failed points on stderr, without a
     traceback, and return the exit status: 128 + the signal (130 for a bare Ctrl-C), or 1."""
-    if isinstance(exc, PointsFailed):
+    if isinstance(exc, RunFailed):
         print(exc, file=sys.stderr)
         return 1
     print(str(exc) or "interrupted", file=sys.stderr)
@@ -1430,7 +1441,7 @@ def main(experiment: Experiment, argv: Sequence[str] | None = None) -> int:
         run_from_args(experiment, args)
     except UsageError as exc:
         parser.exit(2, f"{parser.prog}: error: {exc}\n")
-    except (KeyboardInterrupt, PointsFailed) as exc:
+    except (KeyboardInterrupt, RunFailed) as exc:
         parser.exit(stopped_status(exc))
     from rnnsim.report import write_report  # the page follows the runs, as after `rnnsim run`
 

@@ -2,6 +2,7 @@
 second or two, with one line and exit 130/143, and leave no process behind; failed points are
 grouped on the terminal, with their tracebacks in OUT/NAME/errors.log."""
 
+import json
 import os
 import signal
 import subprocess
@@ -15,7 +16,7 @@ import pandas as pd
 import pytest
 
 from rnnsim.executors import Interrupted, is_interrupt
-from rnnsim.experiment import Experiment, PointsFailed, run_experiment
+from rnnsim.experiment import Experiment, RunFailed, run_experiment
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -64,34 +65,47 @@ def _tagged(tag: str) -> list[str]:
     return found
 
 
-def _interrupt(tmp_path, sig, *options, group=False):
-    """Start ``rnnsim run slow`` in a session of its own, send ``sig`` one second into its first
-    kernel call (to the whole process group with ``group``, as a Ctrl-C at a terminal does), and
-    return (exit status, seconds from the signal to the exit, stderr, processes left after 2 s).
-    """
+def _slow_run(tmp_path, *options, tag=None):
+    """Start ``rnnsim run slow`` in a session of its own and return it once its first kernel
+    call is one second old, with the tag in the environment of every process it starts."""
     scripts = tmp_path / "scripts"
-    scripts.mkdir()
+    scripts.mkdir(exist_ok=True)
     (scripts / "slow.py").write_text(textwrap.dedent(SLOW))
-    mark, tag = tmp_path / "mark", uuid.uuid4().hex
-    env = dict(os.environ, SLOW_MARK=str(mark), RUN_TAG=tag, PYTHONPATH=str(ROOT))
+    mark = tmp_path / "mark"
+    env = dict(os.environ, SLOW_MARK=str(mark), RUN_TAG=tag or "", PYTHONPATH=str(ROOT))
     cmd = [sys.executable, "-m", "rnnsim.cli", "run", "slow", "--experiments", str(scripts)]
     cmd += ["--out", str(tmp_path / "out"), "--no-figures", "--no-progress", *options]
     pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
     proc = subprocess.Popen(cmd, env=env, start_new_session=True, **pipes)
+    deadline = time.time() + 120
+    while not mark.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    if proc.poll() is not None or not mark.exists():
+        _kill(proc)
+        pytest.fail(f"the run did not reach its kernel: {proc.communicate()[1]}")
+    time.sleep(1.0)
+    return proc
+
+
+def _kill(proc):
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+
+
+def _interrupt(tmp_path, sig, *options, group=False):
+    """Send ``sig`` to a slow run one second into its first kernel call (to the whole process
+    group with ``group``, as a Ctrl-C at a terminal does), and return (exit status, seconds from
+    the signal to the exit, stderr, processes of the run left 2 s after its exit)."""
+    tag = uuid.uuid4().hex
+    proc = _slow_run(tmp_path, *options, tag=tag)
     try:
-        deadline = time.time() + 120
-        while not mark.exists() and proc.poll() is None and time.time() < deadline:
-            time.sleep(0.05)
-        assert proc.poll() is None and mark.exists(), proc.communicate()[1]
-        time.sleep(1.0)
         sent = time.time()
         os.killpg(proc.pid, sig) if group else proc.send_signal(sig)
         _, err = proc.communicate(timeout=60)
         seconds = time.time() - sent
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
+        _kill(proc)
     left = _tagged(tag)
     for _ in range(20):  # processes that are exiting: give them 2 s
         if not left:
@@ -133,6 +147,52 @@ def test_ctrl_c_at_the_terminal_reaches_only_the_main_process(tmp_path):
     assert not left, f"processes outlived the run: {left}"
 
 
+@pytest.mark.slow
+def test_sigterm_stops_a_local_dask_cluster_and_leaves_no_process(tmp_path):
+    options = ("--scheduler", "local", "--workers", "2")
+    status, seconds, err, left = _interrupt(tmp_path, signal.SIGTERM, *options)
+    assert status == 143, err
+    assert seconds < 3, f"took {seconds:.1f} s to stop"
+    _one_line(err, "SIGTERM")  # no log of the cluster's shutdown
+    assert not left, f"processes outlived the run: {left}"
+
+
+@pytest.mark.slow
+def test_a_lost_dask_scheduler_is_one_line(tmp_path):
+    pytest.importorskip("distributed")
+    file = tmp_path / "scheduler.json"
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    python = [sys.executable, "-m"]
+    common = ["--scheduler-file", str(file), "--no-dashboard"]
+    scheduler = subprocess.Popen(
+        [*python, "distributed.cli.dask_scheduler", "--port", "0", *common], **quiet
+    )
+    worker = None
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline and not (file.exists() and file.read_text().endswith("}")):
+            time.sleep(0.1)
+        env = dict(os.environ, SLOW_MARK=str(tmp_path / "mark"), PYTHONPATH=str(ROOT))
+        command = [*python, "distributed.cli.dask_worker", "--nthreads", "1", *common]
+        worker = subprocess.Popen(command, env=env, **quiet)
+        address = json.loads(file.read_text())["address"]
+        proc = _slow_run(tmp_path, "--scheduler", address)
+        try:
+            scheduler.kill()
+            _, err = proc.communicate(timeout=60)
+        finally:
+            _kill(proc)
+    finally:
+        for p in (scheduler, worker):
+            if p is not None:
+                p.kill()
+                p.wait()
+    assert proc.returncode == 1, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f"slow: lost the Dask scheduler {address!r}; 0 of 4 points done")
+
+
 # ------------------------------------------------------------------------------ in process
 
 
@@ -155,7 +215,7 @@ def _depth_measure(point, seed):
 
 
 def test_identical_failures_are_grouped_and_their_tracebacks_logged(tmp_path, capsys):
-    with pytest.raises(PointsFailed) as info:
+    with pytest.raises(RunFailed) as info:
         run_experiment(_experiment(_depth_measure), out=tmp_path, figures=False, progress=False)
     log = tmp_path / "fails" / "errors.log"
     lines = str(info.value).splitlines()
