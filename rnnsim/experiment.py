@@ -122,6 +122,13 @@ class Experiment:
         Measures one grid point; must be deterministic in ``(point, seed)``. The framework adds the
         point's parameters and ``seed`` as the first columns. An experiment with ``tables``
         returns a dict of them instead, table name -> DataFrame, each getting those columns.
+    measure_seeds : callable ``(point: dict, seeds: list[int]) -> list``, optional
+        Measures one grid point for several seeds in one call (say an ensemble of networks, one
+        per seed): one result per seed, in order, each what ``measure(point, seed)`` returns, and
+        equal to it. When given, every executor hands a grid point's pending seeds to one call
+        (Dask and the local processes still distribute the points), and each seed is still
+        cached as a point file of its own, so that a resumed run computes only the seeds it
+        lacks. ``measure`` stays the definition of one seed (``run_point`` calls it).
     figures : callable ``(table) -> dict[str, matplotlib.figure.Figure]``, optional
         Draws the figures from the whole tidy table (the dict of tables, by name, for an
         experiment with ``tables``).
@@ -184,6 +191,7 @@ class Experiment:
     limits: Mapping[str, tuple] | None = None
     captions: Mapping[str, str] | None = None
     theory: Callable[[Any], Any] | None = None
+    measure_seeds: Callable[[dict, list[int]], Sequence] | None = None
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name.isidentifier():
@@ -194,6 +202,8 @@ class Experiment:
             raise TypeError(f"description must be a str, got {type(self.description).__name__}")
         if not callable(self.measure):
             raise TypeError(f"measure must be callable, got {self.measure!r}")
+        if self.measure_seeds is not None and not callable(self.measure_seeds):
+            raise TypeError(f"measure_seeds must be callable or None, got {self.measure_seeds!r}")
         if self.theory is not None and not callable(self.theory):
             raise TypeError(f"theory must be callable or None, got {self.theory!r}")
         _check_grid(self.grid, "grid")
@@ -468,7 +478,31 @@ def _point_tables(experiment: Experiment, point: Mapping, seed: int) -> dict[str
     """Measure one point: its tables by name (`SINGLE` for a single-table experiment), each
     with the point's parameters and ``seed`` as its first columns."""
     result = experiment.measure(dict(point), int(seed))
-    what = f"{experiment.name}.measure"
+    return _tables_of(experiment, result, point, seed, f"{experiment.name}.measure")
+
+
+def _seeds_tables(experiment: Experiment, point: Mapping, seeds: Sequence[int]) -> list[dict]:
+    """Measure one grid point for several seeds in one call of ``experiment.measure_seeds``:
+    for each seed, in order, its tables as `_point_tables` gives them."""
+    seeds = [int(s) for s in seeds]
+    what = f"{experiment.name}.measure_seeds"
+    results = experiment.measure_seeds(dict(point), list(seeds))
+    if (
+        isinstance(results, str | bytes | Mapping | pd.DataFrame)
+        or not isinstance(results, Sequence)
+        or len(results) != len(seeds)
+    ):
+        got = f"{len(results)} results" if isinstance(results, Sequence) else type(results).__name__
+        raise TypeError(
+            f"{what} must return a list with one result per seed ({len(seeds)} for the seeds "
+            f"{seeds}), got {got} for point {dict(point)}"
+        )
+    return [_tables_of(experiment, r, point, s, what) for r, s in zip(results, seeds, strict=True)]
+
+
+def _tables_of(experiment: Experiment, result, point: Mapping, seed: int, what: str) -> dict:
+    """The tables by name of what ``what`` (the measuring function's name) returned for one
+    point and seed, checked, with the parameters and ``seed`` as their first columns."""
     if experiment.tables is None:
         return {SINGLE: _with_params(result, point, seed, what)}
     names = list(experiment.tables)
@@ -815,15 +849,24 @@ def _pending(run: _Run, force: bool) -> list[dict]:
     return todo
 
 
-def _measure_script(source: str, filename: str, name: str, point: dict, seed: int):
+def _measure_script(source: str, filename: str, name: str, point: dict, seed):
     """What a worker computes for one job: the experiment ``name`` rebuilt from its script's
-    ``source`` (once per process), then its point's tables (`_point_tables`)."""
-    return _point_tables(_experiment_from_source(source, filename, name), point, seed)
+    ``source`` (once per process), then its point's tables (`_point_tables`), or with a list of
+    seeds, each seed's (`_seeds_tables`)."""
+    experiment = _experiment_from_source(source, filename, name)
+    if isinstance(seed, list):
+        return _seeds_tables(experiment, point, seed)
+    return _point_tables(experiment, point, seed)
 
 
 def _executor(experiment: Experiment, todo: list[dict], workers, scheduler):
     """The generator of ``(job, tables, seconds, exception)``, in completion order, that runs
-    ``todo`` serially, in local processes or on Dask (`rnnsim.executors.executor`)."""
+    ``todo`` serially, in local processes or on Dask (`rnnsim.executors.executor`).
+
+    For an experiment with ``measure_seeds``, the jobs of one grid point become one call of it
+    (`_seed_groups`), and each seed's tables come back as a job of its own, with an equal share
+    of the call's time.
+    """
     script = []  # the script's source and file name, read once, when a worker needs them
 
     def remote(job):
@@ -832,9 +875,40 @@ def _executor(experiment: Experiment, todo: list[dict], workers, scheduler):
         return _measure_script, (*script, experiment.name, job["point"], job["seed"])
 
     def local(job):
+        if isinstance(job["seed"], list):
+            return _seeds_tables(experiment, job["point"], job["seed"])
         return _point_tables(experiment, job["point"], job["seed"])
 
-    return executors.executor(todo, local, remote, workers, scheduler, experiment.name)
+    name = experiment.name
+    if experiment.measure_seeds is None:
+        return executors.executor(todo, local, remote, workers, scheduler, name)
+    groups = _seed_groups(todo)
+    return _per_seed(executors.executor(groups, local, remote, workers, scheduler, name))
+
+
+def _seed_groups(todo: list[dict]) -> list[dict]:
+    """The jobs of ``todo`` grouped by grid point, in order: one job per point whose ``seed``
+    is the list of its pending seeds and ``jobs`` the jobs it stands for."""
+    groups: dict[int, dict] = {}
+    for job in todo:
+        group = groups.setdefault(job["index"], {**job, "seed": [], "jobs": []})
+        group["seed"].append(job["seed"])
+        group["jobs"].append(job)
+    return list(groups.values())
+
+
+def _per_seed(results):
+    """The results of grouped jobs (`_seed_groups`) as one result per seed's job."""
+    try:
+        for group, tables, seconds, exc in results:
+            n = len(group["jobs"])
+            for i, job in enumerate(group["jobs"]):
+                if exc is not None:
+                    yield job, None, None, exc
+                else:
+                    yield job, tables[i], seconds / n, None
+    finally:
+        results.close()
 
 
 class RunFailed(RuntimeError):
