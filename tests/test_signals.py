@@ -283,6 +283,15 @@ def test_an_interrupted_kernel_is_never_a_failed_point(tmp_path):
     assert info.value.status == 130
     assert str(info.value).startswith("ki: stopped by SIGINT; 1 of 6 points done (cached)")
     assert not (tmp_path / "ki" / "errors.log").exists()
+    # the point finished before the interruption is cached: a rerun computes the other five
+    computed = []
+
+    def measure(point, seed):
+        computed.append(point["a"])
+        return pd.DataFrame({"y": [1.0]})
+
+    table = run_experiment(_experiment(measure, name="ki"), out=tmp_path, progress=False)
+    assert computed == [2, 3, 4, 5, 6] and len(table) == 6
 
 
 def test_is_interrupt_follows_the_cause_and_the_context():
