@@ -14,7 +14,9 @@ the main thread, and every executor stops within a second:
   the signal at once even while a kernel runs (the kernels release the GIL), and abandons the call;
 - local processes: the workers run in process groups of their own (a Ctrl-C at the terminal does
   not reach them), and an interrupted run terminates them instead of waiting for their points;
-- Dask: the cluster is closed, and a ``LocalCluster``'s processes are started with SIGINT blocked.
+- Dask: a ``LocalCluster``'s processes start with SIGINT blocked, and an interrupted run kills
+  them before closing the cluster; a scheduler that goes away ends the run with `SchedulerLost`
+  (one line, not a failure per job).
 
 A KeyboardInterrupt is never reported as a failed job: Numba surfaces one raised during a kernel as
 a SystemError whose ``__cause__`` or ``__context__`` is the KeyboardInterrupt (`is_interrupt`).
@@ -225,7 +227,8 @@ class _Caller:
 
     The waiting main thread takes a signal at once, even while a kernel runs in the helper thread
     (kernels release the GIL); an interrupted caller abandons the call, and the daemon thread
-    ends with the process. Each call runs in a copy of the caller's context variables, with the
+    ends with the process (in a process that goes on, as a notebook does, the abandoned call
+    finishes in the background and its result is dropped). Each call runs in a copy of the caller's context variables, with the
     caller's Numba thread count.
     """
 
