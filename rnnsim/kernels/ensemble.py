@@ -219,37 +219,51 @@ def gather_lanes(data, e0, E, out):
 
 @njit(**JIT, fastmath={"contract"})
 def lanes_matvec(M, h, out):
-    """``out[i] += sum_j h[j] M[j, i]`` in every lane: M (k, m, L), h (k, L), out (m, L).
+    """``out[b, i] += sum_j h[b, j] M[j, i]`` in every lane, for every sample b: M (k, m, L),
+    h (B, k, L), out (B, m, L).
 
-    Four terms at a time, so that ``out`` is loaded and stored once per four products. Views are
-    taken once per four rows of M, never inside the loop over i: each view costs a reference
-    count, which costs more than the arithmetic of a row. Multiply-adds may be fused (FMA)."""
+    Four terms at a time (``out`` loaded and stored once per four products), and each four rows
+    of M used for every sample while they are in the L1 cache. Views are taken only of M, once per
+    four rows (a view costs a reference count, more than a row of arithmetic). Multiply-adds may
+    be fused (FMA)."""
     k, m, L = M.shape
+    B = h.shape[0]
     k4 = k - k % 4
     for j in range(0, k4, 4):
-        h0, h1, h2, h3 = h[j], h[j + 1], h[j + 2], h[j + 3]
         M0, M1, M2, M3 = M[j], M[j + 1], M[j + 2], M[j + 3]
-        for i in range(m):
-            for l in range(L):
-                out[i, l] += (h0[l] * M0[i, l] + h1[l] * M1[i, l]) + (
-                    h2[l] * M2[i, l] + h3[l] * M3[i, l]
-                )
+        for bb in range(B):
+            for i in range(m):
+                for l in range(L):
+                    out[bb, i, l] += (h[bb, j, l] * M0[i, l] + h[bb, j + 1, l] * M1[i, l]) + (
+                        h[bb, j + 2, l] * M2[i, l] + h[bb, j + 3, l] * M3[i, l]
+                    )
     for j in range(k4, k):
-        hj, Mj = h[j], M[j]
-        for i in range(m):
-            for l in range(L):
-                out[i, l] += hj[l] * Mj[i, l]
+        Mj = M[j]
+        for bb in range(B):
+            for i in range(m):
+                for l in range(L):
+                    out[bb, i, l] += h[bb, j, l] * Mj[i, l]
 
 
 @njit(**JIT, fastmath={"contract"})
 def lanes_outer(G, u, v):
-    """``G[i, j] += u[i] v[j]`` in every lane: G (m, k, L), u (m, L), v (k, L)."""
+    """``G[i, j] += sum_b u[b, i] v[b, j]`` in every lane: G (m, k, L), u (B, m, L), v (B, k, L);
+    four samples at a time (G loaded and stored once per four)."""
     m, k, L = G.shape
+    B = u.shape[0]
+    B4 = B - B % 4
     for i in range(m):
-        ui, Gi = u[i], G[i]
-        for j in range(k):
-            for l in range(L):
-                Gi[j, l] += ui[l] * v[j, l]
+        Gi = G[i]
+        for b in range(0, B4, 4):
+            for j in range(k):
+                for l in range(L):
+                    Gi[j, l] += (u[b, i, l] * v[b, j, l] + u[b + 1, i, l] * v[b + 1, j, l]) + (
+                        u[b + 2, i, l] * v[b + 2, j, l] + u[b + 3, i, l] * v[b + 3, j, l]
+                    )
+        for b in range(B4, B):
+            for j in range(k):
+                for l in range(L):
+                    Gi[j, l] += u[b, i, l] * v[b, j, l]
 
 
 @njit(**JIT)
@@ -258,19 +272,25 @@ def lanes_forward(P, xl, H, Y, code):
 
     P = (W, WT, UT, b, V, VT, c) of the block, lane arrays (`to_lanes`) with WT[j, i] = W[i, j]
     and likewise UT, VT; b (n, L), c (d_out, L). xl (T, B, d_in, L) the inputs; H (T+1, B, n, L)
-    with H[0] set, written for t >= 1; Y (T, B, d_out, L) written.
+    with H[0] set, written for t >= 1; Y (T, B, d_out, L) written. Every sample of a step at once.
     """
     _, WT, UT, b, _, VT, c = P
     T, B = xl.shape[:2]
-    a = np.empty(b.shape)
+    A = np.empty(H.shape[1:])
+    n, L = b.shape
+    d_out = c.shape[0]
     for t in range(1, T + 1):
         for bb in range(B):
-            a[:] = b
-            lanes_matvec(UT, xl[t - 1, bb], a)
-            lanes_matvec(WT, H[t - 1, bb], a)
-            activate(code, a.reshape(-1), H[t, bb].reshape(-1))
-            Y[t - 1, bb] = c
-            lanes_matvec(VT, H[t, bb], Y[t - 1, bb])
+            for i in range(n):
+                for l in range(L):
+                    A[bb, i, l] = b[i, l]
+            for o in range(d_out):
+                for l in range(L):
+                    Y[t - 1, bb, o, l] = c[o, l]
+        lanes_matvec(UT, xl[t - 1], A)
+        lanes_matvec(WT, H[t - 1], A)
+        activate(code, A.reshape(-1), H[t].reshape(-1))
+        lanes_matvec(VT, H[t], Y[t - 1])
 
 
 @njit(**JIT)
@@ -297,29 +317,32 @@ def lanes_backward(P, xl, H, dY, code, grads):
     """One block's backpropagation through time, accumulating ``grads`` = (gW (n, n, L),
     gU (n, d_in, L), gb (n, L), gV (d_out, n, L), gc (d_out, L)), zero on entry.
 
-    P, xl and H as in `lanes_forward`; dY (T, B, d_out, L) = dL/dy_t. Per step and sample:
-    ``g = V^T dy_t + W^T da_{t+1}``, ``da_t = g * phi'(a_t)``; the weight gradients take the outer
-    products of ``da_t`` with h_{t-1} and x_t, and of dy_t with h_t.
+    P, xl and H as in `lanes_forward`; dY (T, B, d_out, L) = dL/dy_t. Per step, every sample at
+    once: ``g = V^T dy_t + W^T da_{t+1}``, ``da_t = g * phi'(a_t)``; the weight gradients take the
+    outer products of ``da_t`` with h_{t-1} and x_t, and of dy_t with h_t, summed over samples.
     """
     W, _, _, _, V, _, _ = P
     gW, gU, gb, gV, gc = grads
     T, B = xl.shape[:2]
-    future = np.zeros(H.shape[1:])  # W^T da_{t+1} of each sample, (B, n, L)
-    g = np.empty(H.shape[2:])
-    da = np.empty(H.shape[2:])
+    n, L = gb.shape
+    d_out = gc.shape[0]
+    future = np.zeros(H.shape[1:])  # W^T da_{t+1}, (B, n, L)
+    da = np.empty(H.shape[1:])
     for t in range(T, 0, -1):
+        lanes_matvec(V, dY[t - 1], future)  # future is now g, dL/dh_t
+        times_dphi(code, future.reshape(-1), H[t].reshape(-1), da.reshape(-1))
         for bb in range(B):
-            dy, ht = dY[t - 1, bb], H[t, bb]
-            g[:] = future[bb]
-            lanes_matvec(V, dy, g)
-            times_dphi(code, g.reshape(-1), ht.reshape(-1), da.reshape(-1))
-            gb += da
-            gc += dy
-            lanes_outer(gW, da, H[t - 1, bb])
-            lanes_outer(gU, da, xl[t - 1, bb])
-            lanes_outer(gV, dy, ht)
-            future[bb] = 0.0
-            lanes_matvec(W, da, future[bb])
+            for i in range(n):
+                for l in range(L):
+                    gb[i, l] += da[bb, i, l]
+            for o in range(d_out):
+                for l in range(L):
+                    gc[o, l] += dY[t - 1, bb, o, l]
+        lanes_outer(gW, da, H[t - 1])
+        lanes_outer(gU, da, xl[t - 1])
+        lanes_outer(gV, dY[t - 1], H[t])
+        future[:] = 0.0
+        lanes_matvec(W, da, future)
 
 
 @njit(**JIT)
