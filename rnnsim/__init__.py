@@ -34,9 +34,10 @@ def warmup():
     (`rnnsim.runtime.configure`). Returns the seconds it took.
     """
     from rnnsim import ensemble, jacobians, models
+    from rnnsim.train import warmup as training
 
     runtime.configure()
-    return models.warmup() + jacobians.warmup() + ensemble.warmup()
+    return models.warmup() + jacobians.warmup() + ensemble.warmup() + training()
 
 
 __all__ = [

@@ -747,6 +747,22 @@ def _members(tables):
     return out
 
 
+def warmup():
+    """Compile (or load from Numba's on-disk cache) the update loop's kernels: one model (members
+    one after another) and an ensemble (members in parallel threads), two updates each on a tiny
+    task; returns the seconds it took (`rnnsim.warmup` calls it)."""
+    import time
+
+    from rnnsim.tasks import make
+
+    t0 = time.perf_counter()
+    task = make("adding", 2, variant="le2015")
+    ensemble = Ensemble.random(2, 2, 2, 1)
+    for model in (ensemble[0], ensemble):
+        train(model, task, lr=0.1, steps=2, batch_size=1, eval_every=0, eval_batch=1)
+    return time.perf_counter() - t0
+
+
 def wilson_interval(k, n, level=0.95):
     """Wilson score interval of a binomial proportion k / n.
 
