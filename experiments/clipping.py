@@ -15,10 +15,10 @@ from functools import partial
 import pandas as pd
 from matplotlib import pyplot as plt
 
-from rnnsim import RNN, optim, plots, tasks, train
+from rnnsim import RNN, Ensemble, optim, plots, tasks, train
 from rnnsim.claims import Claim, NotApplicable, Verdict, rows
 from rnnsim.experiment import Experiment, main
-from rnnsim.train import success_rates, wilson_interval
+from rnnsim.train import split_members, success_rates, wilson_interval
 
 KEEP = ["step", "loss", "grad_norm", "grad_norm_clipped", "clipped", "diverged", "error_rate"]
 #: the axes that define one training setting (besides task, T and clip)
@@ -33,18 +33,27 @@ def clip_spec(point: dict):
 
 
 def measure(point: dict, seed: int) -> pd.DataFrame:
+    return measure_seeds(point, [seed])[0]
+
+
+def measure_seeds(point: dict, seeds: list) -> list:
+    """The runs of ``seeds`` at one grid point, trained at once as one ensemble (each member's
+    table is the single run's with its seed, bit for bit)."""
     task = tasks.make(point["task"], point["T"], variant="pascanu2013")
-    model = RNN.random(
-        task.d_in, point["n_hidden"], task.d_out, init="gaussian", gain=point["gain"], seed=seed
-    )
+    models = [
+        RNN.random(
+            task.d_in, point["n_hidden"], task.d_out, init="gaussian", gain=point["gain"], seed=seed
+        )
+        for seed in seeds
+    ]
     _, log = train(
-        model,
+        Ensemble(models),
         task,
         optimizer=point["optimizer"],
         lr=point["lr"],
         clip=clip_spec(point),
         steps=point["updates"],
-        seed=seed,
+        seed=list(seeds),
         batch_size=point["batch_size"],
         eval_every=100,
         eval_batch=500,
@@ -52,10 +61,10 @@ def measure(point: dict, seed: int) -> pd.DataFrame:
         progress=False,
     )
     # the run's outcome on every row: solved (confirmed success) replaces the per-step column
-    out = log[KEEP].copy()
-    out["solved"] = bool(log.attrs["solved"])
-    out["run_diverged"] = bool(log.attrs["diverged"])
-    return out
+    return [
+        log[KEEP].assign(solved=bool(log.attrs["solved"]), run_diverged=bool(log.attrs["diverged"]))
+        for log in split_members(log)
+    ]
 
 
 def summary(table: pd.DataFrame) -> pd.DataFrame:

@@ -16,10 +16,10 @@ from functools import partial
 import numpy as np
 import pandas as pd
 
-from rnnsim import RNN, optim, plots, tasks, train
+from rnnsim import RNN, Ensemble, optim, plots, tasks, train
 from rnnsim.claims import Claim, NotApplicable, Verdict, rows
 from rnnsim.experiment import Experiment, main
-from rnnsim.train import wilson_interval
+from rnnsim.train import split_members, wilson_interval
 
 MODELS = {
     "irnn": ("relu", "identity"),
@@ -31,36 +31,48 @@ KNOBS = ["lr", "clip_norm", "gain", "n_hidden", "batch_size", "updates", "optimi
 
 
 def measure(point: dict, seed: int) -> pd.DataFrame:
+    return measure_seeds(point, [seed])[0]
+
+
+def measure_seeds(point: dict, seeds: list) -> list:
+    """The runs of ``seeds`` at one grid point, trained at once as one ensemble (each member's
+    table is the single run's with its seed, bit for bit)."""
     task = tasks.make("adding", point["T"], variant="le2015")
     activation, init = MODELS[point["model"]]
-    model = RNN.random(
-        task.d_in,
-        point["n_hidden"],
-        task.d_out,
-        activation=activation,
-        init=init,
-        gain=point["gain"],
-        seed=seed,
-    )
-    _, df = train(
-        model,
+    models = [
+        RNN.random(
+            task.d_in,
+            point["n_hidden"],
+            task.d_out,
+            activation=activation,
+            init=init,
+            gain=point["gain"],
+            seed=seed,
+        )
+        for seed in seeds
+    ]
+    _, log = train(
+        Ensemble(models),
         task,
         optimizer=point["optimizer"],
         lr=point["lr"],
         clip=("norm", point["clip_norm"]),
         steps=point["updates"],
-        seed=seed,
+        seed=list(seeds),
         batch_size=point["batch_size"],
         eval_every=100,
         eval_batch=500,
         progress=False,
     )
-    return df[["step", "loss", "grad_norm", "clipped", "diverged", "eval_loss"]].assign(
-        loss_over_chance=df.loss / task.baseline,
-        eval_over_chance=df.eval_loss / task.baseline,
-        solved=df.attrs["solved"],
-        run_diverged=df.attrs["diverged"],
-    )
+    return [
+        df[["step", "loss", "grad_norm", "clipped", "diverged", "eval_loss"]].assign(
+            loss_over_chance=df.loss / task.baseline,
+            eval_over_chance=df.eval_loss / task.baseline,
+            solved=df.attrs["solved"],
+            run_diverged=df.attrs["diverged"],
+        )
+        for df in split_members(log)
+    ]
 
 
 def summary(table: pd.DataFrame) -> pd.DataFrame:

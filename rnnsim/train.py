@@ -29,7 +29,7 @@ from rnnsim.models import LOSSES, RNN, Model
 from rnnsim.tasks import Task
 from rnnsim.validation import describe, generator, positive_float, positive_int, require_columns
 
-__all__ = ["train", "evaluate", "success_rates", "wilson_interval"]
+__all__ = ["train", "evaluate", "split_members", "success_rates", "wilson_interval"]
 
 
 def evaluate(model, task, n, rng, *, chunk=1000):
@@ -744,6 +744,28 @@ def _members(tables):
         table.insert(0, "member", m)
     out = pd.concat(tables, ignore_index=True)
     out.attrs = {key: [t.attrs[key] for t in tables] for key in tables[0].attrs}
+    return out
+
+
+def split_members(table):
+    """An ensemble's `train` table as one table per member, each as a single-model run returns
+    it (no ``member`` column, its own ``attrs``).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        `train`'s table of an `rnnsim.Ensemble` (a ``member`` column, ``attrs`` by member).
+
+    Returns
+    -------
+    list of pandas.DataFrame, member 0 first.
+    """
+    require_columns("table", table, ["member"], "train(ensemble, ...)")
+    out = []
+    for m, rows in table.groupby("member", sort=True):
+        rows = rows.drop(columns="member").reset_index(drop=True)
+        rows.attrs = {key: values[m] for key, values in table.attrs.items()}
+        out.append(rows)
     return out
 
 

@@ -12,7 +12,7 @@ from rnnsim import RNN, tasks
 from rnnsim.ensemble import Ensemble
 from rnnsim.kernels import train as kt
 from rnnsim.optim import OPTIMIZERS, Optimizer
-from rnnsim.train import train
+from rnnsim.train import split_members, train
 
 train_module = importlib.import_module("rnnsim.train")  # the module (rnnsim.train is the function)
 
@@ -151,11 +151,10 @@ def assert_members_are_single_runs(ensemble, task, seeds, **kw):
     """Train ``ensemble`` at once and each member alone; assert equal tables and parameters."""
     final, table = train(ensemble, task, seed=seeds, **kw)
     assert table.columns[0] == "member" and isinstance(final, Ensemble)
-    for e, seed in enumerate(seeds):
+    for e, (seed, got) in enumerate(zip(seeds, split_members(table), strict=True)):
         model, alone = train(ensemble[e], task, seed=seed, **kw)
-        got = table[table["member"] == e].drop(columns="member").reset_index(drop=True)
         pd.testing.assert_frame_equal(got, alone, check_exact=True)
-        assert {k: v[e] for k, v in table.attrs.items()} == alone.attrs
+        assert got.attrs == alone.attrs
         np.testing.assert_array_equal(final[e].params_vector(), model.params_vector())
     return table
 
