@@ -314,6 +314,7 @@ EXPERIMENT = Experiment(
         "updates": [600],
     },
     measure=measure,
+    measure_seeds=measure_seeds,
     figures=figures,
     summary=summary,
     seeds=10,

@@ -203,6 +203,7 @@ EXPERIMENT = Experiment(
     },
     quick={"T": [100], "model": list(MODELS)},
     measure=measure,
+    measure_seeds=measure_seeds,
     figures=figures,
     summary=summary,
     seeds=5,
