@@ -14,6 +14,7 @@ the main thread, and every executor stops within a second:
   the signal at once even while a kernel runs (the kernels release the GIL), and abandons the call;
 - local processes: the workers run in process groups of their own (a Ctrl-C at the terminal does
   not reach them), and an interrupted run terminates them instead of waiting for their points;
+  on Linux they die with the run even when it is killed with SIGKILL;
 - Dask: a ``LocalCluster``'s processes start with SIGINT blocked, and an interrupted run kills
   them before closing the cluster; a scheduler that goes away ends the run with `SchedulerLost`
   (one line, not a failure per job).
@@ -158,9 +159,24 @@ def _set_threads(threads: int | None) -> None:
         pass
 
 
-def _worker_init(threads: int) -> None:
-    """Initializer of local worker processes: leave the terminal's process group and ignore
-    SIGINT (the parent stops the workers), then size the BLAS and Numba thread pools."""
+def _die_with(parent: int) -> None:
+    """Have Linux kill this process when ``parent`` (the process that started it) dies, even by
+    SIGKILL (``prctl(PR_SET_PDEATHSIG)``); exit at once if it is already gone. Elsewhere
+    nothing: a worker whose parent was killed ends when it next asks for a job."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        with suppress(OSError, AttributeError):  # a C library without prctl
+            ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def _worker_init(threads: int, parent: int) -> None:
+    """Initializer of local worker processes: die with the ``parent`` process, leave the
+    terminal's process group and ignore SIGINT (the parent stops the workers), then size the
+    BLAS and Numba thread pools."""
+    _die_with(parent)
     os.setpgid(0, 0)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
@@ -292,7 +308,7 @@ def _run_processes(jobs, remote, workers):
                 max_workers=workers,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_worker_init,
-                initargs=(threads,),
+                initargs=(threads, os.getpid()),
             )
             futures = {pool.submit(point_task, *remote(j), threads): j for j in jobs}
         for fut in as_completed(futures):

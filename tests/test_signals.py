@@ -139,6 +139,14 @@ def test_sigterm_stops_local_workers_and_leaves_no_process(tmp_path):
     assert not left, f"processes outlived the run: {left}"
 
 
+def test_workers_die_with_a_run_killed_by_sigkill(tmp_path):
+    if not sys.platform.startswith("linux"):
+        pytest.skip("PR_SET_PDEATHSIG is Linux's")
+    status, _, _, left = _interrupt(tmp_path, signal.SIGKILL, "--workers", "2")
+    assert status == -signal.SIGKILL
+    assert not left, f"processes outlived the run: {left}"
+
+
 def test_ctrl_c_at_the_terminal_reaches_only_the_main_process(tmp_path):
     status, seconds, err, left = _interrupt(tmp_path, signal.SIGINT, "--workers", "2", group=True)
     assert status == 130, err
