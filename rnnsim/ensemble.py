@@ -286,7 +286,7 @@ class Ensemble:
         -----
         Member e's loss and gradient equal ``ens[e].loss_and_grad``: bit for bit, or to rounding
         when many small members run side by side in SIMD lanes (at least
-        `rnnsim.kernels.ensemble.LANES` members, none larger than ``LANES_MAX_SIDE``). A member whose
+        `rnnsim.kernels.ensemble.LANES` small members; see ``use_lanes`` there). A member whose
         values overflow float64 gets inf or nan and a RuntimeWarning names it; the others are
         computed as if it were not there.
         """

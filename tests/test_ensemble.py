@@ -53,7 +53,8 @@ def pick(a, e, per_member):
 def assert_members_equal_single(ens, x, target, loss, h0, per_x, per_t, per_h):
     """Loss and gradients of every member: bit for bit those of the single model, or at RTOL when
     the members run in SIMD lanes."""
-    lanes = use_lanes(len(ens), ens.n_hidden, ens.n_in, ens.n_out)
+    T, B = np.shape(x)[-3:-1]
+    lanes = use_lanes(len(ens), T, B, ens.n_hidden, ens.n_in, ens.n_out)
     same = assert_close if lanes else np.testing.assert_array_equal
     losses, grads = ens.loss_and_grad(x, target, loss, h0)
     assert losses.shape == (len(ens),) and grads["W"].shape == (
@@ -77,7 +78,8 @@ def test_members_equal_the_single_model(loss, per_member, E, rng):
     """Members over threads (E = 4) and in SIMD lanes (a full block and a part-filled one)."""
     T, B = 7, 3
     ens = Ensemble(members(E))
-    assert use_lanes(E, 5, 2, 3) == (E > LANES)
+    assert use_lanes(E, T, B, 5, 2, 3) == (E > LANES)
+    assert not use_lanes(E, 10_000, 100, 5, 2, 3)  # a block's states would not fit
     assert split_members(E, T, B, 5, 2, 3) == (THREADS > 1)
     front = (E,) if per_member else ()
     x = rng.normal(size=(*front, T, B, 2))

@@ -6,10 +6,10 @@ x (1 or E, T, B, d_in), h0 (1 or E, B, n), targets (1 or E, ...). `member_index`
 
 Two ways to run the members, chosen per call:
 
-- Many small members (`use_lanes`: at least LANES of them, n, d_in, d_out <= LANES_MAX_SIDE) run
-  side by side, one member per SIMD lane (`lanes_loss_grad`): blocks of LANES members split over
-  threads, every product a loop over the lanes, so that one vector instruction serves several
-  members and small products cost no call. The sums run in another order than the single
+- Many small members (`use_lanes`: at least LANES of them, n, d_in, d_out <= LANES_MAX_SIDE,
+  (T+1) B n <= LANES_MAX_STATES) run side by side, one member per SIMD lane (`lanes_loss_grad`):
+  blocks of LANES members split over threads, every product a loop over the lanes, so that one
+  vector instruction serves several members and small products cost no call. The sums run in another order than the single
   model's: a member agrees with the single RNN to rounding.
 - Otherwise each member runs the single-model kernels of `rnnsim.kernels.rnn` unchanged, and
   gives the numbers of the RNN made of its parameters bit for bit. With at least one member per
@@ -146,7 +146,7 @@ def ensemble_loss_grad(W, U, b, V, c, x, h0, code, target, labels, loss_code):
     E, n, d_in = U.shape
     _, T, B, _ = x.shape
     d_out = V.shape[1]
-    if use_lanes(E, n, d_in, d_out):
+    if use_lanes(E, T, B, n, d_in, d_out):
         return lanes_loss_grad(W, U, b, V, c, x, h0, code, target, labels, loss_code)
     out = (
         np.empty(E), np.empty((E, n, n)), np.empty((E, n, d_in)), np.empty((E, n)),
@@ -175,12 +175,17 @@ LANES = 32
 # long enough for the single-model kernels.
 LANES_MAX_SIDE = 32
 
+# ... and with at most this many state values (T+1) B n each: a block keeps LANES members'
+# states for the backward pass (16 MB at this bound), where the single-model kernels keep one.
+LANES_MAX_STATES = 1 << 16
+
 
 @njit(**JIT)
-def use_lanes(E, n, d_in, d_out):
+def use_lanes(E, T, B, n, d_in, d_out):
     """True when the members run in lanes (`lanes_loss_grad`): at least one full block of
-    LANES members, each small enough for the lanes to pay."""
-    return E >= LANES and max(n, d_in, d_out) <= LANES_MAX_SIDE
+    LANES members, each small enough for the lanes to pay and to hold a block's states."""
+    small = max(n, d_in, d_out) <= LANES_MAX_SIDE and (T + 1) * B * n <= LANES_MAX_STATES
+    return E >= LANES and small
 
 
 @njit(**JIT)
