@@ -135,7 +135,8 @@ def train(
         From `rnnsim.tasks.make`; its ``loss`` is the training loss.
     optimizer : str or `rnnsim.optim.Optimizer`
         ``sgd``, ``momentum``, ``nesterov``, ``rmsprop`` or ``adam`` (or a ready optimiser, whose
-        own lr, clip and schedule are then used, and whose state the run advances).
+        own lr, clip and schedule are then used, and whose state a single model's run advances;
+        an ensemble's members each start from a copy of that state).
     lr : float
         Base learning rate.
     clip : None, ("norm", threshold) or ("value", threshold)
