@@ -23,9 +23,13 @@ def test_kernel_threads_stays_within_numba_setting_and_cores():
 
 
 def test_single_threaded_blas_restores_numba_threads():
+    """Inside, barrier kernels get the policy's count and independent pieces the caller's."""
     threads = numba.get_num_threads()
     with blas.single_threaded_blas():
         assert 1 <= numba.get_num_threads() <= threads
+        assert blas.kernel_threads(barriers=False) == min(threads, blas.THREADS)
+        with blas.single_threaded_blas():
+            assert blas.kernel_threads(barriers=False) == min(threads, blas.THREADS)
     assert numba.get_num_threads() == threads
 
 

@@ -11,10 +11,11 @@ thousand times longer than a single-threaded one. `single_threaded_blas` limits 
 kernel call, and by `parallel_map`) lives here only. A parallel region waits for its slowest
 thread, and a kernel that steps through hundreds of regions (one per layer or step) loses a whole
 scheduler time slice whenever one of its threads shares a core with another busy process: beside
-one busy process the two-thread kernels ran 3 to 20 times slower than alone. So a call uses only
-the cores that no other process is running on at that moment (never fewer than one); the chunks
-of a ``prange`` then run one after another on the threads there are, with the same arithmetic, so
-the results do not depend on the choice.
+one busy process the two-thread kernels ran 3 to 20 times slower than alone. So such a call uses
+only the cores that no other process is running on at that moment (never fewer than one); the
+chunks of a ``prange`` then run one after another on the threads there are, with the same
+arithmetic, so the results do not depend on the choice. Independent pieces handed out one at a
+time (`parallel_map`) keep every thread: none waits for another.
 """
 
 import os
@@ -101,14 +102,20 @@ def busy_elsewhere():
     return _BUSY[1]
 
 
-def kernel_threads():
+def kernel_threads(barriers=True):
     """The thread policy (module docstring): the threads a kernel call may use now, at most
-    Numba's setting (``numba.set_num_threads``; 1 in the workers of a parallel experiment) and
-    the cores that no other process is running on, at least one."""
-    limit = numba.get_num_threads()
-    if limit <= 1:
-        return 1
+    Numba's setting as the caller left it (``numba.set_num_threads``; 1 in the workers of a
+    parallel experiment). Kernels whose threads wait for each other (``barriers``) take only the
+    cores that no other process is running on, at least one; independent pieces that each thread
+    takes in turn (`parallel_map`) take every core allowed, since a slow thread there delays
+    only its own piece, and the scheduler shares a busy core between threads, not processes."""
+    limit = getattr(_CALLER, "threads", None) or numba.get_num_threads()
+    if limit <= 1 or not barriers:
+        return max(1, min(limit, THREADS))
     return max(1, min(limit, THREADS - busy_elsewhere()))
+
+
+_CALLER = threading.local()  # Numba's thread setting outside `single_threaded_blas`
 
 
 @contextmanager
@@ -122,12 +129,15 @@ def single_threaded_blas():
     lib = numba_blas()
     threads = 1 if lib is None else lib.num_threads
     numba_threads = numba.get_num_threads()
+    outer = getattr(_CALLER, "threads", None)
     if threads > 1:
         lib.set_num_threads(1)
     numba.set_num_threads(kernel_threads())
+    _CALLER.threads = outer or numba_threads
     try:
         yield
     finally:
+        _CALLER.threads = outer
         numba.set_num_threads(numba_threads)
         if threads > 1:
             lib.set_num_threads(threads)
@@ -146,7 +156,7 @@ def parallel_map(fn, items):
     layer: no thread waits for another until the last piece.
     """
     items = list(items)
-    workers = min(kernel_threads(), len(items))
+    workers = min(kernel_threads(barriers=False), len(items))
     if workers <= 1:
         return [fn(*item) for item in items]
     with _POOL_LOCK:
