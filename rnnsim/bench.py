@@ -222,7 +222,7 @@ def parts_suite(quick, repeats):
     from rnnsim import RNN
     from rnnsim.kernels import activations as act
     from rnnsim.kernels import rnn as K
-    from rnnsim.kernels.blas import at_b
+    from rnnsim.kernels.blas import at_b, single_threaded_blas
 
     n, B, T = 32, 1, 1000
     rng = np.random.default_rng(0)
@@ -252,7 +252,8 @@ def parts_suite(quick, repeats):
         "whole public call (RNN.loss_and_grad)": lambda: model.loss_and_grad(x, target),
     }  # fmt: skip
     reps = max(repeats, 101)  # sub-millisecond calls: many are cheap and steady the median
-    rows = [row("parts", case, fn, None, reps, n=n, B=B, T=T) for case, fn in parts.items()]
+    with single_threaded_blas():  # the kernels as the public calls run them (thread policy)
+        rows = [row("parts", case, fn, None, reps, n=n, B=B, T=T) for case, fn in parts.items()]
     chain = sum(r["rnnsim_ms"] for r in rows[:3])
     case = "serial chain: sum of the three above"
     rows.insert(3, {"suite": "parts", "case": case, "n": n, "B": B, "T": T, "rnnsim_ms": chain})

@@ -14,7 +14,7 @@ import numpy as np
 
 from rnnsim import init as initialisers
 from rnnsim.kernels.activations import ACTIVATIONS
-from rnnsim.kernels.blas import single_threaded_blas
+from rnnsim.kernels.blas import policy_blas, single_threaded_blas
 from rnnsim.kernels.mlp import mlp_forward, mlp_loss_grad, state_offsets
 from rnnsim.kernels.rnn import rnn_forward, rnn_loss_grad
 from rnnsim.validation import (
@@ -667,7 +667,8 @@ class MLP:
 
         x, target = self._kernel_batch(x, target, loss, h0)
         v = float_array("v", v, ndim=1, shape=(self.n_params,))
-        return mlp_hvp(self.flat, self.widths, self.d_out, self.act_code, x, target, v)[2]
+        with policy_blas():  # one large product at a time: BLAS's threads
+            return mlp_hvp(self.flat, self.widths, self.d_out, self.act_code, x, target, v)[2]
 
     def hvp_operator(self, x, target, loss=None, h0=None):
         """``v -> H v`` (n_params,) -> (n_params,) on one batch, equal to `hvp`; the forward and
@@ -681,7 +682,8 @@ class MLP:
 
         def hvp(v):
             v = float_array("v", v, ndim=1, shape=(P,))
-            return mlp_hvp_apply(flat, widths, d_out, act, x, target, Hbuf, Gbuf, v)
+            with policy_blas():
+                return mlp_hvp_apply(flat, widths, d_out, act, x, target, Hbuf, Gbuf, v)
 
         return hvp
 

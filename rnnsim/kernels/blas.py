@@ -8,7 +8,8 @@ thousand times longer than a single-threaded one. `single_threaded_blas` limits 
 (the one Numba calls) for the duration of a call; NumPy's is left alone.
 
 **The thread policy** (`kernel_threads`, applied by `single_threaded_blas` around every threaded
-kernel call, and by `parallel_map`) lives here only. A parallel region waits for its slowest
+kernel call, by `policy_blas` around kernels that leave the threads to BLAS, and by
+`parallel_map`) lives here only. A parallel region waits for its slowest
 thread, and a kernel that steps through hundreds of regions (one per layer or step) loses a whole
 scheduler time slice whenever one of its threads shares a core with another busy process: beside
 one busy process the two-thread kernels ran 3 to 20 times slower than alone. So such a call uses
@@ -141,6 +142,24 @@ def single_threaded_blas():
         numba.set_num_threads(numba_threads)
         if threads > 1:
             lib.set_num_threads(threads)
+
+
+@contextmanager
+def policy_blas():
+    """Run the enclosed calls of kernels that make one large product at a time (and so keep the
+    multi-threaded BLAS) with Numba's BLAS at `kernel_threads` threads, then restore it: a
+    product split over two threads waits for both, as a parallel region does."""
+    lib = numba_blas()
+    threads = 1 if lib is None else lib.num_threads
+    want = min(threads, kernel_threads())
+    if want == threads:
+        yield
+        return
+    lib.set_num_threads(want)
+    try:
+        yield
+    finally:
+        lib.set_num_threads(threads)
 
 
 _POOL = []
