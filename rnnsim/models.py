@@ -649,9 +649,10 @@ class MLP:
 
     def _loss_grad(self, x, target):
         """Loss, flat gradient and flat dL/dh buffer for validated kernel arrays."""
-        value, grad, Hbuf, Gbuf = mlp_loss_grad(
-            self.flat, self.widths, self.d_out, self.act_code, x, target
-        )
+        with policy_blas():  # one large product at a time: BLAS's threads
+            value, grad, Hbuf, Gbuf = mlp_loss_grad(
+                self.flat, self.widths, self.d_out, self.act_code, x, target
+            )
         finite = _warn_if_overflowed(Hbuf, "a layer state")
         adjoints = split_states(Gbuf, self.widths, x.shape[0])
         _warn_if_gradient_overflowed([grad], adjoints, "layer", finite)
@@ -678,7 +679,8 @@ class MLP:
         x, target = self._kernel_batch(x, target, loss, h0)
         flat, widths, d_out, act = self.flat, self.widths, self.d_out, self.act_code
         P = self.n_params
-        _, _, Hbuf, Gbuf = mlp_loss_grad(flat, widths, d_out, act, x, target)
+        with policy_blas():
+            _, _, Hbuf, Gbuf = mlp_loss_grad(flat, widths, d_out, act, x, target)
 
         def hvp(v):
             v = float_array("v", v, ndim=1, shape=(P,))
