@@ -672,14 +672,7 @@ def _stopped(rec, g):
 
 _FIRST_COLUMNS = [
     "step",
-    "loss",
-    "grad_norm",
-    "grad_norm_clipped",
-    "clipped",
-    "lr_step",
-    "param_norm",
-    "diverged",
-    "grad_finite",
+    *_kt.RECORDS,
     "eval_loss",
     "error_rate",
     "accuracy",
