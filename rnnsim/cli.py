@@ -24,6 +24,7 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
+from rnnsim import executors
 from rnnsim.experiment import (
     RunFailed,
     UsageError,
@@ -377,7 +378,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"rnnsim: error: {exc}", file=sys.stderr)
         return 2
     except (KeyboardInterrupt, RunFailed) as exc:  # one line, no traceback
-        return stopped_status(exc)
+        status = stopped_status(exc)
+        executors.exit_if_abandoned(status)
+        return status
     except BrokenPipeError:  # e.g. `rnnsim list | head`: stop quietly
         import os
 

@@ -48,6 +48,7 @@ __all__ = [
     "point_task",
     "progress",
     "stop_on_signals",
+    "exit_if_abandoned",
     "THREAD_ENV_VARS",
 ]
 
@@ -276,6 +277,22 @@ class _Caller:
 
     def close(self):
         self._calls.put(None)
+
+
+def exit_if_abandoned(status: int) -> None:
+    """End the process now with ``status`` when a serial run abandoned a call that still runs.
+
+    For command-line entry points after an interruption: shutting the interpreter down while a
+    kernel runs in the daemon thread can crash it (a segfault after the run's one-line message,
+    seen in CI), and a stopped command has nothing left to do. Streams are flushed first.
+    """
+    serial = [t for t in threading.enumerate() if t.name == "rnnsim-serial"]
+    for thread in serial:  # an idle thread ends as soon as it reads close()'s None
+        thread.join(0.2)
+    if any(thread.is_alive() for thread in serial):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
 
 
 def _run_serial(jobs, local):

@@ -1516,7 +1516,9 @@ def main(experiment: Experiment, argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         parser.exit(2, f"{parser.prog}: error: {exc}\n")
     except (KeyboardInterrupt, RunFailed) as exc:
-        parser.exit(stopped_status(exc))
+        status = stopped_status(exc)
+        executors.exit_if_abandoned(status)
+        parser.exit(status)
     from rnnsim.report import write_report  # the page follows the runs, as after `rnnsim run`
 
     print(f"report written to {write_report(args.out)}")
