@@ -15,7 +15,7 @@ from functools import partial
 import pandas as pd
 from matplotlib import pyplot as plt
 
-from rnnsim import RNN, Ensemble, optim, plots, tasks, train
+from rnnsim import Ensemble, optim, plots, tasks, train
 from rnnsim.claims import Claim, NotApplicable, Verdict, rows
 from rnnsim.experiment import Experiment, main
 from rnnsim.train import split_members, success_rates, wilson_interval
@@ -40,14 +40,17 @@ def measure_seeds(point: dict, seeds: list) -> list:
     """The runs of ``seeds`` at one grid point, trained at once as one ensemble (each member's
     table is the single run's with its seed, bit for bit)."""
     task = tasks.make(point["task"], point["T"], variant="pascanu2013")
-    models = [
-        RNN.random(
-            task.d_in, point["n_hidden"], task.d_out, init="gaussian", gain=point["gain"], seed=seed
-        )
-        for seed in seeds
-    ]
+    ensemble = Ensemble.random(
+        len(seeds),
+        task.d_in,
+        point["n_hidden"],
+        task.d_out,
+        init="gaussian",
+        gains=point["gain"],
+        seeds=seeds,
+    )
     _, log = train(
-        Ensemble(models),
+        ensemble,
         task,
         optimizer=point["optimizer"],
         lr=point["lr"],

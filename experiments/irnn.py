@@ -16,7 +16,7 @@ from functools import partial
 import numpy as np
 import pandas as pd
 
-from rnnsim import RNN, Ensemble, optim, plots, tasks, train
+from rnnsim import Ensemble, optim, plots, tasks, train
 from rnnsim.claims import Claim, NotApplicable, Verdict, rows
 from rnnsim.experiment import Experiment, main
 from rnnsim.train import split_members, wilson_interval
@@ -39,20 +39,18 @@ def measure_seeds(point: dict, seeds: list) -> list:
     table is the single run's with its seed, bit for bit)."""
     task = tasks.make("adding", point["T"], variant="le2015")
     activation, init = MODELS[point["model"]]
-    models = [
-        RNN.random(
-            task.d_in,
-            point["n_hidden"],
-            task.d_out,
-            activation=activation,
-            init=init,
-            gain=point["gain"],
-            seed=seed,
-        )
-        for seed in seeds
-    ]
+    ensemble = Ensemble.random(
+        len(seeds),
+        task.d_in,
+        point["n_hidden"],
+        task.d_out,
+        activation=activation,
+        init=init,
+        gains=point["gain"],
+        seeds=seeds,
+    )
     _, log = train(
-        Ensemble(models),
+        ensemble,
         task,
         optimizer=point["optimizer"],
         lr=point["lr"],
